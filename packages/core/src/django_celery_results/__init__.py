@@ -1,0 +1,22 @@
+"""Celery result backends for Django: task and group results in Django's database or cache."""
+
+from typing import NamedTuple
+
+__version__ = "3.0.0"
+__homepage__ = "https://github.com/celery/django-celery-results"
+__docformat__ = "restructuredtext"
+
+
+class version_info_t(NamedTuple):  # noqa: N801 - upstream's public name
+    """The parts of ``__version__``, as upstream exposes them."""
+
+    major: int
+    minor: int
+    micro: int
+    releaselevel: str
+    serial: str
+
+
+VERSION = version_info = version_info_t(3, 0, 0, "", "")
+
+__all__: list[str] = []

@@ -1,0 +1,393 @@
+"""Celery database backend (``django-db``): results in Django's database, through its driver."""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from celery import maybe_signature, states
+from celery.backends.base import BaseDictBackend, get_current_task
+from celery.exceptions import ChordError
+from celery.result import AsyncResult, GroupResult, allow_join_result, result_from_tuple
+from celery.utils.log import get_logger
+from celery.utils.serialization import b64decode, b64encode
+from django.db import DatabaseError, connections
+from django.utils import timezone
+from kombu.exceptions import DecodeError
+
+from ..drivers import BaseDriver, TaskRow, driver_for_model, get_driver
+from ..models import ChordCounter, TaskResult
+from ..models import GroupResult as GroupResultModel
+from ..retry import with_retry
+
+logger = get_logger(__name__)
+
+
+class InvalidTaskId(ValueError):
+    """A task or group id does not fit the id column."""
+
+
+class DatabaseBackend(BaseDictBackend):  # type: ignore[misc]
+    """The Django database backend, using models to store task state."""
+
+    TaskModel = TaskResult
+    GroupModel = GroupResultModel
+    subpolling_interval = 0.5
+    #: Group joins read every pending result in one query per poll (see :meth:`get_many`).
+    supports_native_join = True
+
+    # -- drivers -------------------------------------------------------------------------
+
+    def _driver(self, model: type[Any], using: str | None = None, write: bool = True) -> BaseDriver:
+        if using:
+            return get_driver(connections[using])
+        return driver_for_model(model, write=write)
+
+    def exception_safe_to_retry(self, exc: BaseException) -> bool:
+        """Return True for errors the result database's driver calls transient.
+
+        Used by Celery's own retry (``result_backend_always_retry``), on top of ours. The
+        connection of that database (not always ``default``) is closed before the retry.
+        """
+        driver = self._driver(self.TaskModel)
+        if not driver.ops.is_transient_error(exc):
+            return False
+        with contextlib.suppress(DatabaseError):
+            driver.connection.close()
+        return True
+
+    # -- encoding ------------------------------------------------------------------------
+
+    def encode_content(self, data: Any) -> tuple[str, str, str]:
+        """Serialize ``data``; binary payloads are base64 so every column holds text."""
+        content_type, content_encoding, content = self._encode(data)
+        if content_encoding == "binary":
+            content = b64encode(content)
+        return content_type, content_encoding, content
+
+    def decode_content(self, obj: Any, content: str | None) -> Any:
+        """Deserialize a column of ``obj`` written by :meth:`encode_content`."""
+        if content:
+            if obj.content_encoding == "binary":
+                content = b64decode(content)
+            return self.decode(content)
+        return None
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def _get_extended_properties(self, request: Any, traceback: str | None) -> dict[str, Any]:
+        """Return the ``result_extended`` columns: name, args, kwargs, worker, periodic name."""
+        extended_props: dict[str, Any] = {
+            "periodic_task_name": None,
+            "task_args": None,
+            "task_kwargs": None,
+            "task_name": None,
+            "worker": None,
+        }
+        if request and self.app.conf.find_value_for_key("extended", "result"):
+            # Protocol 2 sends reprs (argsrepr/kwargsrepr); protocol 1 only the values.
+            task_args = getattr(request, "argsrepr", None)
+            if task_args is None:
+                task_args = getattr(request, "args", None)
+            task_kwargs = getattr(request, "kwargsrepr", None)
+            if task_kwargs is None:
+                task_kwargs = getattr(request, "kwargs", None)
+            if task_args is not None:
+                _, _, task_args = self.encode_content(task_args)
+            if task_kwargs is not None:
+                _, _, task_kwargs = self.encode_content(task_kwargs)
+            extended_props.update(
+                periodic_task_name=getattr(request, "periodic_task_name", None),
+                task_args=task_args,
+                task_kwargs=task_kwargs,
+                task_name=getattr(request, "task", None),
+                worker=getattr(request, "hostname", None),
+            )
+        return extended_props
+
+    def _get_meta_from_request(self, request: Any = None) -> dict[str, Any]:
+        """Return ``request.meta``: arbitrary data a task injects into its stored meta."""
+        request = request or getattr(get_current_task(), "request", None)
+        return getattr(request, "meta", None) or {}
+
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str | None = None,
+        traceback: str | None = None,
+        request: Any = None,
+        using: str | None = None,
+        *,
+        status: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Store return value and state of a task.
+
+        Celery passes the state by position (5.7.0 and older) or as ``state=`` (later);
+        upstream called it ``status=``. All three work.
+        """
+        state = state if state is not None else status
+        if state is None:
+            raise TypeError("_store_result() needs the task's state (state=…)")
+        check_id_length(task_id, self.TaskModel, "task_id")
+        content_type, content_encoding, encoded = self.encode_content(result)
+        meta = {
+            **self._get_meta_from_request(request),
+            "children": self.current_task_children(request),
+        }
+        _, _, encoded_meta = self.encode_content(meta)
+        happened = timezone.now()
+        extended = fit_descriptive_columns(self._get_extended_properties(request, traceback))
+        row = TaskRow(
+            task_id=task_id,
+            status=state,
+            content_type=content_type,
+            content_encoding=content_encoding,
+            result=encoded,
+            traceback=traceback,
+            meta=encoded_meta,
+            date_done=happened,
+            date_started=happened if state == states.STARTED else None,
+            **extended,
+        )
+        driver = self._driver(self.TaskModel, using)
+        with_retry(driver, driver.ops.store_task_results, [row])
+        return encoded
+
+    def _meta_from_row(self, obj: TaskResult) -> dict[str, Any]:
+        """Turn a stored row into Celery's result meta (upstream's keys and decoding)."""
+        res = obj.as_dict()
+        meta = self.decode_content(obj, res.pop("meta", None)) or {}
+        result = self.decode_content(obj, res.get("result"))
+        task_args = res.get("task_args")
+        task_kwargs = res.get("task_kwargs")
+        try:
+            task_args = self.decode_content(obj, task_args)
+            task_kwargs = self.decode_content(obj, task_kwargs)
+        except (DecodeError, binascii.Error):
+            pass  # rows written before 2.0 hold str(args), not an encoding
+        # the right names are args/kwargs, not task_args/task_kwargs: keep both
+        res.update(
+            meta,
+            result=result,
+            task_args=task_args,
+            task_kwargs=task_kwargs,
+            args=task_args,
+            kwargs=task_kwargs,
+        )
+        return self.meta_from_decoded(res)  # type: ignore[no-any-return]
+
+    def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
+        """Get task metadata for a task by id (PENDING when there is no row)."""
+        driver = self._driver(self.TaskModel, write=False)
+        obj = with_retry(driver, driver.ops.get_task_results, [task_id]).get(task_id)
+        if obj is None:
+            manager = self.TaskModel._default_manager
+            if manager._last_id == task_id:
+                manager.warn_if_repeatable_read()
+            manager._last_id = task_id
+            obj = self.TaskModel(task_id=task_id)
+        return self._meta_from_row(obj)
+
+    def get_many(
+        self,
+        task_ids: Iterable[str],
+        timeout: float | None = None,
+        interval: float = 0.5,
+        no_ack: bool = True,
+        on_message: Any = None,
+        on_interval: Any = None,
+        max_iterations: int | None = None,
+        READY_STATES: frozenset[str] = states.READY_STATES,  # noqa: N803 - Celery's name
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(task_id, meta)`` as tasks finish, reading all pending ids per poll.
+
+        This is what ``GroupResult.join_native()`` and chord callbacks use: one query per
+        poll for the whole group, instead of one per task.
+        """
+        interval = 0.5 if interval is None else interval
+        pending = set(task_ids)
+        for task_id in list(pending):
+            cached = self._cache.get(task_id)
+            if cached is not None and cached["status"] in READY_STATES:
+                pending.discard(task_id)
+                yield task_id, cached
+        driver = self._driver(self.TaskModel, write=False)
+        iterations = 0
+        elapsed = 0.0
+        while pending:
+            rows = with_retry(driver, driver.ops.get_task_results, sorted(pending))
+            for task_id, obj in rows.items():
+                if obj.status not in READY_STATES:
+                    continue
+                meta = self._meta_from_row(obj)
+                self._cache[task_id] = meta
+                pending.discard(task_id)
+                if on_message is not None:
+                    on_message(meta)
+                yield task_id, meta
+            if not pending:
+                break
+            if timeout is not None and elapsed >= timeout:
+                raise TimeoutError(f"Operation timed out ({timeout})")
+            if on_interval:
+                on_interval()
+            nap = interval if timeout is None else min(interval, timeout - elapsed)
+            time.sleep(nap)
+            elapsed += nap
+            iterations += 1
+            if max_iterations and iterations >= max_iterations:
+                break
+
+    def _forget(self, task_id: str) -> None:
+        driver = self._driver(self.TaskModel)
+        with_retry(driver, driver.ops.delete_task_result, task_id)
+
+    def cleanup(self) -> None:
+        """Delete expired results; ``result_expires`` of ``None`` or 0 keeps everything."""
+        if not self.expires:
+            return
+        self.TaskModel._default_manager.delete_expired(self.expires)
+        self.GroupModel._default_manager.delete_expired(self.expires)
+
+    # -- groups --------------------------------------------------------------------------
+
+    def _restore_group(self, group_id: str) -> dict[str, Any]:
+        """Return the stored group meta; its ``result`` is ``None`` when there is none."""
+        driver = self._driver(self.GroupModel, write=False)
+        obj = with_retry(driver, driver.ops.get_group_result, group_id)
+        if obj is None:
+            obj = self.GroupModel(group_id=group_id)
+        res = obj.as_dict()
+        decoded_result = self.decode_content(obj, res["result"])
+        res["result"] = result_from_tuple(decoded_result, app=self.app) if decoded_result else None
+        return res
+
+    def _save_group(
+        self, group_id: str, result: Any = None, group_result: Any = None
+    ) -> Any:
+        """Store a group: Celery passes it by position, as ``result=``, or (upstream) ``group_result=``."""
+        group_result = result if result is not None else group_result
+        check_id_length(group_id, self.GroupModel, "group_id")
+        content_type, content_encoding, encoded = self.encode_content(group_result.as_tuple())
+        driver = self._driver(self.GroupModel)
+        with_retry(
+            driver, driver.ops.store_group_result, group_id, content_type, content_encoding, encoded
+        )
+        return group_result
+
+    def _delete_group(self, group_id: str) -> None:
+        driver = self._driver(self.GroupModel)
+        with_retry(driver, driver.ops.delete_group_result, group_id)
+
+    # -- chords --------------------------------------------------------------------------
+
+    def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
+        """Add a ChordCounter with the expected number of results."""
+        if isinstance(header_result_args, GroupResult):
+            header_result = header_result_args  # Celery < 5.1
+        else:
+            header_result = self.app.GroupResult(*header_result_args)
+        results = [r.as_tuple() for r in header_result]
+        chord_size = body.get("chord_size", None) or len(results)
+        driver = self._driver(ChordCounter)
+        with_retry(
+            driver,
+            driver.ops.create_chord_counter,
+            header_result.id,
+            json.dumps(results),
+            chord_size,
+        )
+
+    def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
+        """Count a finished header task; the part that completes the chord fires the callback.
+
+        The counter never goes below zero, and the callback fires only when every header
+        result is ready and this call deleted the counter, so it fires exactly once even
+        when a header task runs twice.
+        """
+        tid, gid = request.id, request.group
+        if not gid or not tid:
+            return
+        driver = self._driver(ChordCounter)
+        remaining = with_retry(driver, driver.ops.chord_part_return, gid)
+        if remaining is None:
+            logger.warning("Can't find ChordCounter for Group %s", gid)
+            return
+        if remaining > 0:
+            return
+        sub_tasks = with_retry(driver, driver.ops.get_chord_sub_tasks, gid)
+        if sub_tasks is None:
+            return  # another part fired the callback
+        deps = GroupResult(
+            gid, [result_from_tuple(r, app=self.app) for r in json.loads(sub_tasks)], app=self.app
+        )
+        if not self._all_ready(deps):
+            # A header task ran twice and counted twice: the last real part fires.
+            logger.info("Chord %s counted down, but not all header tasks are ready yet.", gid)
+            return
+        if with_retry(driver, driver.ops.claim_chord, gid):
+            callback = maybe_signature(request.chord, app=self.app)
+            trigger_callback(app=self.app, callback=callback, group_result=deps)
+
+    def _all_ready(self, deps: GroupResult) -> bool:
+        """Return True when every header result is in a ready state (one query)."""
+        if not all(isinstance(r, AsyncResult) and not r.children for r in deps.results):
+            return bool(deps.ready())
+        ids = [r.id for r in deps.results]
+        driver = self._driver(self.TaskModel, write=False)
+        rows = with_retry(driver, driver.ops.get_task_results, ids)
+        return all(
+            task_id in rows and rows[task_id].status in states.READY_STATES for task_id in ids
+        )
+
+
+def check_id_length(value: str, model: type[Any], field: str) -> None:
+    """Refuse an empty id, or one longer than its column, with a message that says why."""
+    if not value or not isinstance(value, str):
+        raise InvalidTaskId(f"{field} must be a non-empty string, not {value!r}.")
+    max_length = model._meta.get_field(field).max_length
+    if len(value) > max_length:
+        raise InvalidTaskId(
+            f"{field} {value[:40]!r}… is {len(value)} characters, but the {field} column "
+            f"holds {max_length}. Use shorter ids, or raise "
+            "DJANGO_CELERY_RESULTS_TASK_ID_MAX_LENGTH and migrate the column."
+        )
+
+
+def fit_descriptive_columns(props: dict[str, Any]) -> dict[str, Any]:
+    """Cut worker and task names to their columns: a long hostname must not lose a result."""
+    for name in ("task_name", "worker", "periodic_task_name"):
+        value = props.get(name)
+        if isinstance(value, str):
+            props[name] = value[: TaskResult._meta.get_field(name).max_length]
+    return props
+
+
+def trigger_callback(app: Any, callback: Any, group_result: GroupResult) -> None:
+    """Add the callback to the queue or mark the callback as failed.
+
+    Implementation borrowed from ``celery.app.builtins.unlock_chord``.
+    """
+    j = group_result.join_native if group_result.supports_native_join else group_result.join
+    try:
+        with allow_join_result():
+            ret = j(timeout=app.conf.result_chord_join_timeout, propagate=True)
+    except Exception as exc:
+        # Celery's own report only sees cached results, and result_cache_max is off by
+        # default, so ask each result (this is the failure path; it may cost a query each).
+        culprit = next((r for r in group_result.results if r.failed()), None)
+        reason = repr(exc) if culprit is None else f"Dependency {culprit.id} raised {exc!r}"
+        logger.exception("Chord %r raised: %r", group_result.id, exc)
+        app.backend.chord_error_from_stack(callback, ChordError(reason))
+    else:
+        try:
+            callback.delay(ret)
+        except Exception as exc:
+            logger.exception("Chord %r raised: %r", group_result.id, exc)
+            app.backend.chord_error_from_stack(callback, exc=ChordError(f"Callback error: {exc!r}"))

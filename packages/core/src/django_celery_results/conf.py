@@ -1,0 +1,92 @@
+"""The ``DJANGO_CELERY_RESULTS`` settings dict: defaults, types and validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.conf import settings
+
+SETTING_NAME = "DJANGO_CELERY_RESULTS"
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Our keys of the ``DJANGO_CELERY_RESULTS`` dict, with their defaults.
+
+    Every key is documented in ``docs/settings.md``.
+    """
+
+    #: Let the admin edit stored results (upstream's key).
+    ALLOW_EDITS: bool = False
+    #: Vendor names (``connection.vendor``) whose driver is not loaded; the generic one serves.
+    DISABLED_DRIVERS: tuple[str, ...] = ()
+    #: How many times a write or read is retried after a transient database error.
+    MAX_RETRIES: int = 5
+    #: First pause before a retry, in seconds; it doubles with every attempt.
+    RETRY_BACKOFF: float = 0.05
+    #: Longest pause between two retries, in seconds.
+    RETRY_BACKOFF_MAX: float = 2.0
+    #: Rows deleted per transaction by ``cleanup`` and ``delete_expired``.
+    CLEANUP_BATCH_SIZE: int = 10_000
+
+
+#: What each key accepts, as (types, description) for the error messages.
+_EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
+    "ALLOW_EDITS": ((bool,), "True or False"),
+    "DISABLED_DRIVERS": ((list, tuple), "a list of vendor names such as ['mysql']"),
+    "MAX_RETRIES": ((int,), "a whole number >= 0"),
+    "RETRY_BACKOFF": ((int, float), "a number of seconds > 0"),
+    "RETRY_BACKOFF_MAX": ((int, float), "a number of seconds > 0"),
+    "CLEANUP_BATCH_SIZE": ((int,), "a whole number > 0"),
+}
+_MINIMUM = {"MAX_RETRIES": 0, "CLEANUP_BATCH_SIZE": 1}
+_POSITIVE = {"RETRY_BACKOFF", "RETRY_BACKOFF_MAX"}
+
+
+def raw_settings() -> dict[str, Any]:
+    """Return the user's ``DJANGO_CELERY_RESULTS`` dict (empty when unset)."""
+    value = getattr(settings, SETTING_NAME, None)
+    return value if isinstance(value, dict) else {}
+
+
+def validate(raw: Any) -> list[str]:
+    """Return one message per problem in a ``DJANGO_CELERY_RESULTS`` value."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [f"{SETTING_NAME} must be a dict, not {type(raw).__name__}."]
+    problems = []
+    for key, value in raw.items():
+        if key not in _EXPECTED:
+            known = ", ".join(sorted(_EXPECTED))
+            problems.append(f"{SETTING_NAME}[{key!r}] is not a known key. Known keys: {known}.")
+            continue
+        types, description = _EXPECTED[key]
+        wrong_type = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+        if wrong_type:
+            problems.append(
+                f"{SETTING_NAME}[{key!r}] must be {description}, "
+                f"not {value!r} ({type(value).__name__})."
+            )
+        elif key in _MINIMUM and value < _MINIMUM[key]:
+            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
+        elif key in _POSITIVE and value <= 0:
+            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
+        elif key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value):
+            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
+    return problems
+
+
+def app_settings() -> AppSettings:
+    """Return the validated settings; invalid or unknown keys keep their defaults.
+
+    The system check reports them (``manage.py check``), so a typo never stops a worker.
+    """
+    raw = raw_settings()
+    valid = {}
+    for field in fields(AppSettings):
+        if field.name in raw and not validate({field.name: raw[field.name]}):
+            value = raw[field.name]
+            valid[field.name] = tuple(value) if field.name == "DISABLED_DRIVERS" else value
+    return AppSettings(**valid)

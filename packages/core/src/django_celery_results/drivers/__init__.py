@@ -1,0 +1,36 @@
+"""Database drivers: what a driver author imports, and how core finds a driver.
+
+A driver package provides a :class:`BaseDriver` subclass for one database vendor and
+registers it from a ``hooks`` module named by an entry point of group
+``django_celery_results.drivers``::
+
+    # django_celery_results_postgres/hooks.py
+    from django_celery_results.drivers import hookimpl
+
+    from .driver import PostgresDriver
+
+
+    @hookimpl
+    def register_drivers(register):
+        register(PostgresDriver)
+
+See ``docs/writing-a-driver.md``.
+"""
+
+from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
+from .generic import GenericDriver, GenericFeatures, GenericOperations
+from .hookspecs import hookimpl
+from .manager import driver_for_model, get_driver
+
+__all__ = [
+    "BaseDriver",
+    "BaseFeatures",
+    "BaseOperations",
+    "GenericDriver",
+    "GenericFeatures",
+    "GenericOperations",
+    "TaskRow",
+    "driver_for_model",
+    "get_driver",
+    "hookimpl",
+]

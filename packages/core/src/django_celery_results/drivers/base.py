@@ -1,0 +1,221 @@
+"""The driver contract: ``BaseDriver`` ties a vendor to its features and operations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+    from ..models import GroupResult, TaskResult
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One state change of one task, as it is written to the ``TaskResult`` table.
+
+    Every column is already encoded as the backend stores it (text, base64 for binary).
+    """
+
+    task_id: str
+    status: str
+    content_type: str
+    content_encoding: str
+    result: str | None
+    #: When this state happened; stored as ``date_done`` (upstream's "last update").
+    date_done: datetime
+    traceback: str | None = None
+    meta: str | None = None
+    periodic_task_name: str | None = None
+    task_name: str | None = None
+    task_args: str | None = None
+    task_kwargs: str | None = None
+    worker: str | None = None
+    #: Set on STARTED writes; a stored ``date_started`` is never replaced.
+    date_started: datetime | None = None
+
+    #: Columns a write replaces on an existing row (all but the id and the dates).
+    REPLACED: ClassVar[tuple[str, ...]] = (
+        "status",
+        "content_type",
+        "content_encoding",
+        "result",
+        "traceback",
+        "meta",
+        "periodic_task_name",
+        "task_name",
+        "task_args",
+        "task_kwargs",
+        "worker",
+    )
+
+    #: Descriptive columns a write without them (``None``) leaves as stored, so a write
+    #: made without the task's request (a manual ``store_result``) keeps its name and args.
+    KEPT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
+        {"periodic_task_name", "task_name", "task_args", "task_kwargs", "worker"}
+    )
+
+    def replaced_values(self) -> dict[str, Any]:
+        """Return the columns this write replaces on an existing row, by name."""
+        values = {name: getattr(self, name) for name in self.REPLACED}
+        return {
+            name: value
+            for name, value in values.items()
+            if value is not None or name not in self.KEPT_WHEN_NONE
+        }
+
+    def columns(self) -> dict[str, Any]:
+        """Return every column of a new row, by name."""
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        values["date_created"] = self.date_done
+        return values
+
+
+class BaseFeatures:
+    """What a driver's database can do; core and the conformance suite read these flags.
+
+    Each flag answers a question. Vendor classes override only what differs.
+    """
+
+    #: Does ``store_task_results`` write a row in one statement that applies the state
+    #: precedence rule itself (no read before the write)?
+    supports_single_statement_upsert = False
+    #: Does ``store_task_results`` write many rows in one statement?
+    supports_multi_row_upsert = False
+    #: Does ``chord_part_return`` decrement and read the counter in one statement?
+    supports_atomic_chord_decrement = False
+    #: Do writers in several processes share the database (False for in-memory SQLite)?
+    supports_concurrent_processes = True
+
+    def __init__(self, driver: BaseDriver) -> None:
+        self.driver = driver
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        """The driver's connection, for flags that depend on the server."""
+        return self.driver.connection
+
+
+class BaseOperations:
+    """The database operations of the result backend; a driver overrides what it speeds up.
+
+    Each method runs on the driver's database alias, in autocommit mode unless the caller
+    opened a transaction. Writes must be idempotent: core retries them after a transient
+    error. :class:`~django_celery_results.drivers.GenericOperations` implements all of them
+    with the ORM; a vendor driver usually subclasses it.
+    """
+
+    def __init__(self, driver: BaseDriver) -> None:
+        self.driver = driver
+
+    @property
+    def alias(self) -> str:
+        """The Django database alias the operations run on."""
+        return self.driver.alias
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        """The calling thread's connection to the alias."""
+        return self.driver.connection
+
+    def store_task_results(self, rows: Sequence[TaskRow]) -> None:
+        """Insert or update one row per item, in order, applying the state precedence rule.
+
+        A row whose stored state may not be overwritten (``states.may_overwrite``) is left
+        untouched. ``date_created`` is set on insert only; ``date_started`` is kept once
+        set. Concurrent writers of the same task id never raise ``IntegrityError``.
+        """
+        raise NotImplementedError("a driver must provide store_task_results()")
+
+    def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
+        """Return the stored rows of ``task_ids`` by task id; missing ids are absent."""
+        raise NotImplementedError("a driver must provide get_task_results()")
+
+    def delete_task_result(self, task_id: str) -> None:
+        """Delete the row of ``task_id``, if there is one."""
+        raise NotImplementedError("a driver must provide delete_task_result()")
+
+    def store_group_result(
+        self, group_id: str, content_type: str, content_encoding: str, result: str | None
+    ) -> None:
+        """Insert or replace the row of ``group_id``."""
+        raise NotImplementedError("a driver must provide store_group_result()")
+
+    def get_group_result(self, group_id: str) -> GroupResult | None:
+        """Return the stored row of ``group_id``, or ``None``."""
+        raise NotImplementedError("a driver must provide get_group_result()")
+
+    def delete_group_result(self, group_id: str) -> None:
+        """Delete the row of ``group_id``, if there is one."""
+        raise NotImplementedError("a driver must provide delete_group_result()")
+
+    def create_chord_counter(self, group_id: str, sub_tasks: str, count: int) -> None:
+        """Create the counter of a chord whose header has ``count`` parts."""
+        raise NotImplementedError("a driver must provide create_chord_counter()")
+
+    def chord_part_return(self, group_id: str) -> int | None:
+        """Decrement the chord's counter, never below zero, and return what remains.
+
+        Returns ``None`` when there is no counter (an unknown chord, or one already fired).
+        """
+        raise NotImplementedError("a driver must provide chord_part_return()")
+
+    def get_chord_sub_tasks(self, group_id: str) -> str | None:
+        """Return the chord's JSON list of header result tuples, or ``None``."""
+        raise NotImplementedError("a driver must provide get_chord_sub_tasks()")
+
+    def claim_chord(self, group_id: str) -> bool:
+        """Delete the chord's counter; return True only to the one caller that deleted it.
+
+        The caller that wins fires the chord's callback, so it fires exactly once.
+        """
+        raise NotImplementedError("a driver must provide claim_chord()")
+
+    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+        """Delete rows of ``model`` whose ``date_done`` is before ``cutoff``; return how many.
+
+        Deletes in chunks of ``batch_size`` rows, each in its own short transaction, so
+        workers writing meanwhile are never blocked for long.
+        """
+        raise NotImplementedError("a driver must provide delete_expired()")
+
+    def is_transient_error(self, exc: BaseException) -> bool:
+        """Return True when ``exc`` means "reconnect and retry" on this database."""
+        return False
+
+    def uses_repeatable_read(self) -> bool:
+        """Return True when the connection's isolation level keeps pollers in old snapshots."""
+        return False
+
+
+class BaseDriver:
+    """A database driver: the vendor it serves, its features and its operations.
+
+    One instance serves one Django database alias, like Django's ``DatabaseWrapper``.
+    """
+
+    #: Django's ``connection.vendor`` this driver serves, e.g. ``"postgresql"``.
+    vendor: ClassVar[str] = ""
+    #: A short name for the system check and logs.
+    display_name: ClassVar[str] = ""
+    features_class: ClassVar[type[BaseFeatures]] = BaseFeatures
+    ops_class: ClassVar[type[BaseOperations]] = BaseOperations
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.features = self.features_class(self)
+        self.ops = self.ops_class(self)
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        """The calling thread's connection to the alias (Django keeps one per thread)."""
+        return connections[self.alias]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} vendor={self.vendor!r} alias={self.alias!r}>"

@@ -1,0 +1,235 @@
+"""The generic driver: every operation with the portable ORM, for SQLite and unknown vendors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from datetime import datetime
+from typing import TYPE_CHECKING, ContextManager
+
+from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, F, Model, Value
+from django.db.models.functions import Coalesce
+from django.db.utils import InterfaceError, OperationalError, ProgrammingError
+from django.utils import timezone
+
+from ..states import overwritable_q
+from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
+
+if TYPE_CHECKING:
+    from ..models import GroupResult, TaskResult
+
+#: Parts of error messages that mean the database will accept the same statement again
+#: soon: a lock or conflict that went away, or a connection that must be reopened. The
+#: generic driver cannot know every vendor's error codes, so it reads the message; a
+#: vendor driver checks codes instead.
+TRANSIENT_MESSAGES = (
+    "database is locked",  # SQLite: another connection holds the write lock
+    "database table is locked",  # SQLite shared cache
+    "deadlock",  # PostgreSQL 40P01, MySQL 1213
+    "could not serialize access",  # PostgreSQL 40001
+    "lock wait timeout",  # MySQL 1205
+    "server has gone away",  # MySQL 2006
+    "lost connection",  # MySQL 2013
+    "connection already closed",  # Django, psycopg
+    "the connection is closed",  # psycopg 3
+    "server closed the connection",  # libpq
+    "terminating connection",  # PostgreSQL admin shutdown / pg_terminate_backend
+    "connection reset",
+    "cannot operate on a closed database",  # SQLite
+)
+
+#: Ids per query when reading many rows: below every database's parameter limit.
+READ_CHUNK = 900
+
+
+class GenericFeatures(BaseFeatures):
+    """Features of the ORM implementation: nothing beyond the portable minimum."""
+
+    @property
+    def supports_concurrent_processes(self) -> bool:  # type: ignore[override]
+        """An in-memory SQLite database is private to one process."""
+        is_in_memory_db = getattr(self.connection, "is_in_memory_db", None)
+        return not (is_in_memory_db and is_in_memory_db())
+
+
+class GenericOperations(BaseOperations):
+    """Portable ORM implementations of every operation.
+
+    Writes are single statements in autocommit mode (update first, insert if missing), so
+    they never hold a lock while reading; that is what keeps SQLite's "database is locked"
+    away under concurrent writers.
+    """
+
+    def __init__(self, driver: BaseDriver) -> None:
+        super().__init__(driver)
+        from ..models import ChordCounter, GroupResult, TaskResult
+
+        self.TaskResult = TaskResult
+        self.GroupResult = GroupResult
+        self.ChordCounter = ChordCounter
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def store_task_results(self, rows: Sequence[TaskRow]) -> None:
+        """Write each row with an UPDATE guarded by the precedence rule, or an INSERT."""
+        for row in rows:
+            self._store_task_row(row)
+
+    def _store_task_row(self, row: TaskRow) -> None:
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        changes = row.replaced_values()
+        changes["date_done"] = row.date_done
+        if row.date_started is not None:
+            changes["date_started"] = Coalesce(
+                F("date_started"), Value(row.date_started, output_field=DateTimeField())
+            )
+        target = manager.filter(task_id=row.task_id).filter(overwritable_q(row.status))
+        if target.update(**changes):
+            return
+        try:
+            with self._savepoint():
+                self._insert(self.TaskResult, self.TaskResult(**row.columns()))
+        except IntegrityError:
+            # Another writer inserted the row since our update: let precedence decide.
+            target.update(**changes)
+
+    def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
+        """Read the rows in chunks of :data:`READ_CHUNK` ids, one query per chunk."""
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        found: dict[str, TaskResult] = {}
+        ids = list(dict.fromkeys(task_ids))
+        for start in range(0, len(ids), READ_CHUNK):
+            chunk = ids[start : start + READ_CHUNK]
+            found.update((r.task_id, r) for r in manager.filter(task_id__in=chunk).order_by())
+        return found
+
+    def delete_task_result(self, task_id: str) -> None:
+        """Delete through the ORM, so the user's foreign keys to results are honoured."""
+        self.TaskResult._default_manager.db_manager(self.alias).filter(task_id=task_id).delete()
+
+    # -- groups --------------------------------------------------------------------------
+
+    def store_group_result(
+        self, group_id: str, content_type: str, content_encoding: str, result: str | None
+    ) -> None:
+        """Update the row, or insert it when missing (a racing insert turns into an update)."""
+        manager = self.GroupResult._default_manager.db_manager(self.alias)
+        changes = {
+            "content_type": content_type,
+            "content_encoding": content_encoding,
+            "result": result,
+        }
+        target = manager.filter(group_id=group_id)
+        if target.update(date_done=timezone.now(), **changes):
+            return
+        try:
+            with self._savepoint():
+                manager.create(group_id=group_id, **changes)
+        except IntegrityError:
+            target.update(date_done=timezone.now(), **changes)
+
+    def get_group_result(self, group_id: str) -> GroupResult | None:
+        """Return the row of ``group_id`` or ``None``."""
+        manager = self.GroupResult._default_manager.db_manager(self.alias)
+        return manager.filter(group_id=group_id).order_by().first()
+
+    def delete_group_result(self, group_id: str) -> None:
+        """Delete the row of ``group_id``, if there is one."""
+        self.GroupResult._default_manager.db_manager(self.alias).filter(group_id=group_id).delete()
+
+    # -- chords --------------------------------------------------------------------------
+
+    def create_chord_counter(self, group_id: str, sub_tasks: str, count: int) -> None:
+        """Create the counter; a chord applied twice starts its count again."""
+        counters = self.ChordCounter._default_manager.db_manager(self.alias)
+        try:
+            with self._savepoint():
+                counters.create(group_id=group_id, sub_tasks=sub_tasks, count=count)
+        except IntegrityError:
+            counters.filter(group_id=group_id).update(sub_tasks=sub_tasks, count=count)
+
+    def chord_part_return(self, group_id: str) -> int | None:
+        """Decrement with one UPDATE, then read the count back."""
+        counters = self.ChordCounter._default_manager.db_manager(self.alias)
+        counter = counters.filter(group_id=group_id)
+        counter.filter(count__gt=0).update(count=F("count") - 1)
+        return counter.order_by().values_list("count", flat=True).first()
+
+    def get_chord_sub_tasks(self, group_id: str) -> str | None:
+        """Return the chord's JSON list of header result tuples, or ``None``."""
+        counters = self.ChordCounter._default_manager.db_manager(self.alias)
+        return counters.filter(group_id=group_id).order_by().values_list("sub_tasks", flat=True).first()
+
+    def claim_chord(self, group_id: str) -> bool:
+        """Delete the counter; the database lets exactly one DELETE see the row."""
+        counters = self.ChordCounter._default_manager.db_manager(self.alias)
+        deleted, _ = counters.filter(group_id=group_id).delete()
+        return deleted > 0
+
+    # -- cleanup -------------------------------------------------------------------------
+
+    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+        """Delete oldest first, one chunk per transaction, through the ORM's collector."""
+        manager = model._default_manager.db_manager(self.alias)
+        expired = manager.filter(date_done__lt=cutoff).order_by("date_done")
+        sliced_subqueries = self.connection.features.allow_sliced_subqueries_with_in
+        total = 0
+        while True:
+            with transaction.atomic(using=self.alias):
+                if sliced_subqueries:
+                    chunk = expired.values("pk")[:batch_size]
+                    deleted, _ = manager.filter(pk__in=chunk).delete()
+                else:
+                    # MySQL cannot use LIMIT inside IN (…): fetch the ids first.
+                    ids = list(expired.values_list("pk", flat=True)[:batch_size])
+                    deleted, _ = manager.filter(pk__in=ids).delete() if ids else (0, {})
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    # -- errors --------------------------------------------------------------------------
+
+    def is_transient_error(self, exc: BaseException) -> bool:
+        """Recognise dropped connections, locks and conflicts by Django's error classes."""
+        if isinstance(exc, InterfaceError):
+            return True
+        if isinstance(exc, OperationalError | ProgrammingError):
+            # SQLite reports a closed connection as a ProgrammingError.
+            message = str(exc).lower()
+            return any(part in message for part in TRANSIENT_MESSAGES)
+        return False
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _savepoint(self) -> ContextManager[object]:
+        """A savepoint inside the caller's transaction, so an IntegrityError can be undone.
+
+        In autocommit mode a failed INSERT leaves nothing to undo, and skipping the
+        transaction keeps SQLite from holding a lock across two statements.
+        """
+        if self.connection.in_atomic_block:
+            return transaction.atomic(using=self.alias)
+        return nullcontext()
+
+    def _insert(self, model: type[Model], obj: Model) -> None:
+        """Insert ``obj`` as given, without ``auto_now`` replacing our timestamps.
+
+        ``raw=True`` is what ``Model.save_base`` passes for fixtures: the field values are
+        written as they are, so ``date_done`` is the time the state happened.
+        """
+        fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
+        model._default_manager.db_manager(self.alias)._insert(  # type: ignore[attr-defined]
+            [obj], fields=fields, using=self.alias, raw=True
+        )
+
+
+class GenericDriver(BaseDriver):
+    """The driver used when no driver is registered for a database's vendor."""
+
+    vendor = "generic"
+    display_name = "generic ORM driver"
+    features_class = GenericFeatures
+    ops_class = GenericOperations
+
+

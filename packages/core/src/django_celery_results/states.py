@@ -1,0 +1,88 @@
+"""State precedence: which stored state a new state may overwrite.
+
+The rule (DESIGN §6): once a row is SUCCESS nothing overwrites it, and a terminal state
+(SUCCESS, FAILURE, REVOKED) is never overwritten by a non-terminal one, however late or
+duplicated the write. PENDING, written when a task is sent, never overwrites anything
+but PENDING. Everything else may move freely between non-terminal states (STARTED,
+RETRY, RECEIVED, custom progress states), and FAILURE and REVOKED may replace each
+other or be replaced by SUCCESS (a redelivered task that succeeds after all).
+
+Each state has a rank; a write is applied when the stored rank is not higher than the
+new one, and never over SUCCESS. Drivers express the same rule in SQL with
+:func:`rank_case_sql`, so the check happens inside the write statement itself.
+"""
+
+from collections.abc import Iterable
+
+from celery import states
+from django.db.models import Q
+
+PENDING = states.PENDING
+SUCCESS = states.SUCCESS
+#: States after which a task never runs again (Celery's READY_STATES).
+TERMINAL_STATES = frozenset(states.READY_STATES)
+
+#: Rank of the states that are not plain "in progress" (rank 1).
+_RANKS = {PENDING: 0, states.FAILURE: 2, states.REVOKED: 2, SUCCESS: 3}
+IN_PROGRESS_RANK = 1
+
+
+def rank(state: str) -> int:
+    """Return the precedence rank of ``state``: higher ranks are closer to final."""
+    return _RANKS.get(state, IN_PROGRESS_RANK)
+
+
+def may_overwrite(stored: str, new: str) -> bool:
+    """Return True when a row in state ``stored`` may be overwritten by state ``new``."""
+    return stored != SUCCESS and rank(stored) <= rank(new)
+
+
+def is_terminal(state: str) -> bool:
+    """Return True for SUCCESS, FAILURE and REVOKED."""
+    return state in TERMINAL_STATES
+
+
+def overwritable_q(new: str, field: str = "status") -> Q:
+    """Return a filter that matches the stored rows ``new`` may overwrite."""
+    new_rank = rank(new)
+    if new_rank == 0:
+        return Q(**{field: PENDING})
+    if new_rank == IN_PROGRESS_RANK:
+        return ~Q(**{f"{field}__in": sorted(TERMINAL_STATES)})
+    return ~Q(**{field: SUCCESS})
+
+
+def rank_case_sql(column: str) -> tuple[str, list[str | int]]:
+    """Return ``CASE`` SQL (and its parameters) computing the rank of ``column``.
+
+    For drivers that write the precedence test into their upsert statement.
+    """
+    whens: list[str] = []
+    params: list[str | int] = []
+    for state, r in sorted(_RANKS.items()):
+        whens.append("WHEN %s THEN %s")
+        params.extend([state, r])
+    sql = f"CASE {column} {' '.join(whens)} ELSE %s END"
+    params.append(IN_PROGRESS_RANK)
+    return sql, params
+
+
+def final_state(writes: Iterable[str], initial: str | None = None) -> str | None:
+    """Return the state a row ends in after ``writes`` are applied in order."""
+    stored = initial
+    for state in writes:
+        if stored is None or may_overwrite(stored, state):
+            stored = state
+    return stored
+
+
+__all__ = [
+    "IN_PROGRESS_RANK",
+    "TERMINAL_STATES",
+    "final_state",
+    "is_terminal",
+    "may_overwrite",
+    "overwritable_q",
+    "rank",
+    "rank_case_sql",
+]

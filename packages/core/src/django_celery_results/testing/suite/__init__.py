@@ -1,0 +1,10 @@
+"""The conformance suite: import everything into a driver's test module with ``import *``."""
+
+from .test_chords import *
+from .test_cleanup import *
+from .test_concurrency import *
+from .test_groups import *
+from .test_reads import *
+from .test_state_precedence import *
+from .test_store_result import *
+from .test_transient_errors import *

@@ -1,0 +1,57 @@
+"""Small helpers shared by the suite's modules."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery.app.task import Context
+from django.utils import timezone
+
+from ...drivers import TaskRow
+from ...models import TaskResult
+
+
+def new_id() -> str:
+    """Return a fresh task id."""
+    return str(uuid.uuid4())
+
+
+def row(task_id: str, status: str, **columns: Any) -> TaskRow:
+    """Return a JSON-encoded ``TaskRow`` whose result names its state."""
+    values: dict[str, Any] = {
+        "task_id": task_id,
+        "status": status,
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "result": f'"{status}"',
+        "date_done": timezone.now(),
+    }
+    values.update(columns)
+    return TaskRow(**values)
+
+
+def request(task_id: str, **fields: Any) -> Context:
+    """Return a worker request for ``task_id`` as Celery passes it to the backend."""
+    values: dict[str, Any] = {
+        "id": task_id,
+        "task": "tests.add",
+        "args": [1, 2],
+        "kwargs": {"z": 3},
+        "argsrepr": "(1, 2)",
+        "kwargsrepr": "{'z': 3}",
+        "hostname": "celery@conformance",
+        "delivery_info": {"routing_key": "celery"},
+    }
+    values.update(fields)
+    return Context(values)
+
+
+def stored(task_id: str) -> TaskResult:
+    """Return the stored row of ``task_id`` (from the alias under test)."""
+    return TaskResult.objects.get(task_id=task_id)
+
+
+def status_of(task_id: str) -> str:
+    """Return the stored state of ``task_id``."""
+    return stored(task_id).status

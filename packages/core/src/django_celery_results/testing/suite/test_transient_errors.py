@@ -1,0 +1,80 @@
+"""Transient errors: a dropped connection is reopened and the write retried, within bounds."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+from celery import states
+from django.db import IntegrityError, transaction
+from django.db.utils import InterfaceError, OperationalError
+from django.test import override_settings
+
+from ...models import TaskResult
+from ..provision import break_connection
+from .helpers import new_id, status_of
+
+NO_PAUSE = {"DJANGO_CELERY_RESULTS": {"RETRY_BACKOFF": 0.001, "MAX_RETRIES": 3}}
+
+
+class TestTransientErrors:
+    """``is_transient_error`` and core's retry around every driver operation."""
+
+    def test_write_after_the_connection_dropped(self, backend: Any, driver: Any) -> None:
+        task_id = new_id()
+        backend.mark_as_started(task_id)
+        break_connection(driver)
+        backend.mark_as_done(task_id, 1)
+        assert status_of(task_id) == states.SUCCESS
+        assert TaskResult.objects.filter(task_id=task_id).count() == 1
+
+    def test_read_after_the_connection_dropped(self, backend: Any, driver: Any) -> None:
+        task_id = new_id()
+        backend.mark_as_done(task_id, 1)
+        break_connection(driver)
+        assert backend.get_task_meta(task_id, cache=False)["status"] == states.SUCCESS
+
+    def test_dropped_connection_is_transient(self, driver: Any) -> None:
+        assert driver.ops.is_transient_error(InterfaceError("connection already closed"))
+        assert not driver.ops.is_transient_error(IntegrityError("duplicate key"))
+        assert not driver.ops.is_transient_error(ValueError("not a database error"))
+
+    @override_settings(**NO_PAUSE)
+    def test_retries_are_bounded(self, backend: Any, driver: Any) -> None:
+        failure = OperationalError("server closed the connection unexpectedly")
+        with (
+            mock.patch.object(driver.ops, "store_task_results", side_effect=failure) as store,
+            mock.patch.object(driver.ops, "is_transient_error", return_value=True),
+            pytest.raises(OperationalError),
+        ):
+            backend.mark_as_done(new_id(), 1)
+        assert store.call_count == 4  # the first try and MAX_RETRIES=3 retries
+
+    @override_settings(**NO_PAUSE)
+    def test_other_errors_are_raised_at_once(self, backend: Any, driver: Any) -> None:
+        with (
+            mock.patch.object(
+                driver.ops, "store_task_results", side_effect=IntegrityError("bug")
+            ) as store,
+            pytest.raises(IntegrityError),
+        ):
+            backend.mark_as_done(new_id(), 1)
+        assert store.call_count == 1
+
+    @override_settings(**NO_PAUSE)
+    def test_no_retry_inside_the_callers_transaction(
+        self, backend: Any, driver: Any, db_alias: str
+    ) -> None:
+        failure = OperationalError("deadlock detected")
+        with (
+            mock.patch.object(driver.ops, "store_task_results", side_effect=failure) as store,
+            pytest.raises(OperationalError),
+            transaction.atomic(using=db_alias),
+        ):
+            backend.mark_as_done(new_id(), 1)
+        assert store.call_count == 1
+
+    def test_celery_retry_hook_agrees(self, backend: Any) -> None:
+        assert backend.exception_safe_to_retry(InterfaceError("connection already closed"))
+        assert not backend.exception_safe_to_retry(IntegrityError("duplicate key"))

@@ -1,0 +1,3 @@
+"""URLs defined for celery (placeholder until views land)."""
+
+urlpatterns: list[object] = []

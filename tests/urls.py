@@ -1,0 +1,9 @@
+"""URLs of the test suite: the admin and our JSON views."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("results/", include("django_celery_results.urls")),
+]

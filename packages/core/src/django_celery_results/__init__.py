@@ -7,7 +7,7 @@ __homepage__ = "https://github.com/celery/django-celery-results"
 __docformat__ = "restructuredtext"
 
 
-class version_info_t(NamedTuple):  # noqa: N801 - upstream's public name
+class version_info_t(NamedTuple):
     """The parts of ``__version__``, as upstream exposes them."""
 
     major: int

@@ -63,17 +63,19 @@ def validate(raw: Any) -> list[str]:
             problems.append(f"{SETTING_NAME}[{key!r}] is not a known key. Known keys: {known}.")
             continue
         types, description = _EXPECTED[key]
-        wrong_type = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+        wrong_type = not isinstance(value, types) or (
+            bool not in types and isinstance(value, bool)
+        )
         if wrong_type:
             problems.append(
                 f"{SETTING_NAME}[{key!r}] must be {description}, "
                 f"not {value!r} ({type(value).__name__})."
             )
-        elif key in _MINIMUM and value < _MINIMUM[key]:
-            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
-        elif key in _POSITIVE and value <= 0:
-            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
-        elif key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value):
+        elif (
+            (key in _MINIMUM and value < _MINIMUM[key])
+            or (key in _POSITIVE and value <= 0)
+            or (key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value))
+        ):
             problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
     return problems
 
@@ -84,7 +86,7 @@ def app_settings() -> AppSettings:
     The system check reports them (``manage.py check``), so a typo never stops a worker.
     """
     raw = raw_settings()
-    valid = {}
+    valid: dict[str, Any] = {}
     for field in fields(AppSettings):
         if field.name in raw and not validate({field.name: raw[field.name]}):
             value = raw[field.name]

@@ -18,7 +18,7 @@ from .retry import with_retry
 from .utils import now
 
 if TYPE_CHECKING:
-    from .models import GroupResult, TaskResult  # noqa: F401
+    from .models import GroupResult, TaskResult
 
 W_ISOLATION_REP = """
 Polling results with transaction isolation level 'repeatable-read'

@@ -133,6 +133,9 @@ class TaskResult(models.Model):
             models.Index(fields=["periodic_task_name"], name="django_cele_periodi_1993cf_idx"),
         ]
 
+    def __str__(self) -> str:
+        return f"<Task: {self.task_id} ({self.status})>"
+
     def as_dict(self) -> dict[str, Any]:
         """Return the columns Celery's result meta is built from (upstream's keys)."""
         return {
@@ -155,9 +158,6 @@ class TaskResult(models.Model):
             return None
         return self.date_done - self.date_started
 
-    def __str__(self) -> str:
-        return f"<Task: {self.task_id} ({self.status})>"
-
 
 class ChordCounter(models.Model):
     """Chord synchronisation."""
@@ -175,6 +175,9 @@ class ChordCounter(models.Model):
         help_text=_("Starts at len(chord header) and decrements after each task is finished")
     )
 
+    def __str__(self) -> str:
+        return f"<ChordCounter: {self.group_id} ({self.count})>"
+
     def group_result(self, app: Any = None) -> CeleryGroupResult:
         """Return the :class:`celery.result.GroupResult` of self.
 
@@ -186,9 +189,6 @@ class ChordCounter(models.Model):
             [result_from_tuple(r, app=app) for r in json.loads(self.sub_tasks)],
             app=app,
         )
-
-    def __str__(self) -> str:
-        return f"<ChordCounter: {self.group_id} ({self.count})>"
 
 
 class GroupResult(models.Model):
@@ -244,6 +244,9 @@ class GroupResult(models.Model):
             models.Index(fields=["date_done"], name="django_cele_date_do_caae0e_idx"),
         ]
 
+    def __str__(self) -> str:
+        return f"<Group: {self.group_id}>"
+
     def as_dict(self) -> dict[str, Any]:
         """Return the columns Celery's group meta is built from (upstream's keys)."""
         return {
@@ -251,6 +254,3 @@ class GroupResult(models.Model):
             "result": self.result,
             "date_done": self.date_done,
         }
-
-    def __str__(self) -> str:
-        return f"<Group: {self.group_id}>"

@@ -13,5 +13,5 @@ now_localtime = getattr(timezone, "template_localtime", timezone.localtime)
 def now() -> datetime:
     """Return the current date and time."""
     if getattr(settings, "USE_TZ", False):
-        return now_localtime(timezone.now())  # type: ignore[no-any-return]
+        return now_localtime(timezone.now())
     return timezone.now()

@@ -10,10 +10,15 @@ from typing import Any
 from celery.backends.base import KeyValueStoreBackend
 from django.core.cache import BaseCache, caches
 from django.core.cache import cache as default_cache
-from kombu.utils.encoding import bytes_to_str
+from kombu.utils.encoding import bytes_to_str as _bytes_to_str
 
 
-class CacheBackend(KeyValueStoreBackend):  # type: ignore[misc]
+def bytes_to_str(key: str | bytes) -> str:
+    """Return ``key`` as text: Django's cache key checks reject bytes."""
+    return str(_bytes_to_str(key))  # type: ignore[no-untyped-call]
+
+
+class CacheBackend(KeyValueStoreBackend):
     """Backend using the Django cache framework to store task metadata."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

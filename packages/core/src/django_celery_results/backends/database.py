@@ -31,7 +31,7 @@ class InvalidTaskId(ValueError):
     """A task or group id does not fit the id column."""
 
 
-class DatabaseBackend(BaseDictBackend):  # type: ignore[misc]
+class DatabaseBackend(BaseDictBackend):
     """The Django database backend, using models to store task state."""
 
     TaskModel = TaskResult
@@ -42,7 +42,9 @@ class DatabaseBackend(BaseDictBackend):  # type: ignore[misc]
 
     # -- drivers -------------------------------------------------------------------------
 
-    def _driver(self, model: type[Any], using: str | None = None, write: bool = True) -> BaseDriver:
+    def _driver(
+        self, model: type[Any], using: str | None = None, write: bool = True
+    ) -> BaseDriver:
         if using:
             return get_driver(connections[using])
         return driver_for_model(model, write=write)
@@ -203,7 +205,7 @@ class DatabaseBackend(BaseDictBackend):  # type: ignore[misc]
         on_message: Any = None,
         on_interval: Any = None,
         max_iterations: int | None = None,
-        READY_STATES: frozenset[str] = states.READY_STATES,  # noqa: N803 - Celery's name
+        READY_STATES: frozenset[str] = states.READY_STATES,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield ``(task_id, meta)`` as tasks finish, reading all pending ids per poll.
 
@@ -268,16 +270,19 @@ class DatabaseBackend(BaseDictBackend):  # type: ignore[misc]
         res["result"] = result_from_tuple(decoded_result, app=self.app) if decoded_result else None
         return res
 
-    def _save_group(
-        self, group_id: str, result: Any = None, group_result: Any = None
-    ) -> Any:
-        """Store a group: Celery passes it by position, as ``result=``, or (upstream) ``group_result=``."""
+    def _save_group(self, group_id: str, result: Any = None, group_result: Any = None) -> Any:
+        """Store a group, given by position, as ``result=`` or (upstream) ``group_result=``."""
         group_result = result if result is not None else group_result
         check_id_length(group_id, self.GroupModel, "group_id")
         content_type, content_encoding, encoded = self.encode_content(group_result.as_tuple())
         driver = self._driver(self.GroupModel)
         with_retry(
-            driver, driver.ops.store_group_result, group_id, content_type, content_encoding, encoded
+            driver,
+            driver.ops.store_group_result,
+            group_id,
+            content_type,
+            content_encoding,
+            encoded,
         )
         return group_result
 
@@ -351,7 +356,7 @@ def check_id_length(value: str, model: type[Any], field: str) -> None:
     """Refuse an empty id, or one longer than its column, with a message that says why."""
     if not value or not isinstance(value, str):
         raise InvalidTaskId(f"{field} must be a non-empty string, not {value!r}.")
-    max_length = model._meta.get_field(field).max_length
+    max_length = column_length(model, field)
     if len(value) > max_length:
         raise InvalidTaskId(
             f"{field} {value[:40]!r}… is {len(value)} characters, but the {field} column "
@@ -365,8 +370,13 @@ def fit_descriptive_columns(props: dict[str, Any]) -> dict[str, Any]:
     for name in ("task_name", "worker", "periodic_task_name"):
         value = props.get(name)
         if isinstance(value, str):
-            props[name] = value[: TaskResult._meta.get_field(name).max_length]
+            props[name] = value[: column_length(TaskResult, name)]
     return props
+
+
+def column_length(model: type[Any], field: str) -> int:
+    """Return the ``max_length`` of a text column."""
+    return int(model._meta.get_field(field).max_length)
 
 
 def trigger_callback(app: Any, callback: Any, group_result: GroupResult) -> None:
@@ -390,4 +400,6 @@ def trigger_callback(app: Any, callback: Any, group_result: GroupResult) -> None
             callback.delay(ret)
         except Exception as exc:
             logger.exception("Chord %r raised: %r", group_result.id, exc)
-            app.backend.chord_error_from_stack(callback, exc=ChordError(f"Callback error: {exc!r}"))
+            app.backend.chord_error_from_stack(
+                callback, exc=ChordError(f"Callback error: {exc!r}")
+            )

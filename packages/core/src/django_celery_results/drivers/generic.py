@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import TYPE_CHECKING, ContextManager
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Model, Value
@@ -159,7 +159,12 @@ class GenericOperations(BaseOperations):
     def get_chord_sub_tasks(self, group_id: str) -> str | None:
         """Return the chord's JSON list of header result tuples, or ``None``."""
         counters = self.ChordCounter._default_manager.db_manager(self.alias)
-        return counters.filter(group_id=group_id).order_by().values_list("sub_tasks", flat=True).first()
+        return (
+            counters.filter(group_id=group_id)
+            .order_by()
+            .values_list("sub_tasks", flat=True)
+            .first()
+        )
 
     def claim_chord(self, group_id: str) -> bool:
         """Delete the counter; the database lets exactly one DELETE see the row."""
@@ -202,7 +207,7 @@ class GenericOperations(BaseOperations):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _savepoint(self) -> ContextManager[object]:
+    def _savepoint(self) -> AbstractContextManager[object]:
         """A savepoint inside the caller's transaction, so an IntegrityError can be undone.
 
         In autocommit mode a failed INSERT leaves nothing to undo, and skipping the
@@ -231,5 +236,3 @@ class GenericDriver(BaseDriver):
     display_name = "generic ORM driver"
     features_class = GenericFeatures
     ops_class = GenericOperations
-
-

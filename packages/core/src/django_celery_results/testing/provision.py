@@ -24,7 +24,9 @@ class VendorHelper(Generic[R]):
         self.vendors: dict[str, Callable[[BaseDriver], R]] = {}
         self.__doc__ = default.__doc__
 
-    def for_vendor(self, vendor: str) -> Callable[[Callable[[BaseDriver], R]], Callable[[BaseDriver], R]]:
+    def for_vendor(
+        self, vendor: str
+    ) -> Callable[[Callable[[BaseDriver], R]], Callable[[BaseDriver], R]]:
         """Register ``function`` as this helper for ``vendor``."""
 
         def decorator(function: Callable[[BaseDriver], R]) -> Callable[[BaseDriver], R]:
@@ -34,6 +36,7 @@ class VendorHelper(Generic[R]):
         return decorator
 
     def __call__(self, driver: BaseDriver) -> R:
+        """Run the helper registered for the driver's vendor, or the default."""
         return self.vendors.get(driver.connection.vendor, self.default)(driver)
 
 
@@ -63,7 +66,7 @@ def _kill_mysql_connection(driver: BaseDriver) -> None:
     _run_on_fresh_connection(driver.alias, f"KILL {int(thread_id)}", [])
 
 
-def _run_on_fresh_connection(alias: str, sql: str, params: list[object]) -> None:
+def _run_on_fresh_connection(alias: str, sql: str, params: list[int]) -> None:
     """Run one statement on a second connection to ``alias``, then close it."""
     other = connections.create_connection(alias)
     try:

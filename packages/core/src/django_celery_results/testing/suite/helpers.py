@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -45,6 +46,17 @@ def request(task_id: str, **fields: Any) -> Context:
     }
     values.update(fields)
     return Context(values)
+
+
+def loads(value: str | None) -> Any:
+    """Decode a JSON column that must not be NULL."""
+    assert value is not None, "the column is NULL"
+    return json.loads(value)
+
+
+def column_length(model: type[Any], field: str) -> int:
+    """Return the ``max_length`` of a text column."""
+    return int(model._meta.get_field(field).max_length)
 
 
 def stored(task_id: str) -> TaskResult:

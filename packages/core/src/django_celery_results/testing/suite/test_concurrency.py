@@ -89,7 +89,9 @@ class TestConcurrentWriters:
         ids = [new_id() for _ in range(30)]
         errors = run_threads(lambda n: write_shuffled(driver, ids, seed=n), 8)
         assert errors == []
-        statuses = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
+        statuses = dict(
+            TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status")
+        )
         assert statuses == dict.fromkeys(ids, states.SUCCESS)
 
     @pytest.mark.requires_feature("supports_concurrent_processes")
@@ -108,5 +110,7 @@ class TestConcurrentWriters:
             process.join(timeout=180)
         assert [p.exitcode for p in processes] == [0, 0, 0]
         assert failures.empty(), failures.get()
-        statuses = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
+        statuses = dict(
+            TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status")
+        )
         assert statuses == dict.fromkeys(ids, states.SUCCESS)

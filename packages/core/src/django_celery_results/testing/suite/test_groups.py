@@ -11,7 +11,7 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from ...models import GroupResult as GroupResultModel
-from .helpers import new_id
+from .helpers import loads, new_id
 
 
 def make_group(app: Any, size: int) -> GroupResult:
@@ -25,7 +25,7 @@ class TestGroups:
         group = make_group(result_app, 3)
         backend.save_group(group.id, group)
         stored = GroupResultModel.objects.get(group_id=group.id)
-        assert json.loads(stored.result) == json.loads(json.dumps(group.as_tuple()))
+        assert loads(stored.result) == json.loads(json.dumps(group.as_tuple()))
         restored = backend.restore_group(group.id, cache=False)
         assert [r.id for r in restored.results] == [r.id for r in group.results]
         assert result_app.GroupResult.restore(group.id, backend=backend).id == group.id

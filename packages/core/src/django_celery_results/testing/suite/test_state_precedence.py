@@ -51,7 +51,9 @@ class TestStatePrecedence:
             for task_id, pair in cases.items()
             if stored[task_id] != expected(*pair)
         }
-        assert not wrong, f"(first, second) -> stored state, where the rule says otherwise: {wrong}"
+        assert not wrong, (
+            f"(first, second) -> stored state, where the rule says otherwise: {wrong}"
+        )
 
     def test_every_pair_in_two_writes(self, driver: Any) -> None:
         self._run_pairs(driver, one_call=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import pickle
 import time
 from typing import Any
@@ -13,7 +12,7 @@ from celery import states
 
 from ...backends.database import InvalidTaskId
 from ...models import TaskResult
-from .helpers import new_id, request, row, status_of, stored
+from .helpers import column_length, loads, new_id, request, row, status_of, stored
 
 
 class TestStoreResult:
@@ -25,12 +24,12 @@ class TestStoreResult:
         started = stored(task_id)
         assert started.status == states.STARTED
         assert started.date_started is not None
-        assert json.loads(started.result) == {"pid": 1, "hostname": "w1"}
+        assert loads(started.result) == {"pid": 1, "hostname": "w1"}
         time.sleep(0.01)
         backend.mark_as_done(task_id, 42, request=request(task_id))
         done = stored(task_id)
         assert done.status == states.SUCCESS
-        assert json.loads(done.result) == 42
+        assert loads(done.result) == 42
         assert done.date_started == started.date_started
         assert done.date_done > started.date_done
         assert done.date_created == started.date_created
@@ -67,8 +66,8 @@ class TestStoreResult:
         req = request(task_id, argsrepr=None, kwargsrepr=None)
         backend.store_result(task_id, 3, states.SUCCESS, request=req)
         obj = stored(task_id)
-        assert json.loads(obj.task_args) == [1, 2]
-        assert json.loads(obj.task_kwargs) == {"z": 3}
+        assert loads(obj.task_args) == [1, 2]
+        assert loads(obj.task_kwargs) == {"z": 3}
 
     @pytest.mark.parametrize(
         "result_app_config",
@@ -107,15 +106,15 @@ class TestStoreResult:
         obj = stored(task_id)
         assert obj.content_type == "application/x-python-serialize"
         assert obj.content_encoding == "binary"
-        assert pickle.loads(base64.b64decode(obj.result)) == {"a": (1, 2)}
-        assert pickle.loads(base64.b64decode(obj.task_args)) == "(1, 2)"
+        assert pickle.loads(base64.b64decode(obj.result or "")) == {"a": (1, 2)}
+        assert pickle.loads(base64.b64decode(obj.task_args or "")) == "(1, 2)"
         assert backend.get_task_meta(task_id, cache=False)["result"] == {"a": (1, 2)}
 
     def test_meta_injection_and_children(self, backend: Any) -> None:
         task_id = new_id()
         req = request(task_id, meta={"key": "value"})
         backend.store_result(task_id, 1, states.SUCCESS, request=req)
-        assert json.loads(stored(task_id).meta) == {"key": "value", "children": []}
+        assert loads(stored(task_id).meta) == {"key": "value", "children": []}
         meta = backend.get_task_meta(task_id, cache=False)
         assert meta["key"] == "value"
         assert meta["children"] == []
@@ -148,14 +147,14 @@ class TestStoreResult:
         assert status_of(task_id) == states.SUCCESS
 
     def test_task_id_longer_than_column_is_refused(self, backend: Any) -> None:
-        max_length = TaskResult._meta.get_field("task_id").max_length
+        max_length = column_length(TaskResult, "task_id")
         task_id = "x" * (max_length + 1)
         with pytest.raises(InvalidTaskId, match="DJANGO_CELERY_RESULTS_TASK_ID_MAX_LENGTH"):
             backend.store_result(task_id, 1, states.SUCCESS)
         assert not TaskResult.objects.filter(task_id__startswith="xxx").exists()
 
     def test_task_id_of_full_column_length(self, backend: Any) -> None:
-        task_id = "y" * TaskResult._meta.get_field("task_id").max_length
+        task_id = "y" * column_length(TaskResult, "task_id")
         backend.store_result(task_id, 1, states.SUCCESS)
         assert status_of(task_id) == states.SUCCESS
 
@@ -190,13 +189,17 @@ class TestStoreResult:
         ids = [new_id() for _ in range(25)]
         driver.ops.store_task_results([row(i, states.STARTED) for i in ids])
         driver.ops.store_task_results([row(i, states.SUCCESS) for i in ids])
-        assert set(TaskResult.objects.filter(task_id__in=ids).values_list("status", flat=True)) == {
-            states.SUCCESS
-        }
+        assert set(
+            TaskResult.objects.filter(task_id__in=ids).values_list("status", flat=True)
+        ) == {states.SUCCESS}
 
     def test_same_id_twice_in_one_call_applies_in_order(self, driver: Any) -> None:
         task_id = new_id()
         driver.ops.store_task_results(
-            [row(task_id, states.STARTED), row(task_id, states.SUCCESS), row(task_id, states.RETRY)]
+            [
+                row(task_id, states.STARTED),
+                row(task_id, states.SUCCESS),
+                row(task_id, states.RETRY),
+            ]
         )
         assert status_of(task_id) == states.SUCCESS

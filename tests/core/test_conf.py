@@ -1,0 +1,66 @@
+"""The DJANGO_CELERY_RESULTS setting: validation, defaults and the system checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from django_celery_results.conf import AppSettings, app_settings, validate
+
+
+def test_defaults() -> None:
+    assert app_settings() == AppSettings()
+
+
+def test_valid_values_are_used() -> None:
+    value = {"MAX_RETRIES": 0, "RETRY_BACKOFF": 1, "DISABLED_DRIVERS": ["mysql"]}
+    with override_settings(DJANGO_CELERY_RESULTS=value):
+        conf = app_settings()
+    assert (conf.MAX_RETRIES, conf.RETRY_BACKOFF, conf.DISABLED_DRIVERS) == (0, 1, ("mysql",))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"ALLOW_EDIT": True}, "'ALLOW_EDIT'] is not a known key. Known keys: ALLOW_EDITS"),
+        ({"ALLOW_EDITS": "yes"}, "'ALLOW_EDITS'] must be True or False, not 'yes' (str)"),
+        ({"MAX_RETRIES": -1}, "'MAX_RETRIES'] must be a whole number >= 0, not -1"),
+        ({"MAX_RETRIES": True}, "'MAX_RETRIES'] must be a whole number >= 0, not True (bool)"),
+        ({"RETRY_BACKOFF": 0}, "'RETRY_BACKOFF'] must be a number of seconds > 0, not 0"),
+        ({"CLEANUP_BATCH_SIZE": 0}, "'CLEANUP_BATCH_SIZE'] must be a whole number > 0, not 0"),
+        ({"DISABLED_DRIVERS": "mysql"}, "must be a list of vendor names such as ['mysql']"),
+        ({"DISABLED_DRIVERS": [1]}, "must be a list of vendor names such as ['mysql'], not [1]"),
+        (["ALLOW_EDITS"], "DJANGO_CELERY_RESULTS must be a dict, not list"),
+    ],
+)
+def test_problems_are_explained(value: object, message: str) -> None:
+    problems = validate(value)
+    assert len(problems) == 1
+    assert message in problems[0]
+
+
+def test_invalid_values_keep_the_default() -> None:
+    with override_settings(DJANGO_CELERY_RESULTS={"MAX_RETRIES": "many"}):
+        assert app_settings().MAX_RETRIES == AppSettings.MAX_RETRIES
+
+
+def test_check_reports_bad_keys() -> None:
+    with override_settings(DJANGO_CELERY_RESULTS={"MAX_RETRIES": "many", "BATCH": 1}):
+        errors = [m for m in checks.run_checks() if m.id == "django_celery_results.E001"]
+    assert len(errors) == 2
+    assert all(e.level == checks.ERROR for e in errors)
+    assert "docs/settings.md" in (errors[0].hint or "")
+
+
+def test_check_is_quiet_when_valid() -> None:
+    with override_settings(DJANGO_CELERY_RESULTS={"ALLOW_EDITS": True}):
+        assert not [m for m in checks.run_checks() if m.id.startswith("django_celery_results")]
+
+
+def test_check_names_the_driver_of_each_database() -> None:
+    messages = checks.run_checks(databases=["default"], tags=[checks.Tags.database])
+    info = [m for m in messages if m.id == "django_celery_results.I001"]
+    assert len(info) == 1
+    assert "'default' (sqlite) is served by django_celery_results.drivers.generic" in info[0].msg
+    assert "Install a driver for sqlite" in (info[0].hint or "")

@@ -1,0 +1,69 @@
+"""The state precedence rule, and its SQL form for drivers."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from celery import states as celery_states
+from django.db import connections
+
+from django_celery_results import states
+
+ALL = ["PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS", "FAILURE", "REVOKED", "SUCCESS"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "new", "allowed"),
+    [
+        ("SUCCESS", "SUCCESS", False),
+        ("SUCCESS", "FAILURE", False),
+        ("SUCCESS", "STARTED", False),
+        ("FAILURE", "SUCCESS", True),
+        ("FAILURE", "REVOKED", True),
+        ("REVOKED", "FAILURE", True),
+        ("FAILURE", "RETRY", False),
+        ("REVOKED", "STARTED", False),
+        ("STARTED", "RETRY", True),
+        ("RETRY", "STARTED", True),
+        ("STARTED", "PROGRESS", True),
+        ("STARTED", "PENDING", False),
+        ("PENDING", "PENDING", True),
+        ("PENDING", "STARTED", True),
+    ],
+)
+def test_may_overwrite(stored: str, new: str, allowed: bool) -> None:
+    assert states.may_overwrite(stored, new) is allowed
+
+
+def test_terminal_states_are_celerys_ready_states() -> None:
+    assert states.TERMINAL_STATES == celery_states.READY_STATES
+
+
+def test_final_state() -> None:
+    assert states.final_state(["STARTED", "SUCCESS", "STARTED", "RETRY"]) == "SUCCESS"
+    assert states.final_state(["FAILURE", "STARTED", "SUCCESS"]) == "SUCCESS"
+    assert states.final_state([], initial="PENDING") == "PENDING"
+
+
+@pytest.mark.django_db
+def test_rank_case_sql_matches_rank() -> None:
+    """The SQL form computes the same rank as Python, on a real database."""
+    sql, params = states.rank_case_sql("s.state")
+    values = " UNION ALL ".join("SELECT %s AS state" for _ in ALL)
+    with connections["default"].cursor() as cursor:
+        cursor.execute(f"SELECT s.state, {sql} FROM ({values}) s", [*params, *ALL])
+        ranks = dict(cursor.fetchall())
+    assert ranks == {state: states.rank(state) for state in ALL}
+
+
+def test_overwritable_q_agrees_with_may_overwrite() -> None:
+    """A stored state matches the filter exactly when the new state may overwrite it."""
+    for stored, new in itertools.product(ALL, ALL):
+        q = states.overwritable_q(new)
+        child = q.children[0]
+        field, value = child
+        matches = (stored in value) if field.endswith("__in") else stored == value
+        if q.negated:
+            matches = not matches
+        assert matches is states.may_overwrite(stored, new), (stored, new)

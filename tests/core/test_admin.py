@@ -1,0 +1,518 @@
+"""Tests of django_celery_results.admin: pages, read-only fields, actions, translations."""
+
+from __future__ import annotations
+
+import ast
+import gettext
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.apps import apps
+from django.contrib import admin, messages
+from django.contrib.admin import AdminSite
+from django.db import models
+from django.test import Client, RequestFactory
+from django.test.utils import isolate_apps
+from django.urls import reverse
+from django.utils import translation
+
+import django_celery_results
+from django_celery_results import admin as results_admin
+from django_celery_results.admin import GroupResultAdmin, TaskResultAdmin
+from django_celery_results.models import ChordCounter, GroupResult, TaskResult
+
+TERMINATE = "django_celery_results.admin.celery_app.control.terminate"
+LANGUAGES = ["es", "pt_BR", "ru", "zh_Hans"]
+LOCALE_DIR = Path(django_celery_results.__file__).parent / "locale"
+
+
+def changelist_url(model: type[models.Model]) -> str:
+    return reverse(f"admin:django_celery_results_{model._meta.model_name}_changelist")
+
+
+def change_url(obj: models.Model) -> str:
+    return reverse(f"admin:django_celery_results_{obj._meta.model_name}_change", args=[obj.pk])
+
+
+@pytest.fixture
+def task_result() -> TaskResult:
+    return TaskResult.objects.create(
+        task_id="7b6f6a1e-1d2c-4e0b-9a55-000000000001",
+        task_name="proj.tasks.add",
+        periodic_task_name="every-minute",
+        task_args="[2, 2]",
+        task_kwargs="{}",
+        status="SUCCESS",
+        worker="celery@worker1",
+        content_type="application/json",
+        content_encoding="utf-8",
+        result="4",
+        meta='{"children": []}',
+    )
+
+
+@pytest.fixture
+def other_task_result() -> TaskResult:
+    return TaskResult.objects.create(
+        task_id="7b6f6a1e-1d2c-4e0b-9a55-000000000002",
+        task_name="proj.tasks.mul",
+        status="FAILURE",
+        content_type="application/json",
+        content_encoding="utf-8",
+        result='{"exc_type": "ValueError", "exc_message": ["boom"]}',
+        traceback="Traceback (most recent call last): ...",
+    )
+
+
+@pytest.fixture
+def group_result() -> GroupResult:
+    return GroupResult.objects.create(
+        group_id="5d7e1f1a-0000-4000-8000-00000000000a",
+        content_type="application/json",
+        content_encoding="utf-8",
+        result='[["5d7e1f1a-0000-4000-8000-00000000000a", null], []]',
+    )
+
+
+@pytest.fixture
+def allow_edits() -> Iterator[None]:
+    """Turn ``ALLOW_EDITS`` on, as ``DJANGO_CELERY_RESULTS = {"ALLOW_EDITS": True}`` does."""
+    with mock.patch.object(results_admin, "ALLOW_EDITS", True):
+        yield
+
+
+class TestConfiguration:
+    def test_both_admins_are_registered(self) -> None:
+        assert isinstance(admin.site.get_model_admin(TaskResult), TaskResultAdmin)
+        assert isinstance(admin.site.get_model_admin(GroupResult), GroupResultAdmin)
+        assert not admin.site.is_registered(ChordCounter)
+
+    def test_allow_edits_defaults_to_false(self) -> None:
+        assert results_admin.ALLOW_EDITS is False
+
+    def test_celery_app_is_the_current_app(self) -> None:
+        from celery import current_app
+
+        assert results_admin.celery_app is current_app
+
+    def test_task_result_admin_options(self) -> None:
+        model_admin = TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+        assert model_admin.date_hierarchy == "date_done"
+        assert list(model_admin.list_display) == [
+            "task_id",
+            "periodic_task_name",
+            "task_name",
+            "date_done",
+            "status",
+            "worker",
+        ]
+        assert list(model_admin.list_filter) == [
+            "status",
+            "date_done",
+            "periodic_task_name",
+            "task_name",
+            "worker",
+        ]
+        assert list(model_admin.search_fields) == [
+            "task_name",
+            "task_id",
+            "status",
+            "task_args",
+            "task_kwargs",
+        ]
+        assert list(model_admin.readonly_fields) == [
+            "date_created",
+            "date_started",
+            "date_done",
+            "result",
+            "meta",
+        ]
+        assert model_admin.show_full_result_count is False
+
+    def test_task_result_fieldsets(self) -> None:
+        fieldsets = TaskResultAdmin.fieldsets
+        assert fieldsets is not None
+        assert [str(name) if name else name for name, _ in fieldsets] == [
+            None,
+            "Parameters",
+            "Result",
+        ]
+        assert [list(options["fields"]) for _, options in fieldsets] == [
+            [
+                "task_id",
+                "task_name",
+                "periodic_task_name",
+                "status",
+                "worker",
+                "content_type",
+                "content_encoding",
+            ],
+            ["task_args", "task_kwargs"],
+            ["result", "date_created", "date_started", "date_done", "traceback", "meta"],
+        ]
+        for _, options in fieldsets:
+            assert list(options["classes"]) == ["extrapretty", "wide"]
+
+    def test_group_result_admin_options(self) -> None:
+        model_admin = GroupResultAdmin(model=GroupResult, admin_site=admin.site)
+        assert model_admin.date_hierarchy == "date_done"
+        assert list(model_admin.list_display) == ["group_id", "date_done"]
+        assert list(model_admin.list_filter) == ["date_done"]
+        assert list(model_admin.readonly_fields) == ["date_created", "date_done", "result"]
+        assert list(model_admin.search_fields) == ["group_id"]
+        assert model_admin.show_full_result_count is False
+
+    def test_terminate_action_is_offered(self) -> None:
+        model_admin = TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+        assert "terminate_task" in model_admin.actions
+        assert str(TaskResultAdmin.terminate_task.short_description) == (  # type: ignore[attr-defined]
+            "Terminate selected tasks"
+        )
+
+
+@pytest.mark.django_db
+class TestTaskResultPages:
+    def test_changelist_renders(
+        self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
+    ) -> None:
+        response = admin_client.get(changelist_url(TaskResult))
+        assert response.status_code == 200
+        content = response.content.decode()
+        assert task_result.task_id in content
+        assert other_task_result.task_id in content
+        assert "Terminate selected tasks" in content
+
+    def test_changelist_skips_the_full_count(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        response = admin_client.get(changelist_url(TaskResult), {"q": task_result.task_id})
+        changelist = response.context["cl"]
+        assert changelist.show_full_result_count is False
+        assert changelist.full_result_count is None
+
+    def test_search_by_task_id(
+        self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
+    ) -> None:
+        response = admin_client.get(changelist_url(TaskResult), {"q": other_task_result.task_id})
+        assert response.status_code == 200
+        assert list(response.context["cl"].result_list) == [other_task_result]
+
+    def test_search_by_task_name(
+        self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
+    ) -> None:
+        response = admin_client.get(changelist_url(TaskResult), {"q": "tasks.add"})
+        assert list(response.context["cl"].result_list) == [task_result]
+
+    def test_filter_by_status(
+        self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
+    ) -> None:
+        response = admin_client.get(changelist_url(TaskResult), {"status__exact": "FAILURE"})
+        assert list(response.context["cl"].result_list) == [other_task_result]
+
+    def test_change_page_is_read_only_by_default(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        response = admin_client.get(change_url(task_result))
+        assert response.status_code == 200
+        content = response.content.decode()
+        assert task_result.task_id in content
+        assert 'name="task_id"' not in content
+        assert 'name="status"' not in content
+        assert response.context["adminform"].form.fields == {}
+
+    def test_posting_changes_nothing_by_default(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        response = admin_client.post(change_url(task_result), {"status": "REVOKED"})
+        assert response.status_code == 302
+        task_result.refresh_from_db()
+        assert task_result.status == "SUCCESS"
+
+    @pytest.mark.usefixtures("allow_edits")
+    def test_change_page_is_editable_with_allow_edits(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        response = admin_client.get(change_url(task_result))
+        assert response.status_code == 200
+        content = response.content.decode()
+        assert 'name="task_id"' in content
+        assert 'name="task_args"' in content
+        assert 'name="result"' not in content  # editable=False and read-only
+
+    @pytest.mark.usefixtures("allow_edits")
+    def test_posting_saves_with_allow_edits(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        data = {
+            "task_id": task_result.task_id,
+            "task_name": task_result.task_name,
+            "periodic_task_name": task_result.periodic_task_name,
+            "status": "REVOKED",
+            "worker": task_result.worker,
+            "content_type": task_result.content_type,
+            "content_encoding": task_result.content_encoding,
+            "task_args": task_result.task_args,
+            "task_kwargs": task_result.task_kwargs,
+            "traceback": "",
+        }
+        response = admin_client.post(change_url(task_result), data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        task_result.refresh_from_db()
+        assert task_result.status == "REVOKED"
+        assert task_result.result == "4"
+
+    @pytest.mark.usefixtures("allow_edits")
+    def test_add_page_renders_with_allow_edits(self, admin_client: Client) -> None:
+        response = admin_client.get(reverse("admin:django_celery_results_taskresult_add"))
+        assert response.status_code == 200
+        assert 'name="task_id"' in response.content.decode()
+
+
+@pytest.mark.django_db
+class TestGroupResultPages:
+    def test_changelist_renders(self, admin_client: Client, group_result: GroupResult) -> None:
+        response = admin_client.get(changelist_url(GroupResult))
+        assert response.status_code == 200
+        assert group_result.group_id in response.content.decode()
+
+    def test_search_by_group_id(self, admin_client: Client, group_result: GroupResult) -> None:
+        GroupResult.objects.create(group_id="another-group", content_type="", content_encoding="")
+        response = admin_client.get(changelist_url(GroupResult), {"q": group_result.group_id})
+        assert list(response.context["cl"].result_list) == [group_result]
+
+    def test_change_page_keeps_ids_editable(
+        self, admin_client: Client, group_result: GroupResult
+    ) -> None:
+        # Upstream never applied ALLOW_EDITS to groups.
+        response = admin_client.get(change_url(group_result))
+        assert response.status_code == 200
+        assert set(response.context["adminform"].form.fields) == {
+            "group_id",
+            "content_type",
+            "content_encoding",
+        }
+
+
+class TestReadonlyFields:
+    @pytest.fixture
+    def model_admin(self) -> TaskResultAdmin:
+        return TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+
+    def test_every_field_without_allow_edits(
+        self, model_admin: TaskResultAdmin, rf: RequestFactory
+    ) -> None:
+        fields = model_admin.get_readonly_fields(rf.get("/"))
+        assert sorted(fields) == sorted(field.name for field in TaskResult._meta.fields)
+        assert "task_id" in fields
+        assert "id" in fields
+
+    @pytest.mark.usefixtures("allow_edits")
+    def test_only_readonly_fields_with_allow_edits(
+        self, model_admin: TaskResultAdmin, rf: RequestFactory
+    ) -> None:
+        assert model_admin.get_readonly_fields(rf.get("/")) == model_admin.readonly_fields
+
+
+@pytest.fixture
+def proxy_admin() -> Iterator[TaskResultAdmin]:
+    """TaskResultAdmin serving a proxy of TaskResult registered at run time (upstream #489).
+
+    The proxy lives in an isolated app registry, so it never shows up in the migration
+    autodetector of other tests.
+    """
+    with isolate_apps("django_celery_results"):
+
+        class TaskResultProxy(TaskResult):
+            class Meta:
+                proxy = True
+                app_label = "django_celery_results"
+
+        site = AdminSite(name="proxy-admin")
+        site.register(TaskResultProxy, TaskResultAdmin)
+        try:
+            yield site.get_model_admin(TaskResultProxy)  # type: ignore[misc]
+        finally:
+            site.unregister(TaskResultProxy)
+    assert "taskresultproxy" not in apps.all_models["django_celery_results"]
+
+
+class TestProxyModelReadonlyFields:
+    def test_proxy_has_no_local_fields(self, proxy_admin: TaskResultAdmin) -> None:
+        # Why upstream 2.6.0's opts.local_fields returned nothing for a proxy.
+        assert proxy_admin.model._meta.local_fields == []
+
+    def test_every_field_without_allow_edits(
+        self, proxy_admin: TaskResultAdmin, rf: RequestFactory
+    ) -> None:
+        fields = proxy_admin.get_readonly_fields(rf.get("/"))
+        assert sorted(fields) == sorted(field.name for field in TaskResult._meta.fields)
+
+    @pytest.mark.usefixtures("allow_edits")
+    def test_only_readonly_fields_with_allow_edits(
+        self, proxy_admin: TaskResultAdmin, rf: RequestFactory
+    ) -> None:
+        assert proxy_admin.get_readonly_fields(rf.get("/")) == TaskResultAdmin.readonly_fields
+
+
+@pytest.mark.django_db
+class TestTerminateAction:
+    def post_action(self, client: Client, *objs: TaskResult) -> Any:
+        return client.post(
+            changelist_url(TaskResult),
+            {"action": "terminate_task", "_selected_action": [obj.pk for obj in objs]},
+            follow=True,
+        )
+
+    def test_terminates_the_selected_tasks(
+        self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
+    ) -> None:
+        with mock.patch(TERMINATE) as terminate:
+            response = self.post_action(admin_client, task_result, other_task_result)
+        terminate.assert_called_once()
+        (task_ids,), _ = terminate.call_args
+        assert sorted(task_ids) == sorted([task_result.task_id, other_task_result.task_id])
+        sent = [(m.level, m.message) for m in response.context["messages"]]
+        assert sent == [(messages.SUCCESS, "2 task(s) was terminated successfully.")]
+
+    def test_only_the_selected_tasks(
+        self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
+    ) -> None:
+        with mock.patch(TERMINATE) as terminate:
+            self.post_action(admin_client, other_task_result)
+        terminate.assert_called_once_with([other_task_result.task_id])
+
+    def test_error_is_logged_and_shown(
+        self,
+        admin_client: Client,
+        task_result: TaskResult,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        with (
+            mock.patch(TERMINATE, side_effect=ConnectionError("broker unreachable")),
+            caplog.at_level(logging.ERROR, logger="django_celery_results.admin"),
+        ):
+            response = self.post_action(admin_client, task_result)
+        sent = [(m.level, m.message) for m in response.context["messages"]]
+        assert sent == [(messages.ERROR, "Error while terminating tasks: broker unreachable")]
+        assert "Error while terminating tasks" in caplog.text
+        assert "broker unreachable" in caplog.text
+        assert TaskResult.objects.filter(pk=task_result.pk).exists()
+
+    def test_direct_call(self, task_result: TaskResult, rf: RequestFactory) -> None:
+        # Upstream's tests call the action on a bare TaskResultAdmin.
+        model_admin = TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+        request = rf.post("/")
+        with (
+            mock.patch(TERMINATE) as terminate,
+            mock.patch.object(model_admin, "message_user") as message_user,
+        ):
+            model_admin.terminate_task(request, TaskResult.objects.all())
+        terminate.assert_called_once_with([task_result.task_id])
+        message_user.assert_called_once_with(
+            request, "1 task(s) was terminated successfully.", messages.SUCCESS
+        )
+
+
+def translatable_strings() -> set[str]:
+    """Every string our models, app config and admin give to gettext."""
+    strings = {str(apps.get_app_config("django_celery_results").verbose_name)}
+    with translation.override(None):
+        for model in (TaskResult, GroupResult, ChordCounter):
+            opts = model._meta
+            if model is not ChordCounter:
+                strings |= {str(opts.verbose_name), str(opts.verbose_name_plural)}
+            for field in opts.local_fields:
+                if field.name == "id":
+                    continue
+                if model is not ChordCounter or field.name == "group_id":
+                    strings.add(str(field.verbose_name))
+                strings.add(str(field.help_text))
+        fieldsets = TaskResultAdmin.fieldsets or ()
+        strings |= {str(name) for name, _ in fieldsets if name}
+    return strings | {
+        "Terminate selected tasks",
+        "Error while terminating tasks: %(error)s",
+        "%(count)d task(s) was terminated successfully.",
+    }
+
+
+def po_messages(path: Path) -> dict[str, str]:
+    """Return the msgid -> msgstr pairs of a .po file (header excluded)."""
+    entries: dict[str, str] = {}
+    key, parts = "", list[str]()
+    msgid = ""
+    for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.startswith(("msgid ", "msgstr ")):
+            if key == "msgid":
+                msgid = "".join(ast.literal_eval(part) for part in parts)
+            key, _, first = line.partition(" ")
+            parts = [first]
+        elif line.startswith('"'):
+            parts.append(line)
+        elif key == "msgstr":
+            if msgid:
+                entries[msgid] = "".join(ast.literal_eval(part) for part in parts)
+            key, parts = "", []
+    return entries
+
+
+class TestTranslations:
+    @pytest.mark.parametrize("language", LANGUAGES)
+    def test_catalog_translates_every_string(self, language: str) -> None:
+        mo = LOCALE_DIR / language / "LC_MESSAGES" / "django.mo"
+        with mo.open("rb") as fp:
+            catalog = gettext.GNUTranslations(fp)._catalog  # type: ignore[attr-defined]
+        missing = {s for s in translatable_strings() if not catalog.get(s)}
+        assert not missing, f"{language}: untranslated or stale .mo: {sorted(missing)}"
+
+    @pytest.mark.parametrize("language", LANGUAGES)
+    def test_mo_is_compiled_from_po(self, language: str) -> None:
+        folder = LOCALE_DIR / language / "LC_MESSAGES"
+        with (folder / "django.mo").open("rb") as fp:
+            compiled = gettext.GNUTranslations(fp)._catalog  # type: ignore[attr-defined]
+        po = po_messages(folder / "django.po")
+        assert len(po) >= len(translatable_strings())
+        assert {msgid: compiled.get(msgid) for msgid in po} == po
+
+    @pytest.mark.parametrize(
+        ("language", "expected"),
+        [
+            ("es", "resultado de la tarea"),
+            ("pt-br", "resultado da tarefa"),
+            ("ru", "результат задачи"),
+            ("zh-hans", "任务结果"),
+        ],
+    )
+    def test_verbose_name_is_translated(self, language: str, expected: str) -> None:
+        with translation.override(language):
+            assert str(TaskResult._meta.verbose_name) == expected
+
+    def test_admin_strings_are_translated(self) -> None:
+        with translation.override("es"):
+            assert str(apps.get_app_config("django_celery_results").verbose_name) == (
+                "Resultados Celery"
+            )
+            assert str(TaskResultAdmin.terminate_task.short_description) == (  # type: ignore[attr-defined]
+                "Terminar las tareas seleccionadas"
+            )
+            assert [str(name) for name, _ in TaskResultAdmin.fieldsets or () if name] == [
+                "Parámetros",
+                "Resultado",
+            ]
+
+    @pytest.mark.django_db
+    def test_terminate_message_is_translated(
+        self, task_result: TaskResult, rf: RequestFactory
+    ) -> None:
+        model_admin = TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+        with (
+            translation.override("ru"),
+            mock.patch(TERMINATE),
+            mock.patch.object(model_admin, "message_user") as message_user,
+        ):
+            model_admin.terminate_task(rf.post("/"), TaskResult.objects.all())
+        assert message_user.call_args.args[1] == "Завершено задач: 1."

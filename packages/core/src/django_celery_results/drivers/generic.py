@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Model, Value
+from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
+from django.db.models.sql import InsertQuery
 from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
-from ..states import overwritable_q
+from ..states import is_terminal, overwritable_q
 from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
 
 if TYPE_CHECKING:
@@ -72,27 +74,41 @@ class GenericOperations(BaseOperations):
     # -- tasks ---------------------------------------------------------------------------
 
     def store_task_results(self, rows: Sequence[TaskRow]) -> None:
-        """Write each row with an UPDATE guarded by the precedence rule, or an INSERT."""
+        """Write each row with an INSERT that skips existing ids, or a guarded UPDATE.
+
+        A task's first write is usually a non-terminal state (STARTED, or PENDING when it
+        is sent) and its later ones terminal, so a non-terminal row tries the INSERT first
+        and a terminal one the UPDATE: a STARTED-then-SUCCESS lifecycle takes two
+        statements, as many as a native upsert would.
+        """
         for row in rows:
             self._store_task_row(row)
 
     def _store_task_row(self, row: TaskRow) -> None:
-        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        if is_terminal(row.status):
+            if self._update_task(row) or self._insert_task(row):
+                return
+        elif self._insert_task(row):
+            return
+        # The row exists (maybe inserted by another writer since our UPDATE): precedence
+        # decides inside the UPDATE, and a refused write changes nothing.
+        self._update_task(row)
+
+    def _update_task(self, row: TaskRow) -> bool:
+        """Apply ``row`` to a stored row its state may overwrite; return True if one was."""
         changes = row.replaced_values()
         changes["date_done"] = row.date_done
         if row.date_started is not None:
             changes["date_started"] = Coalesce(
                 F("date_started"), Value(row.date_started, output_field=DateTimeField())
             )
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
         target = manager.filter(task_id=row.task_id).filter(overwritable_q(row.status))
-        if target.update(**changes):
-            return
-        try:
-            with self._savepoint():
-                self._insert(self.TaskResult, self.TaskResult(**row.columns()))
-        except IntegrityError:
-            # Another writer inserted the row since our update: let precedence decide.
-            target.update(**changes)
+        return bool(target.update(**changes))
+
+    def _insert_task(self, row: TaskRow) -> bool:
+        """Insert ``row`` unless its task id is stored; return True if it was inserted."""
+        return self._insert_unless_exists(self.TaskResult, self.TaskResult(**row.columns()))
 
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
         """Read the rows in chunks of :data:`READ_CHUNK` ids, one query per chunk."""
@@ -217,16 +233,32 @@ class GenericOperations(BaseOperations):
             return transaction.atomic(using=self.alias)
         return nullcontext()
 
-    def _insert(self, model: type[Model], obj: Model) -> None:
-        """Insert ``obj`` as given, without ``auto_now`` replacing our timestamps.
+    def _insert_unless_exists(self, model: type[Model], obj: Model) -> bool:
+        """Insert ``obj`` as given; return False when its unique key is already stored.
 
-        ``raw=True`` is what ``Model.save_base`` passes for fixtures: the field values are
-        written as they are, so ``date_done`` is the time the state happened.
+        ``raw=True`` is what ``Model.save_base`` passes for fixtures: field values are
+        written as they are, so ``auto_now`` does not replace our timestamps. Where the
+        database can skip a conflicting row (Django's ``supports_ignore_conflicts``), the
+        INSERT says so and no error is raised; elsewhere the ``IntegrityError`` is caught.
         """
         fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
-        model._default_manager.db_manager(self.alias)._insert(  # type: ignore[attr-defined]
-            [obj], fields=fields, using=self.alias, raw=True
-        )
+        if not self.connection.features.supports_ignore_conflicts:
+            try:
+                with self._savepoint():
+                    model._default_manager.db_manager(self.alias)._insert(  # type: ignore[attr-defined]
+                        [obj], fields=fields, using=self.alias, raw=True
+                    )
+            except IntegrityError:
+                return False
+            return True
+        query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+        query.insert_values(fields, [obj], raw=True)
+        inserted = 0
+        with self.connection.cursor() as cursor:
+            for sql, params in query.get_compiler(using=self.alias).as_sql():
+                cursor.execute(sql, params)
+                inserted += cursor.rowcount
+        return inserted > 0
 
 
 class GenericDriver(BaseDriver):

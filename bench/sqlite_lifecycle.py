@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def setup_django(path: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = os.environ.get("BENCH_SETTINGS", "bench.sqlite_settings")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.sqlite_settings"
     os.environ["BENCH_SQLITE_PATH"] = str(path)
     import django
 
     django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0, run_syncdb=True)
+    call_command("migrate", verbosity=0)
 
 
 def run_ours(tasks: int) -> float:

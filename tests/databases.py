@@ -23,7 +23,8 @@ SERVERS: dict[str, dict[str, Any]] = {
         "ENGINE": "django.db.backends.postgresql",
         "HOST": os.environ.get("DCR_POSTGRES_HOST", "127.0.0.1"),
         "PORT": int(os.environ.get("DCR_POSTGRES_PORT", "5432")),
-        "NAME": "dcr",
+        # Existing databases, so connections outside the test run work; tests use test_<NAME>.
+        "NAME": "postgres",
         "USER": os.environ.get("DCR_POSTGRES_USER", "postgres"),
         "PASSWORD": os.environ.get("DCR_POSTGRES_PASSWORD", ""),
         # Each leg is set up on its own; none waits for the SQLite one.
@@ -33,7 +34,7 @@ SERVERS: dict[str, dict[str, Any]] = {
         "ENGINE": "django.db.backends.mysql",
         "HOST": os.environ.get("DCR_MYSQL_HOST", "127.0.0.1"),
         "PORT": int(os.environ.get("DCR_MYSQL_PORT", "3306")),
-        "NAME": "dcr",
+        "NAME": "test",
         "USER": os.environ.get("DCR_MYSQL_USER", "root"),
         "PASSWORD": os.environ.get("DCR_MYSQL_PASSWORD", ""),
         "OPTIONS": {"charset": "utf8mb4"},

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, Model, Value
+from django.db.models import DateTimeField, F, Model, Q, Value
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
-from django.db.models.sql import InsertQuery
+from django.db.models.sql import InsertQuery, UpdateQuery
+from django.db.models.sql.constants import ROW_COUNT
 from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
@@ -70,6 +71,7 @@ class GenericOperations(BaseOperations):
         self.TaskResult = TaskResult
         self.GroupResult = GroupResult
         self.ChordCounter = ChordCounter
+        self._insert_sql: dict[type[Model], str] = {}
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -92,19 +94,38 @@ class GenericOperations(BaseOperations):
             return
         # The row exists (maybe inserted by another writer since our UPDATE): precedence
         # decides inside the UPDATE, and a refused write changes nothing.
-        self._update_task(row)
+        if self._update_task(row) or self._task_exists(row.task_id):
+            return
+        # Neither inserted nor stored: the INSERT skipped the row for another reason than
+        # its id (SQLite's OR IGNORE and MySQL's IGNORE also skip other errors). Insert it
+        # plainly, so the database raises the real error instead of losing the write.
+        try:
+            with self._savepoint():
+                self._plain_insert(self.TaskResult, self.TaskResult(**row.columns()))
+        except IntegrityError:
+            self._update_task(row)  # inserted by another writer after all
+
+    def _task_exists(self, task_id: str) -> bool:
+        """Return True when a row for ``task_id`` is stored."""
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        return manager.filter(task_id=task_id).exists()
 
     def _update_task(self, row: TaskRow) -> bool:
-        """Apply ``row`` to a stored row its state may overwrite; return True if one was."""
+        """Apply ``row`` to a stored row its state may overwrite; return True if one was.
+
+        Built as an ``UpdateQuery`` rather than through ``QuerySet.update()``: this is the
+        hot path of every task, and the queryset's cloning costs as much as the compiling.
+        """
         changes = row.replaced_values()
         changes["date_done"] = row.date_done
         if row.date_started is not None:
             changes["date_started"] = Coalesce(
                 F("date_started"), Value(row.date_started, output_field=DateTimeField())
             )
-        manager = self.TaskResult._default_manager.db_manager(self.alias)
-        target = manager.filter(task_id=row.task_id).filter(overwritable_q(row.status))
-        return bool(target.update(**changes))
+        query = UpdateQuery(self.TaskResult)
+        query.add_update_values(changes)
+        query.add_q(Q(task_id=row.task_id) & overwritable_q(row.status))
+        return bool(query.get_compiler(using=self.alias).execute_sql(ROW_COUNT))
 
     def _insert_task(self, row: TaskRow) -> bool:
         """Insert ``row`` unless its task id is stored; return True if it was inserted."""
@@ -233,6 +254,13 @@ class GenericOperations(BaseOperations):
             return transaction.atomic(using=self.alias)
         return nullcontext()
 
+    def _plain_insert(self, model: type[Model], obj: Model) -> None:
+        """Insert ``obj`` with its field values as given (``raw``: no ``auto_now``)."""
+        fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
+        model._default_manager.db_manager(self.alias)._insert(  # type: ignore[attr-defined]
+            [obj], fields=fields, using=self.alias, raw=True
+        )
+
     def _insert_unless_exists(self, model: type[Model], obj: Model) -> bool:
         """Insert ``obj`` as given; return False when its unique key is already stored.
 
@@ -245,20 +273,23 @@ class GenericOperations(BaseOperations):
         if not self.connection.features.supports_ignore_conflicts:
             try:
                 with self._savepoint():
-                    model._default_manager.db_manager(self.alias)._insert(  # type: ignore[attr-defined]
-                        [obj], fields=fields, using=self.alias, raw=True
-                    )
+                    self._plain_insert(model, obj)
             except IntegrityError:
                 return False
             return True
-        query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
-        query.insert_values(fields, [obj], raw=True)
-        inserted = 0
+        sql = self._insert_sql.get(model)
+        if sql is None:
+            # A one-row INSERT of plain values compiles to the same SQL every time; keep
+            # it, and only prepare the values (this is every task's first write).
+            query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+            query.insert_values(fields, [obj], raw=True)
+            [(sql, _)] = query.get_compiler(using=self.alias).as_sql()
+            self._insert_sql[model] = sql
+        params = [f.get_db_prep_save(getattr(obj, f.attname), self.connection) for f in fields]
         with self.connection.cursor() as cursor:
-            for sql, params in query.get_compiler(using=self.alias).as_sql():
-                cursor.execute(sql, params)
-                inserted += cursor.rowcount
-        return inserted > 0
+            cursor.execute(sql, params)
+            inserted = cursor.rowcount
+        return bool(inserted > 0)
 
 
 class GenericDriver(BaseDriver):

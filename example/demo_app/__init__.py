@@ -1,0 +1,1 @@
+"""Tasks of the example project, and its ``demo`` command."""

@@ -1,0 +1,38 @@
+"""Example tasks: one of each outcome the result backend records."""
+
+import time
+
+from celery import shared_task
+
+
+@shared_task
+def add(x: int, y: int) -> int:
+    """Succeed."""
+    return x + y
+
+
+@shared_task
+def fail(message: str) -> None:
+    """Fail with a traceback."""
+    raise ValueError(message)
+
+
+@shared_task(bind=True, max_retries=3)
+def flaky(self, value: int) -> int:  # type: ignore[no-untyped-def]
+    """Fail on the first try, then succeed: a RETRY state, then SUCCESS."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=0.5)
+    return value
+
+
+@shared_task
+def slow(seconds: float) -> float:
+    """Take a while, so processing time shows."""
+    time.sleep(seconds)
+    return seconds
+
+
+@shared_task
+def tsum(numbers: list[int]) -> int:
+    """Add up a chord header's results."""
+    return sum(numbers)

@@ -1,0 +1,99 @@
+"""Settings of the example project.
+
+Defaults need no server: SQLite in this folder and a broker made of files. Environment
+variables point it elsewhere (the end-to-end tests use them):
+
+- ``DEMO_SQLITE_PATH``: the SQLite file (default ``example/demo.sqlite3``);
+- ``DEMO_DATABASE``: ``postgres`` or ``mysql`` for the local servers instead of SQLite;
+- ``DEMO_BROKER_URL``: e.g. ``amqp://guest:guest@127.0.0.1:5672//`` or
+  ``redis://127.0.0.1:6379/0`` (default: the filesystem transport);
+- ``DEMO_BROKER_FOLDER``: the filesystem broker's folder (default ``example/.broker``).
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "demo-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_results",
+    "demo_app",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "demo_project.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+DATABASE_CHOICES = {
+    "sqlite": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DEMO_SQLITE_PATH", str(BASE_DIR / "demo.sqlite3")),
+        # Suits concurrent workers: wait for locks, take the write lock up front, and
+        # let readers and the writer work side by side (WAL).
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
+    },
+    "postgres": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "NAME": os.environ.get("DEMO_DATABASE_NAME", "postgres"),
+        "USER": "postgres",
+    },
+    "mysql": {
+        "ENGINE": "django.db.backends.mysql",
+        "HOST": "127.0.0.1",
+        "NAME": os.environ.get("DEMO_DATABASE_NAME", "test"),
+        "USER": "root",
+        "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
+    },
+}
+DATABASES = {"default": DATABASE_CHOICES[os.environ.get("DEMO_DATABASE", "sqlite")]}
+
+# Celery: the settings upstream django-celery-results documents.
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_TRACK_STARTED = True
+BROKER_FOLDER = Path(os.environ.get("DEMO_BROKER_FOLDER", BASE_DIR / ".broker"))
+CELERY_BROKER_URL = os.environ.get("DEMO_BROKER_URL", "filesystem://localhost//")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_FOLDER / "queue"),
+        "data_folder_out": str(BROKER_FOLDER / "queue"),
+        "processed_folder": str(BROKER_FOLDER / "processed"),
+        "store_processed": False,
+    }

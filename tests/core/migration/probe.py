@@ -1,0 +1,127 @@
+"""Run by the migration compatibility test in a subprocess, with either package installed.
+
+    python probe.py upstream-0011   migrate to 0011 with upstream's package, insert rows
+    python probe.py migrate         migrate to the latest migration
+    python probe.py dump            print every row of the three tables, as JSON
+    python probe.py schema          print columns and constraints of the three tables
+
+The database comes from PROBE_ENGINE ("sqlite3" or "postgresql") and PROBE_NAME. It prints
+one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+
+import django
+from django.conf import settings
+
+TABLES = [
+    "django_celery_results_taskresult",
+    "django_celery_results_groupresult",
+    "django_celery_results_chordcounter",
+]
+
+
+def configure() -> None:
+    engine = os.environ["PROBE_ENGINE"]
+    database = {"ENGINE": f"django.db.backends.{engine}", "NAME": os.environ["PROBE_NAME"]}
+    if engine == "postgresql":
+        database.update(HOST="127.0.0.1", PORT=5432, USER="postgres")
+    settings.configure(
+        INSTALLED_APPS=["django_celery_results"],
+        DATABASES={"default": database},
+        USE_TZ=True,
+        DJANGO_CELERY_RESULTS_TASK_ID_MAX_LENGTH=191,
+    )
+    django.setup()
+
+
+def upstream_0011() -> dict[str, object]:
+    from django.core.management import call_command
+
+    call_command("migrate", "django_celery_results", "0011", verbosity=0)
+    from django_celery_results.models import ChordCounter, GroupResult, TaskResult
+
+    for n in range(3):
+        TaskResult.objects.create(
+            task_id=f"task-{n}",
+            periodic_task_name="nightly" if n == 0 else None,
+            task_name="proj.add",
+            task_args='"(1, 2)"',
+            task_kwargs='"{}"',
+            status=["SUCCESS", "FAILURE", "Progress"][n],
+            worker="celery@upstream",
+            content_type="application/json",
+            content_encoding="utf-8",
+            result=json.dumps(n),
+            traceback="Traceback …" if n == 1 else None,
+            meta='{"children": []}',
+        )
+    GroupResult.objects.create(
+        group_id="group-1",
+        content_type="application/json",
+        content_encoding="utf-8",
+        result=json.dumps([["group-1", None], [[["task-0", None], None]]]),
+    )
+    ChordCounter.objects.create(
+        group_id="chord-1", sub_tasks=json.dumps([[["task-1", None], None]]), count=1
+    )
+    return {"ok": True}
+
+
+def migrate() -> dict[str, object]:
+    from django.core.management import call_command
+
+    call_command("migrate", "django_celery_results", verbosity=0)
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied = MigrationRecorder.Migration.objects.filter(app="django_celery_results")
+    return {"applied": sorted(applied.values_list("name", flat=True))}
+
+
+def dump() -> dict[str, object]:
+    from django.db import connection
+
+    rows: dict[str, object] = {}
+    with connection.cursor() as cursor:
+        for table in TABLES:
+            cursor.execute(f"SELECT * FROM {table} ORDER BY id")
+            names = [column[0] for column in cursor.description]
+            rows[table] = [dict(zip(names, map(plain, row), strict=True)) for row in cursor]
+    return rows
+
+
+def plain(value: object) -> object:
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
+
+
+def schema() -> dict[str, object]:
+    from django.db import connection
+
+    described: dict[str, object] = {}
+    with connection.cursor() as cursor:
+        for table in TABLES:
+            columns = {
+                column.name: [str(column.type_code), column.null_ok, column.internal_size]
+                for column in connection.introspection.get_table_description(cursor, table)
+            }
+            constraints = {
+                name: {key: value for key, value in details.items() if key != "definition"}
+                for name, details in connection.introspection.get_constraints(
+                    cursor, table
+                ).items()
+            }
+            described[table] = {"columns": columns, "constraints": constraints}
+    return described
+
+
+if __name__ == "__main__":
+    configure()
+    command = {"upstream-0011": upstream_0011, "migrate": migrate, "dump": dump, "schema": schema}
+    print(json.dumps(command[sys.argv[1]](), sort_keys=True, default=str))

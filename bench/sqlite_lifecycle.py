@@ -46,11 +46,18 @@ def run_ours(tasks: int) -> float:
     start = time.perf_counter()
     for task_id in ids:
         request = Context(
-            id=task_id, task="bench.add", args=[1, 2], kwargs={}, argsrepr="(1, 2)",
-            kwargsrepr="{}", hostname="celery@bench", delivery_info={"routing_key": "celery"},
+            id=task_id,
+            task="bench.add",
+            args=[1, 2],
+            kwargs={},
+            argsrepr="(1, 2)",
+            kwargsrepr="{}",
+            hostname="celery@bench",
+            delivery_info={"routing_key": "celery"},
         )
-        backend.store_result(task_id, {"pid": 1, "hostname": "celery@bench"}, "STARTED",
-                             request=request)
+        backend.store_result(
+            task_id, {"pid": 1, "hostname": "celery@bench"}, "STARTED", request=request
+        )
         backend.store_result(task_id, 3, "SUCCESS", request=request)
     return tasks / (time.perf_counter() - start)
 
@@ -103,6 +110,7 @@ def main() -> None:
         print(f"ours (generic driver): {statistics.median(ours):8.0f} tasks/s (median)")
         print(f"raw sqlite3 upserts:   {statistics.median(raw):8.0f} tasks/s (median)")
         print(f"ours / raw: {statistics.median(ratios):.2f} (median of the rounds' ratios)")
+
 
 if __name__ == "__main__":
     main()

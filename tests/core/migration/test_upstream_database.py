@@ -1,6 +1,6 @@
 """A database made by upstream django-celery-results 2.5.1 migrates forward with ours.
 
-Upstream 2.3–2.5.1 leave a database at migration 0011. The test installs 2.5.1 from PyPI
+Upstream 2.3 to 2.5.1 leave a database at migration 0011. The test installs 2.5.1 from PyPI
 into a throwaway virtualenv (cached between runs), lets it migrate a fresh database to
 0011 and write rows into all three tables, then runs our ``migrate`` on it and checks
 that every row is intact and the schema equals a fresh install of ours.

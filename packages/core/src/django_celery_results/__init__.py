@@ -3,6 +3,7 @@
 from typing import NamedTuple
 
 __version__ = "3.0.0"
+__author__ = "django-celery-results contributors"
 __homepage__ = "https://github.com/celery/django-celery-results"
 __docformat__ = "restructuredtext"
 

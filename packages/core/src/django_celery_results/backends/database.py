@@ -15,7 +15,7 @@ from celery.exceptions import ChordError
 from celery.result import AsyncResult, GroupResult, allow_join_result, result_from_tuple
 from celery.utils.log import get_logger
 from celery.utils.serialization import b64decode, b64encode
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 from kombu.exceptions import DecodeError
 
@@ -25,6 +25,10 @@ from ..models import GroupResult as GroupResultModel
 from ..retry import with_retry
 
 logger = get_logger(__name__)
+
+#: Upstream's list of retryable errors, kept for code that imports it. What is retried
+#: is now each driver's decision (``driver.ops.is_transient_error``).
+EXCEPTIONS_TO_CATCH: tuple[type[BaseException], ...] = (InterfaceError,)
 
 
 class InvalidTaskId(ValueError):

@@ -95,5 +95,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(BROKER_FOLDER / "queue"),
         "data_folder_out": str(BROKER_FOLDER / "queue"),
         "processed_folder": str(BROKER_FOLDER / "processed"),
+        # Broadcast messages (e.g. revoke) live beside the queue, not in the working folder.
+        "control_folder": str(BROKER_FOLDER / "control"),
         "store_processed": False,
     }

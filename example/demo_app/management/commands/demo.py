@@ -30,7 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the demo; the worker is stopped whatever happens."""
         call_command("migrate", verbosity=0)
-        for folder in ("queue", "processed"):
+        for folder in ("queue", "processed", "control"):
             (Path(settings.BROKER_FOLDER) / folder).mkdir(parents=True, exist_ok=True)
         self.stdout.write("Starting a Celery worker (prefork, 2 processes)…")
         worker = start_worker()

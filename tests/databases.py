@@ -44,6 +44,28 @@ SERVERS: dict[str, dict[str, Any]] = {
 LABELS = {"postgres": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
 
+def variants(alias: str, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return extra aliases to the same server, with the connection options drivers support.
+
+    PostgreSQL: Django's psycopg connection pool, and server-side parameter binding.
+    Each has a test database of its own.
+    """
+    if alias != "postgres":
+        return {}
+    options = {
+        "pool": {"pool": {"min_size": 1, "max_size": 8}},
+        "ssb": {"server_side_binding": True},
+    }
+    return {
+        f"postgres_{name}": {
+            **config,
+            "OPTIONS": option,
+            "TEST": {**config["TEST"], "NAME": f"test_dcr_{name}"},
+        }
+        for name, option in options.items()
+    }
+
+
 def strict() -> bool:
     """Return True when every database leg must run (CI)."""
     return os.environ.get(STRICT_ENV, "") not in ("", "0")
@@ -72,6 +94,7 @@ def database_legs() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     for alias, config in SERVERS.items():
         if strict() or reachable(config["HOST"], config["PORT"]):
             databases[alias] = config
+            databases.update(variants(alias, config))
         else:
             skipped[alias] = (
                 f"{LABELS[alias]} is not reachable at {config['HOST']}:{config['PORT']}; "

@@ -10,7 +10,8 @@ from django_celery_results.conf import AppSettings, app_settings, validate
 
 
 def test_defaults() -> None:
-    assert app_settings() == AppSettings()
+    with override_settings(DJANGO_CELERY_RESULTS={}):
+        assert app_settings() == AppSettings()
 
 
 def test_valid_values_are_used() -> None:

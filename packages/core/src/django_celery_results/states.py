@@ -52,19 +52,15 @@ def overwritable_q(new: str, field: str = "status") -> Q:
     return ~Q(**{field: SUCCESS})
 
 
-def rank_case_sql(column: str) -> tuple[str, list[str | int]]:
-    """Return ``CASE`` SQL (and its parameters) computing the rank of ``column``.
+def rank_case_sql(column: str) -> tuple[str, list[str]]:
+    """Return ``CASE`` SQL (and its parameters, the state names) computing ``column``'s rank.
 
-    For drivers that write the precedence test into their upsert statement.
+    For drivers that write the precedence test into their upsert statement. The ranks are
+    written into the SQL as integer literals (they are ours, not user input), so the
+    expression has a type even where the server binds parameters itself.
     """
-    whens: list[str] = []
-    params: list[str | int] = []
-    for state, r in sorted(_RANKS.items()):
-        whens.append("WHEN %s THEN %s")
-        params.extend([state, r])
-    sql = f"CASE {column} {' '.join(whens)} ELSE %s END"
-    params.append(IN_PROGRESS_RANK)
-    return sql, params
+    whens = " ".join(f"WHEN %s THEN {r:d}" for _, r in sorted(_RANKS.items()))
+    return f"CASE {column} {whens} ELSE {IN_PROGRESS_RANK:d} END", sorted(_RANKS)
 
 
 def final_state(writes: Iterable[str], initial: str | None = None) -> str | None:

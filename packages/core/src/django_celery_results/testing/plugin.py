@@ -7,7 +7,9 @@ committed transactions (``django_db(transaction=True)``), because the suite chec
 other connections, threads and processes see.
 
 Aliases named in the test setting ``CONFORMANCE_SKIPPED_DATABASES`` (alias -> reason)
-are reported as skipped with that reason, e.g. how to start the server.
+are reported as skipped with that reason, e.g. how to start the server. A test module
+that sets ``CONFORMANCE_ALIASES = [...]`` runs on those aliases only (a driver's tests
+run where its database is).
 """
 
 from __future__ import annotations
@@ -47,11 +49,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run each test that uses ``db_alias`` once per alias (plus skipped ones, with reasons)."""
     if "db_alias" not in metafunc.fixturenames:
         return
+    wanted = getattr(metafunc.module, "CONFORMANCE_ALIASES", None)
     skipped: dict[str, str] = getattr(settings, SKIPPED_SETTING, {})
-    params = [pytest.param(alias, id=alias) for alias in tested_aliases()]
+    params = [
+        pytest.param(alias, id=alias)
+        for alias in tested_aliases()
+        if wanted is None or alias in wanted
+    ]
     params += [
         pytest.param(alias, id=alias, marks=pytest.mark.skip(reason=reason))
         for alias, reason in skipped.items()
+        if wanted is None or alias in wanted
     ]
     metafunc.parametrize("db_alias", params, indirect=True)
 

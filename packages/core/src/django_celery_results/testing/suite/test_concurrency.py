@@ -60,6 +60,15 @@ def run_threads(target: Callable[[int], None], count: int) -> list[BaseException
     return errors
 
 
+def close_before_fork() -> None:
+    """Close every connection, and every connection pool: a forked child cannot use them."""
+    connections.close_all()
+    for connection in connections.all(initialized_only=True):
+        close_pool = getattr(connection, "close_pool", None)
+        if close_pool is not None and getattr(connection, "pool", None) is not None:
+            close_pool()
+
+
 def _process_main(driver: Any, ids: list[str], seed: int, failures: Any) -> None:
     try:
         connections.close_all()  # never share the parent's sockets
@@ -99,7 +108,7 @@ class TestConcurrentWriters:
         ids = [new_id() for _ in range(30)]
         context = multiprocessing.get_context("fork")
         failures = context.Queue()
-        connections.close_all()
+        close_before_fork()
         processes = [
             context.Process(target=_process_main, args=(driver, ids, seed, failures))
             for seed in range(3)

@@ -2,6 +2,7 @@
 
     python probe.py upstream-0011   migrate to 0011 with upstream's package, insert rows
     python probe.py migrate         migrate to the latest migration
+    python probe.py exercise        store and read results through the backend and its driver
     python probe.py dump            print every row of the three tables, as JSON
     python probe.py schema          print columns and constraints of the three tables
 
@@ -83,6 +84,27 @@ def migrate() -> dict[str, object]:
     return {"applied": sorted(applied.values_list("name", flat=True))}
 
 
+def exercise() -> dict[str, object]:
+    """Use the backend on the migrated database, through whichever driver serves it."""
+    from celery import Celery
+    from django.db import connection
+
+    from django_celery_results.drivers import get_driver
+
+    app = Celery("probe", set_as_current=False)
+    app.conf.update(result_backend="django-db", result_extended=True)
+    backend = app.backend
+    backend.mark_as_started("task-0")  # upstream's SUCCESS row: a late STARTED is refused
+    backend.mark_as_started("new-1")
+    backend.mark_as_done("new-1", 5)
+    return {
+        "driver": type(get_driver(connection)).__name__,
+        "task-0": backend.get_task_meta("task-0", cache=False)["status"],
+        "new-1": backend.get_task_meta("new-1", cache=False)["result"],
+        "progress": backend.get_task_meta("task-2", cache=False)["status"],
+    }
+
+
 def dump() -> dict[str, object]:
     from django.db import connection
 
@@ -123,5 +145,11 @@ def schema() -> dict[str, object]:
 
 if __name__ == "__main__":
     configure()
-    command = {"upstream-0011": upstream_0011, "migrate": migrate, "dump": dump, "schema": schema}
+    command = {
+        "upstream-0011": upstream_0011,
+        "migrate": migrate,
+        "exercise": exercise,
+        "dump": dump,
+        "schema": schema,
+    }
     print(json.dumps(command[sys.argv[1]](), sort_keys=True, default=str))

@@ -25,6 +25,7 @@ from tests.databases import HOW_TO_START, reachable, strict
 PROBE = Path(__file__).with_name("probe.py")
 UPSTREAM = "django-celery-results==2.5.1"
 UPSTREAM_REQUIREMENTS = [UPSTREAM, "Django>=5.2,<5.3", "celery>=5.5,<6", "psycopg[binary]>=3.2"]
+DRIVERS = {"sqlite3": "GenericDriver", "postgresql": "PostgresDriver"}
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "django-celery-results"
 
 
@@ -108,3 +109,12 @@ def test_upstream_database_migrates_forward(
 
     probe(ours, "migrate", engine, fresh_db)
     assert probe(ours, "schema", engine, upstream_db) == probe(ours, "schema", engine, fresh_db)
+
+    # The upstream-made database keeps working, through the vendor driver where there is one.
+    used = probe(ours, "exercise", engine, upstream_db)
+    assert used == {
+        "driver": DRIVERS[engine],
+        "task-0": "SUCCESS",
+        "new-1": 5,
+        "progress": "Progress",
+    }

@@ -1,0 +1,197 @@
+"""The PostgreSQL driver's statements, checked by what they do on a real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from celery import states
+from django.db import connections
+from django.db.utils import OperationalError
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_celery_results.models import ChordCounter, TaskResult
+from django_celery_results.testing.suite.helpers import new_id, row
+
+CONFORMANCE_ALIASES = ["postgres"]
+
+
+def statements(alias: str) -> CaptureQueriesContext:
+    return CaptureQueriesContext(connections[alias])
+
+
+def test_a_batch_is_one_statement(driver: Any, db_alias: str) -> None:
+    ids = [new_id() for _ in range(100)]
+    with statements(db_alias) as queries:
+        driver.ops.store_task_results([row(i, states.STARTED) for i in ids])
+    assert len(queries.captured_queries) == 1
+    assert "ON CONFLICT (task_id) DO UPDATE" in queries.captured_queries[0]["sql"]
+    assert TaskResult.objects.filter(task_id__in=ids, status=states.STARTED).count() == 100
+
+
+def test_a_repeated_id_is_written_in_waves(driver: Any, db_alias: str) -> None:
+    first, second = new_id(), new_id()
+    rows = [
+        row(first, states.STARTED),
+        row(second, states.STARTED),
+        row(first, states.SUCCESS),
+        row(first, states.STARTED),
+    ]
+    with statements(db_alias) as queries:
+        driver.ops.store_task_results(rows)
+    assert len(queries.captured_queries) == 3
+    assert TaskResult.objects.get(task_id=first).status == states.SUCCESS
+    assert TaskResult.objects.get(task_id=second).status == states.STARTED
+
+
+def test_refused_write_is_one_statement_and_changes_nothing(driver: Any, db_alias: str) -> None:
+    task_id = new_id()
+    driver.ops.store_task_results([row(task_id, states.SUCCESS, worker="w1")])
+    before = TaskResult.objects.get(task_id=task_id)
+    with statements(db_alias) as queries:
+        driver.ops.store_task_results([row(task_id, states.RETRY, worker="w2")])
+    after = TaskResult.objects.get(task_id=task_id)
+    assert len(queries.captured_queries) == 1
+    assert (after.status, after.worker, after.date_done) == (
+        before.status,
+        before.worker,
+        before.date_done,
+    )
+
+
+def test_descriptive_columns_and_date_started_are_kept(driver: Any) -> None:
+    task_id = new_id()
+    driver.ops.store_task_results(
+        [row(task_id, states.STARTED, task_name="proj.add", date_started=_now())]
+    )
+    started = TaskResult.objects.get(task_id=task_id).date_started
+    driver.ops.store_task_results([row(task_id, states.STARTED, date_started=_now())])
+    driver.ops.store_task_results([row(task_id, states.SUCCESS)])
+    done = TaskResult.objects.get(task_id=task_id)
+    assert (done.status, done.task_name, done.date_started) == (
+        states.SUCCESS,
+        "proj.add",
+        started,
+    )
+
+
+def test_same_text_as_the_generic_driver(driver: Any, db_alias: str) -> None:
+    """Every column reads back exactly as the ORM would have written it."""
+    from django_celery_results.drivers import GenericDriver
+
+    generic = GenericDriver(db_alias)
+    ours, theirs = new_id(), new_id()
+    columns = {
+        "traceback": "Traceback: ünïcode ✓",
+        "meta": '{"children": []}',
+        "task_args": '"(1, 2)"',
+        "task_kwargs": "\"{'z': 3}\"",
+        "worker": "celery@host",
+        "periodic_task_name": "nightly",
+        "task_name": "proj.add",
+    }
+    when = _now()
+    driver.ops.store_task_results([row(ours, states.FAILURE, date_done=when, **columns)])
+    generic.ops.store_task_results([row(theirs, states.FAILURE, date_done=when, **columns)])
+    fields = [f.name for f in TaskResult._meta.concrete_fields if f.name not in ("id", "task_id")]
+    mine = TaskResult.objects.values(*fields).get(task_id=ours)
+    reference = TaskResult.objects.values(*fields).get(task_id=theirs)
+    assert mine == reference
+
+
+def test_chord_decrement_returns_the_count(driver: Any, db_alias: str) -> None:
+    group_id = new_id()
+    driver.ops.create_chord_counter(group_id, "[]", 2)
+    with statements(db_alias) as queries:
+        assert driver.ops.chord_part_return(group_id) == 1
+    assert len(queries.captured_queries) == 1
+    assert "RETURNING" in queries.captured_queries[0]["sql"]
+    assert driver.ops.chord_part_return(group_id) == 0
+    assert driver.ops.chord_part_return(group_id) == 0  # never below zero
+    assert ChordCounter.objects.get(group_id=group_id).count == 0
+    assert driver.ops.chord_part_return(new_id()) is None
+
+
+def test_many_ids_in_one_array_parameter(driver: Any, db_alias: str) -> None:
+    ids = [new_id() for _ in range(2500)]
+    driver.ops.store_task_results([row(i, states.SUCCESS) for i in ids])
+    with statements(db_alias) as queries:
+        found = driver.ops.get_task_results([*ids, "missing"])
+    assert len(found) == 2500
+    assert len(queries.captured_queries) == 1
+    assert "= ANY(" in queries.captured_queries[0]["sql"]
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "transient"),
+    [
+        ("40001", True),  # serialization_failure
+        ("40P01", True),  # deadlock_detected
+        ("57P01", True),  # admin_shutdown (pg_terminate_backend)
+        ("08006", True),  # connection_failure
+        ("23505", False),  # unique_violation
+        ("22001", False),  # string_data_right_truncation
+        ("57014", False),  # query_canceled: retrying a timed-out query would time out again
+    ],
+)
+def test_transient_sqlstates(driver: Any, sqlstate: str, transient: bool) -> None:
+    cause = psycopg.errors.lookup(sqlstate)("from the server")
+    try:
+        raise OperationalError("wrapped by Django") from cause
+    except OperationalError as exc:
+        assert driver.ops.is_transient_error(exc) is transient
+
+
+def test_a_real_statement_timeout_is_not_transient(driver: Any, db_alias: str) -> None:
+    with pytest.raises(OperationalError) as raised, connections[db_alias].cursor() as cursor:
+        cursor.execute("SET statement_timeout = 50")
+        try:
+            cursor.execute("SELECT pg_sleep(2)")
+        finally:
+            cursor.execute("RESET statement_timeout")
+    assert not driver.ops.is_transient_error(raised.value)
+
+
+@override_settings(DJANGO_CELERY_RESULTS={"MAX_RETRIES": 8, "RETRY_BACKOFF": 0.01})
+def test_sessions_killed_during_writes(backend: Any, db_alias: str) -> None:
+    """pg_terminate_backend, again and again, while a worker stores 200 lifecycles."""
+    database = connections[db_alias].settings_dict["NAME"]
+    stop = threading.Event()
+    kills = []
+
+    def killer() -> None:
+        with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres") as admin:
+            admin.autocommit = True
+            while not stop.wait(0.03):
+                cursor = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [database],
+                )
+                kills.extend(r for (r,) in cursor.fetchall() if r)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    ids = [new_id() for _ in range(200)]
+    try:
+        for task_id in ids:
+            backend.mark_as_started(task_id)
+            backend.mark_as_done(task_id, task_id)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert kills, "the killer never found a session to terminate"
+    stored = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
+    assert stored == dict.fromkeys(ids, states.SUCCESS)
+    assert TaskResult.objects.filter(task_id__in=ids).count() == 200
+
+
+def _now() -> Any:
+    from django.utils import timezone
+
+    time.sleep(0.001)
+    return timezone.now()

@@ -124,6 +124,9 @@ def test_many_ids_in_one_array_parameter(driver: Any, db_alias: str) -> None:
     assert len(found) == 2500
     assert len(queries.captured_queries) == 1
     assert "= ANY(" in queries.captured_queries[0]["sql"]
+    with statements(db_alias) as queries:
+        assert set(driver.ops.get_task_results([ids[0]])) == {ids[0]}
+    assert "= ANY(" not in queries.captured_queries[0]["sql"]
 
 
 @pytest.mark.parametrize(

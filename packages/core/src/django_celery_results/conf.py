@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 SETTING_NAME = "DJANGO_CELERY_RESULTS"
 
@@ -80,10 +82,12 @@ def validate(raw: Any) -> list[str]:
     return problems
 
 
+@functools.cache
 def app_settings() -> AppSettings:
     """Return the validated settings; invalid or unknown keys keep their defaults.
 
     The system check reports them (``manage.py check``), so a typo never stops a worker.
+    Read once (every database operation asks), and again when tests change the setting.
     """
     raw = raw_settings()
     valid: dict[str, Any] = {}
@@ -92,3 +96,11 @@ def app_settings() -> AppSettings:
             value = raw[field.name]
             valid[field.name] = tuple(value) if field.name == "DISABLED_DRIVERS" else value
     return AppSettings(**valid)
+
+
+def _forget_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        app_settings.cache_clear()
+
+
+setting_changed.connect(_forget_settings)

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from django.db.models import Field
 from django.db.utils import InterfaceError
 
 from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow
@@ -48,11 +47,9 @@ class PostgresOperations(GenericOperations):
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
-        self._fields = [
-            field
-            for name in COLUMNS
-            if isinstance(field := self.TaskResult._meta.get_field(name), Field)
-        ]
+        self._statements: dict[int, str] = {}
+        self._read_fields = [f.attname for f in self.TaskResult._meta.concrete_fields]
+        self._select: str | None = None
         self._upsert_sql, self._upsert_params = self._upsert_clause()
 
     def _upsert_clause(self) -> tuple[str, list[Any]]:
@@ -79,6 +76,22 @@ class PostgresOperations(GenericOperations):
         )
         return sql, [SUCCESS, *stored_params, *new_params]
 
+    def _cursor(self) -> Any:
+        """A Django cursor that binds parameters on the server.
+
+        Django's default cursor interpolates parameters on the client, which rules out
+        prepared statements. Ours send them apart, so with ``OPTIONS["prepare_threshold"]``
+        set, PostgreSQL plans each of our few statements once per connection. Django's
+        wrapper is kept: errors become ``django.db`` errors and queries are logged.
+        """
+        connection = self.connection
+        connection.ensure_connection()
+        # _prepare_cursor is how Django wraps every cursor it makes (error translation,
+        # query logging); there is no public way to wrap a cursor of our own class.
+        return connection._prepare_cursor(  # type: ignore[attr-defined]
+            psycopg.Cursor(connection.connection)
+        )
+
     # -- tasks ---------------------------------------------------------------------------
 
     def store_task_results(self, rows: Sequence[TaskRow]) -> None:
@@ -92,36 +105,46 @@ class PostgresOperations(GenericOperations):
                 self._upsert(wave[start : start + MAX_ROWS_PER_STATEMENT])
 
     def _upsert(self, rows: Sequence[TaskRow]) -> None:
-        connection = self.connection
-        table = connection.ops.quote_name(self.TaskResult._meta.db_table)
-        row_sql = f"({', '.join(['%s'] * len(COLUMNS))})"
         params: list[Any] = []
         for row in rows:
-            values = row.columns()
-            params.extend(f.get_db_prep_save(values[f.name], connection) for f in self._fields)
-        sql = (
-            f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) "
-            f"VALUES {', '.join([row_sql] * len(rows))} {self._upsert_sql}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, *self._upsert_params])
+            params.extend(_row_values(row))
+        with self._cursor() as cursor:
+            cursor.execute(self._upsert_statement(len(rows)), [*params, *self._upsert_params])
+
+    def _upsert_statement(self, count: int) -> str:
+        """Return the upsert of ``count`` rows (built once per size)."""
+        sql = self._statements.get(count)
+        if sql is None:
+            table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+            values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
+            sql = f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) VALUES {values} "
+            sql += self._upsert_sql
+            self._statements[count] = sql
+        return sql
 
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
-        """Read every id in one query, with the ids as one array parameter."""
+        """Read every id in one query: ``= %s`` for one id, one array parameter for many."""
         ids = list(dict.fromkeys(task_ids))
         if not ids:
             return {}
-        manager = self.TaskResult._default_manager.db_manager(self.alias)
-        table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
-        rows = manager.raw(f"SELECT * FROM {table} WHERE task_id = ANY(%s)", [ids])
-        return {row.task_id: row for row in rows}
+        if self._select is None:
+            table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+            self._select = f"SELECT {', '.join(self._read_fields)} FROM {table} WHERE task_id "
+        # A polled single id is the common read; a scalar parameter plans as the unique
+        # index lookup it is.
+        condition, param = ("= %s", ids[0]) if len(ids) == 1 else ("= ANY(%s)", ids)
+        with self._cursor() as cursor:
+            cursor.execute(self._select + condition, [param])
+            rows = cursor.fetchall()
+        found = (self.TaskResult.from_db(self.alias, self._read_fields, row) for row in rows)
+        return {obj.task_id: obj for obj in found}
 
     # -- chords --------------------------------------------------------------------------
 
     def chord_part_return(self, group_id: str) -> int | None:
         """Decrement and read the counter in one ``UPDATE … RETURNING``."""
         table = self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
-        with self.connection.cursor() as cursor:
+        with self._cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET count = count - 1 "
                 "WHERE group_id = %s AND count > 0 RETURNING count",
@@ -149,6 +172,31 @@ class PostgresOperations(GenericOperations):
                     return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
                 return sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
         return super().is_transient_error(exc)
+
+
+def _row_values(row: TaskRow) -> tuple[Any, ...]:
+    """Return a row's values in COLUMNS order (a new row was created when it was done).
+
+    Text and aware datetimes go to psycopg as they are: Django's preparation of these
+    fields on PostgreSQL returns them unchanged, so the stored text is the ORM's.
+    """
+    return (
+        row.task_id,
+        row.status,
+        row.content_type,
+        row.content_encoding,
+        row.result,
+        row.traceback,
+        row.meta,
+        row.periodic_task_name,
+        row.task_name,
+        row.task_args,
+        row.task_kwargs,
+        row.worker,
+        row.date_done,
+        row.date_started,
+        row.date_done,
+    )
 
 
 def _waves(rows: Sequence[TaskRow]) -> list[list[TaskRow]]:

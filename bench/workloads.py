@@ -1,0 +1,208 @@
+"""Benchmark workloads through ``app.backend``, for whichever django_celery_results is installed.
+
+Run by ``bench/run.py`` in a subprocess: with this project's environment, or with
+upstream django-celery-results 2.6.0's virtualenv (same import name). Configuration comes
+from the environment (BENCH_ENGINE, BENCH_NAME, BENCH_TASKS, BENCH_REPEATS,
+BENCH_DISABLED_DRIVERS); it prints one JSON document: workload -> measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import django
+from django.conf import settings
+
+
+def configure() -> None:
+    engine = os.environ["BENCH_ENGINE"]
+    database: dict[str, Any] = {"ENGINE": f"django.db.backends.{engine}"}
+    database["NAME"] = os.environ["BENCH_NAME"]
+    if engine == "postgresql":
+        database.update(HOST="127.0.0.1", PORT=5432, USER="postgres")
+        database["OPTIONS"] = json.loads(os.environ.get("BENCH_OPTIONS", "{}"))
+    conf: dict[str, Any] = {}
+    if os.environ.get("BENCH_DISABLED_DRIVERS"):
+        conf["DISABLED_DRIVERS"] = os.environ["BENCH_DISABLED_DRIVERS"].split(",")
+    settings.configure(
+        INSTALLED_APPS=["django_celery_results"],
+        DATABASES={"default": database},
+        USE_TZ=True,
+        DJANGO_CELERY_RESULTS=conf,
+    )
+    django.setup()
+
+
+def new_app() -> Any:
+    from celery import Celery
+
+    app = Celery("bench", set_as_current=False)
+    app.conf.update(result_backend="django-db", result_extended=True, result_expires=None)
+    return app
+
+
+def request(task_id: str, **fields: Any) -> Any:
+    from celery.app.task import Context
+
+    return Context(
+        id=task_id,
+        task="bench.add",
+        args=[1, 2],
+        kwargs={},
+        argsrepr="(1, 2)",
+        kwargsrepr="{}",
+        hostname="celery@bench",
+        delivery_info={"routing_key": "celery"},
+        **fields,
+    )
+
+
+def ids(n: int) -> list[str]:
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def close_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
+
+
+def lifecycle(app: Any, n: int) -> dict[str, Any]:
+    """STARTED then SUCCESS per task, one process."""
+    backend = app.backend
+    started = time.perf_counter()
+    for task_id in ids(n):
+        req = request(task_id)
+        backend.store_result(
+            task_id, {"pid": 1, "hostname": "celery@bench"}, "STARTED", request=req
+        )
+        backend.store_result(task_id, 3, "SUCCESS", request=req)
+    return {"rate": n / (time.perf_counter() - started)}
+
+
+def reads(app: Any, n: int) -> dict[str, Any]:
+    """get_task_meta of stored results, no cache."""
+    backend = app.backend
+    stored = ids(n)
+    for task_id in stored:
+        backend.store_result(task_id, 3, "SUCCESS", request=request(task_id))
+    started = time.perf_counter()
+    for task_id in stored:
+        backend.get_task_meta(task_id, cache=False)
+    return {"rate": n / (time.perf_counter() - started)}
+
+
+def chord4(app: Any, n: int) -> dict[str, Any]:
+    """A chord of n parts finished by 4 threads: parts per second, callbacks fired."""
+    from django_celery_results.backends import database
+
+    fired: list[int] = []
+    database.trigger_callback = lambda app, callback, group_result: fired.append(1)
+    backend = app.backend
+    group_id, parts = str(uuid.uuid4()), ids(n)
+    callback = app.signature("bench.callback")
+    backend.apply_chord((group_id, [app.AsyncResult(p) for p in parts]), callback)
+    errors: list[str] = []
+
+    def finish(mine: list[str]) -> None:
+        try:
+            for part in mine:
+                req = request(part, group=group_id, chord=dict(callback))
+                try:
+                    backend.mark_as_done(part, 1, request=req)
+                except Exception as exc:
+                    errors.append(repr(exc))
+        finally:
+            close_connections()
+
+    threads = [threading.Thread(target=finish, args=(parts[k::4],)) for k in range(4)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {"rate": n / elapsed, "errors": len(errors), "callbacks": len(fired)}
+
+
+def race(app: Any, n: int) -> dict[str, Any]:
+    """Rounds of SUCCESS and a late STARTED racing on one id: wrong final states, errors."""
+    from django_celery_results.models import TaskResult
+
+    backend = app.backend
+    rounds = max(n // 5, 20)
+    wrong = errors = 0
+    started = time.perf_counter()
+    for task_id in ids(rounds):
+        backend.store_result(task_id, None, "STARTED", request=request(task_id))
+        barrier = threading.Barrier(2)
+        failures: list[str] = []
+
+        def write(state: str, task_id: str = task_id, barrier: Any = barrier) -> None:
+            try:
+                barrier.wait()
+                backend.store_result(task_id, 1, state, request=request(task_id))
+            except Exception as exc:
+                failures.append(repr(exc))
+            finally:
+                close_connections()
+
+        threads = [threading.Thread(target=write, args=(s,)) for s in ("SUCCESS", "STARTED")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        errors += len(failures)
+        wrong += TaskResult.objects.get(task_id=task_id).status != "SUCCESS"
+    return {"rate": rounds / (time.perf_counter() - started), "wrong": wrong, "errors": errors}
+
+
+WORKLOADS: dict[str, Callable[[Any, int], dict[str, Any]]] = {
+    "lifecycle": lifecycle,
+    "reads": reads,
+    "chord4": chord4,
+    "race": race,
+}
+
+
+def main() -> None:
+    configure()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    if os.environ.get("BENCH_MIGRATE_ONLY"):
+        print(json.dumps({}))
+        return
+    n = int(os.environ.get("BENCH_TASKS", "1000"))
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    app = new_app()
+    app.backend.mark_as_done(str(uuid.uuid4()), 0)  # warm up imports and the connection
+    results: dict[str, Any] = {}
+    for name, workload in WORKLOADS.items():
+        runs = [workload(app, n) for _ in range(repeats)]
+        merged = {"rate": statistics.median(r["rate"] for r in runs)}
+        for key in ("errors", "wrong", "callbacks"):
+            if key in runs[0]:
+                merged[key] = sum(r[key] for r in runs)
+        merged["runs"] = repeats
+        results[name] = merged
+    from django.db import connection
+
+    try:
+        from django_celery_results.drivers import get_driver
+
+        results["driver"] = type(get_driver(connection)).__name__
+    except ImportError:
+        results["driver"] = "upstream"
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -67,3 +67,9 @@ def test_overwritable_q_agrees_with_may_overwrite() -> None:
         if q.negated:
             matches = not matches
         assert matches is states.may_overwrite(stored, new), (stored, new)
+
+
+def test_rank_case_literal_sql() -> None:
+    sql = states.rank_case_literal_sql("status")
+    assert "%s" not in sql
+    assert "WHEN 'SUCCESS' THEN 3" in sql

@@ -63,6 +63,20 @@ def rank_case_sql(column: str) -> tuple[str, list[str]]:
     return f"CASE {column} {whens} ELSE {IN_PROGRESS_RANK:d} END", sorted(_RANKS)
 
 
+def rank_case_literal_sql(column: str) -> str:
+    """Return :func:`rank_case_sql` with the state names written in as SQL literals.
+
+    For statements that should carry no parameters but the row's own: the names are our
+    constants (checked to be plain upper-case words), never user input.
+    """
+    sql, names = rank_case_sql(column)
+    for name in names:
+        if not name.isalpha() or not name.isupper():
+            raise ValueError(f"state {name!r} cannot be written as an SQL literal")
+        sql = sql.replace("%s", f"'{name}'", 1)
+    return sql
+
+
 def final_state(writes: Iterable[str], initial: str | None = None) -> str | None:
     """Return the state a row ends in after ``writes`` are applied in order."""
     stored = initial
@@ -80,5 +94,6 @@ __all__ = [
     "may_overwrite",
     "overwritable_q",
     "rank",
+    "rank_case_literal_sql",
     "rank_case_sql",
 ]

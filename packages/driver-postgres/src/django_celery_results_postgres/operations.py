@@ -9,7 +9,7 @@ import psycopg
 from django.db.utils import InterfaceError
 
 from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow
-from django_celery_results.states import SUCCESS, rank_case_sql
+from django_celery_results.states import SUCCESS, rank_case_literal_sql
 
 if TYPE_CHECKING:
     from django_celery_results.models import TaskResult
@@ -50,9 +50,9 @@ class PostgresOperations(GenericOperations):
         self._statements: dict[int, str] = {}
         self._read_fields = [f.attname for f in self.TaskResult._meta.concrete_fields]
         self._select: str | None = None
-        self._upsert_sql, self._upsert_params = self._upsert_clause()
+        self._upsert_sql = self._upsert_clause()
 
-    def _upsert_clause(self) -> tuple[str, list[Any]]:
+    def _upsert_clause(self) -> str:
         """Build the ``ON CONFLICT`` part of the upsert: the precedence rule in SQL.
 
         A stored row is updated only when it is not SUCCESS and its rank is not above the
@@ -68,13 +68,12 @@ class PostgresOperations(GenericOperations):
             if col not in ("task_id", "date_created", "date_started")
         ]
         assignments.append("date_started = COALESCE(r.date_started, EXCLUDED.date_started)")
-        stored_rank, stored_params = rank_case_sql("r.status")
-        new_rank, new_params = rank_case_sql("EXCLUDED.status")
-        sql = (
+        # The state names are literals, so a row's 15 values are the only parameters.
+        return (
             f"ON CONFLICT (task_id) DO UPDATE SET {', '.join(assignments)} "
-            f"WHERE r.status <> %s AND ({stored_rank}) <= ({new_rank})"
+            f"WHERE r.status <> '{SUCCESS}' AND ({rank_case_literal_sql('r.status')}) "
+            f"<= ({rank_case_literal_sql('EXCLUDED.status')})"
         )
-        return sql, [SUCCESS, *stored_params, *new_params]
 
     def _cursor(self) -> Any:
         """A Django cursor that binds parameters on the server.
@@ -109,7 +108,7 @@ class PostgresOperations(GenericOperations):
         for row in rows:
             params.extend(_row_values(row))
         with self._cursor() as cursor:
-            cursor.execute(self._upsert_statement(len(rows)), [*params, *self._upsert_params])
+            cursor.execute(self._upsert_statement(len(rows)), params)
 
     def _upsert_statement(self, count: int) -> str:
         """Return the upsert of ``count`` rows (built once per size)."""

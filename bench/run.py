@@ -5,8 +5,9 @@ Usage: uv run python bench/run.py --db postgres [--tasks 1000] [--repeats 3] [--
 For each implementation a fresh database is made and ``bench/workloads.py`` runs in a
 subprocess: this project with its vendor driver, this project with the generic driver,
 and upstream django-celery-results 2.6.0 from PyPI in a virtualenv of its own (built
-once under ~/.cache). The raw limit writes the same rows straight through psycopg, one
-single-statement upsert per state change. Medians of ``--repeats`` runs; ratios printed.
+once under ~/.cache). The raw limit writes the same rows straight through psycopg (every
+value a parameter, as the backend sends it), one single-statement upsert per state
+change. Medians of ``--repeats`` runs; ratios printed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 import venv
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +94,33 @@ def run_workloads(python: Path, name: str, args: argparse.Namespace, **env: str)
     return json.loads(completed.stdout)
 
 
+COLUMNS = (
+    "task_id, status, content_type, content_encoding, result, traceback, meta,"
+    " periodic_task_name, task_name, task_args, task_kwargs, worker, date_created,"
+    " date_started, date_done"
+)
+# Every value of the row is a parameter, as a writer with real, varying data must send it.
 UPSERT = f"""
-INSERT INTO {TABLE} AS r (task_id, status, content_type, content_encoding, result, meta,
-  task_name, task_args, task_kwargs, worker, date_created, date_started, date_done)
-VALUES (%s, %s, 'application/json', 'utf-8', %s, '{{"children": []}}', 'bench.add',
-  '"(1, 2)"', '"{{}}"', 'celery@bench', now(), %s, now())
+INSERT INTO {TABLE} AS r ({COLUMNS})
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (task_id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result,
-  meta = EXCLUDED.meta, date_done = EXCLUDED.date_done,
+  content_type = EXCLUDED.content_type, content_encoding = EXCLUDED.content_encoding,
+  traceback = EXCLUDED.traceback, meta = EXCLUDED.meta, task_name = EXCLUDED.task_name,
+  task_args = EXCLUDED.task_args, task_kwargs = EXCLUDED.task_kwargs,
+  worker = EXCLUDED.worker, date_done = EXCLUDED.date_done,
   date_started = COALESCE(r.date_started, EXCLUDED.date_started)
 WHERE r.status <> 'SUCCESS'
 """
+
+
+def raw_row(task_id: str, status: str, result: str) -> list[Any]:
+    """The values the backend stores for one state change (result_extended on)."""
+    now = datetime.now(UTC)
+    started = now if status == "STARTED" else None
+    return [
+        task_id, status, "application/json", "utf-8", result, None, '{"children": []}',
+        None, "bench.add", '"(1, 2)"', '"{}"', "celery@bench", now, started, now,
+    ]  # fmt: skip
 
 
 def raw_limit(pg: Postgres, name: str, n: int, repeats: int) -> dict[str, Any]:
@@ -112,14 +131,14 @@ def raw_limit(pg: Postgres, name: str, n: int, repeats: int) -> dict[str, Any]:
         started = time.perf_counter()
         for _ in range(n):
             task_id = str(uuid.uuid4())
-            conn.execute(UPSERT, [task_id, "STARTED", '{"pid": 1}', "now"])
-            conn.execute(UPSERT, [task_id, "SUCCESS", "3", None])
+            conn.execute(UPSERT, raw_row(task_id, "STARTED", '{"pid": 1}'))
+            conn.execute(UPSERT, raw_row(task_id, "SUCCESS", "3"))
         return n / (time.perf_counter() - started)
 
     def reads() -> float:
         stored = [str(uuid.uuid4()) for _ in range(n)]
         for task_id in stored:
-            conn.execute(UPSERT, [task_id, "SUCCESS", "3", None])
+            conn.execute(UPSERT, raw_row(task_id, "SUCCESS", "3"))
         started = time.perf_counter()
         for task_id in stored:
             conn.execute(f"SELECT * FROM {TABLE} WHERE task_id = %s", [task_id]).fetchone()
@@ -136,7 +155,7 @@ def raw_limit(pg: Postgres, name: str, n: int, repeats: int) -> dict[str, Any]:
         def finish(mine: list[str]) -> None:
             with pg.connect(name) as own:
                 for part in mine:
-                    own.execute(UPSERT, [part, "SUCCESS", "1", None])
+                    own.execute(UPSERT, raw_row(part, "SUCCESS", "1"))
                     own.execute(
                         f"UPDATE {COUNTER} SET count = count - 1 WHERE group_id = %s "
                         "RETURNING count",
@@ -170,8 +189,8 @@ def table(results: dict[str, Any]) -> str:
         rates = {c: results[c].get(workload, {}).get("rate") for c in columns}
         cells = [f"{rates[c]:,.0f}/s" if rates[c] else "-" for c in columns]
         raw, ours, upstream = rates["raw"], rates["ours"], rates["upstream"]
-        ratio_raw = f"{ours / raw:.2f}×" if raw and ours else "-"
-        ratio_up = f"{ours / upstream:.2f}×" if upstream and ours else "-"
+        ratio_raw = f"{ours / raw:.2f}x" if raw and ours else "-"
+        ratio_up = f"{ours / upstream:.2f}x" if upstream and ours else "-"
         wrong = "/".join(
             str(results[c].get(workload, {}).get("wrong", "-")) for c in ("ours", "upstream")
         )

@@ -145,7 +145,12 @@ def race(app: Any, n: int) -> dict[str, Any]:
         barrier = threading.Barrier(2)
         failures: list[str] = []
 
-        def write(state: str, task_id: str = task_id, barrier: Any = barrier) -> None:
+        def write(
+            state: str,
+            task_id: str = task_id,
+            barrier: Any = barrier,
+            failures: list[str] = failures,
+        ) -> None:
             try:
                 barrier.wait()
                 backend.store_result(task_id, 1, state, request=request(task_id))

@@ -22,24 +22,7 @@ MAX_ROWS_PER_STATEMENT = 1000
 #: (connection exceptions).
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
 
-#: Columns of an inserted row, in statement order.
-COLUMNS = (
-    "task_id",
-    "status",
-    "content_type",
-    "content_encoding",
-    "result",
-    "traceback",
-    "meta",
-    "periodic_task_name",
-    "task_name",
-    "task_args",
-    "task_kwargs",
-    "worker",
-    "date_created",
-    "date_started",
-    "date_done",
-)
+COLUMNS = TaskRow.COLUMNS
 
 
 class PostgresOperations(GenericOperations):
@@ -106,7 +89,9 @@ class PostgresOperations(GenericOperations):
     def _upsert(self, rows: Sequence[TaskRow]) -> None:
         params: list[Any] = []
         for row in rows:
-            params.extend(_row_values(row))
+            # Text and aware datetimes go to psycopg as they are: Django's preparation of
+            # these fields on PostgreSQL returns them unchanged, so the text is the ORM's.
+            params.extend(row.values())
         with self._cursor() as cursor:
             cursor.execute(self._upsert_statement(len(rows)), params)
 
@@ -171,31 +156,6 @@ class PostgresOperations(GenericOperations):
                     return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
                 return sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
         return super().is_transient_error(exc)
-
-
-def _row_values(row: TaskRow) -> tuple[Any, ...]:
-    """Return a row's values in COLUMNS order (a new row was created when it was done).
-
-    Text and aware datetimes go to psycopg as they are: Django's preparation of these
-    fields on PostgreSQL returns them unchanged, so the stored text is the ORM's.
-    """
-    return (
-        row.task_id,
-        row.status,
-        row.content_type,
-        row.content_encoding,
-        row.result,
-        row.traceback,
-        row.meta,
-        row.periodic_task_name,
-        row.task_name,
-        row.task_args,
-        row.task_kwargs,
-        row.worker,
-        row.date_done,
-        row.date_started,
-        row.date_done,
-    )
 
 
 def _waves(rows: Sequence[TaskRow]) -> list[list[TaskRow]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,8 +40,9 @@ class TaskRow:
     #: Set on STARTED writes; a stored ``date_started`` is never replaced.
     date_started: datetime | None = None
 
-    #: Columns a write replaces on an existing row (all but the id and the dates).
-    REPLACED: ClassVar[tuple[str, ...]] = (
+    #: Every column of a new row, in the order drivers write them (``values()``).
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "task_id",
         "status",
         "content_type",
         "content_encoding",
@@ -53,7 +54,12 @@ class TaskRow:
         "task_args",
         "task_kwargs",
         "worker",
+        "date_created",
+        "date_started",
+        "date_done",
     )
+    #: Columns a write replaces on an existing row (all but the id and the dates).
+    REPLACED: ClassVar[tuple[str, ...]] = COLUMNS[1:12]
 
     #: Descriptive columns a write without them (``None``) leaves as stored, so a write
     #: made without the task's request (a manual ``store_result``) keeps its name and args.
@@ -70,11 +76,29 @@ class TaskRow:
             if value is not None or name not in self.KEPT_WHEN_NONE
         }
 
+    def values(self) -> tuple[Any, ...]:
+        """Return a new row's values in :attr:`COLUMNS` order (created when it was done)."""
+        return (
+            self.task_id,
+            self.status,
+            self.content_type,
+            self.content_encoding,
+            self.result,
+            self.traceback,
+            self.meta,
+            self.periodic_task_name,
+            self.task_name,
+            self.task_args,
+            self.task_kwargs,
+            self.worker,
+            self.date_done,
+            self.date_started,
+            self.date_done,
+        )
+
     def columns(self) -> dict[str, Any]:
         """Return every column of a new row, by name."""
-        values = {field.name: getattr(self, field.name) for field in fields(self)}
-        values["date_created"] = self.date_done
-        return values
+        return dict(zip(self.COLUMNS, self.values(), strict=True))
 
 
 class BaseFeatures:

@@ -15,14 +15,17 @@ from celery.exceptions import ChordError
 from celery.result import AsyncResult, GroupResult, allow_join_result, result_from_tuple
 from celery.utils.log import get_logger
 from celery.utils.serialization import b64decode, b64encode
+from celery.utils.time import maybe_timedelta
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 from kombu.exceptions import DecodeError
 
+from ..conf import app_settings
 from ..drivers import BaseDriver, TaskRow, driver_for_model, get_driver
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
 from ..retry import with_retry
+from ..utils import now
 
 logger = get_logger(__name__)
 
@@ -255,9 +258,17 @@ class DatabaseBackend(BaseDictBackend):
         with_retry(driver, driver.ops.delete_task_result, task_id)
 
     def cleanup(self) -> None:
-        """Delete expired results; ``result_expires`` of ``None`` or 0 keeps everything."""
+        """Delete expired results; ``result_expires`` of ``None`` or 0 keeps everything.
+
+        Counters of dead chords go first, while their header results still show that the
+        chord is over.
+        """
         if not self.expires:
             return
+        driver = self._driver(ChordCounter)
+        cutoff = now() - maybe_timedelta(self.expires)
+        batch_size = app_settings().CLEANUP_BATCH_SIZE
+        with_retry(driver, driver.ops.delete_expired_chord_counters, cutoff, batch_size)
         self.TaskModel._default_manager.delete_expired(self.expires)
         self.GroupModel._default_manager.delete_expired(self.expires)
 

@@ -209,6 +209,15 @@ class BaseOperations:
         """
         raise NotImplementedError("a driver must provide delete_expired()")
 
+    def delete_expired_chord_counters(self, cutoff: datetime, batch_size: int) -> int:
+        """Delete counters of dead chords; return how many.
+
+        A chord is dead when every header task has a stored result in a ready state
+        whose ``date_done`` is before ``cutoff``: its callback either fired (which would
+        have deleted the counter) or never will. Counters of live chords are kept.
+        """
+        raise NotImplementedError("a driver must provide delete_expired_chord_counters()")
+
     def is_transient_error(self, exc: BaseException) -> bool:
         """Return True when ``exc`` means "reconnect and retry" on this database."""
         return False

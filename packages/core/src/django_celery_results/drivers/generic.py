@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -16,7 +17,7 @@ from django.db.models.sql.constants import ROW_COUNT
 from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
-from ..states import is_terminal, overwritable_q
+from ..states import TERMINAL_STATES, is_terminal, overwritable_q
 from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
 
 if TYPE_CHECKING:
@@ -230,6 +231,37 @@ class GenericOperations(BaseOperations):
             if deleted < batch_size:
                 return total
 
+    def delete_expired_chord_counters(self, cutoff: datetime, batch_size: int) -> int:
+        """Look at counters ``batch_size`` at a time; one query reads their header results."""
+        counters = self.ChordCounter._default_manager.db_manager(self.alias)
+        results = self.TaskResult._default_manager.db_manager(self.alias)
+        deleted = 0
+        last_pk = 0
+        while True:
+            batch = list(
+                counters.filter(pk__gt=last_pk)
+                .order_by("pk")
+                .values_list("pk", "sub_tasks")[:batch_size]
+            )
+            if not batch:
+                return deleted
+            last_pk = batch[-1][0]
+            parts = {pk: _header_task_ids(sub_tasks) for pk, sub_tasks in batch}
+            wanted = {task_id for ids in parts.values() for task_id in ids}
+            expired: set[str] = set()
+            for start in range(0, len(wanted), READ_CHUNK):
+                chunk = sorted(wanted)[start : start + READ_CHUNK]
+                expired.update(
+                    results.filter(
+                        task_id__in=chunk,
+                        status__in=sorted(TERMINAL_STATES),
+                        date_done__lt=cutoff,
+                    ).values_list("task_id", flat=True)
+                )
+            dead = [pk for pk, ids in parts.items() if ids and ids <= expired]
+            if dead:
+                deleted += counters.filter(pk__in=dead).delete()[0]
+
     # -- errors --------------------------------------------------------------------------
 
     def is_transient_error(self, exc: BaseException) -> bool:
@@ -290,6 +322,18 @@ class GenericOperations(BaseOperations):
             cursor.execute(sql, params)
             inserted = cursor.rowcount
         return bool(inserted > 0)
+
+
+def _header_task_ids(sub_tasks: str) -> set[str]:
+    """Return the task ids of a chord header (``[[[id, parent], children], …]``).
+
+    An unreadable list gives no ids, which keeps the counter: never delete what we
+    cannot read.
+    """
+    try:
+        return {item[0][0] for item in json.loads(sub_tasks)}
+    except (ValueError, TypeError, IndexError, KeyError):
+        return set()
 
 
 class GenericDriver(BaseDriver):

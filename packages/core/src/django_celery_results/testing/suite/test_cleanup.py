@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -52,6 +53,39 @@ class TestCleanup:
         assert list(TaskResult.objects.values_list("task_id", flat=True)) == [fresh]
         assert not GroupResult.objects.exists()
         assert ChordCounter.objects.count() == 1  # live chords are never cleaned up
+
+    def test_dead_chord_counters_are_removed(self, driver: Any) -> None:
+        dead, live, fresh = ([new_id() for _ in range(3)] for _ in range(3))
+        stored = dead + live[:2] + fresh  # live[2] has not finished
+        driver.ops.store_task_results([row(i, states.SUCCESS) for i in stored])
+        age_rows(TaskResult, dead + live[:2], "task_id", days=3)
+        counters = {}
+        for label, ids in (("dead", dead), ("live", live), ("fresh", fresh)):
+            sub_tasks = json.dumps([[[task_id, None], None] for task_id in ids])
+            counters[label] = ChordCounter.objects.create(
+                group_id=new_id(), sub_tasks=sub_tasks, count=1
+            ).group_id
+        unreadable = ChordCounter.objects.create(group_id=new_id(), sub_tasks="{", count=1)
+        cutoff = timezone.now() - timedelta(days=1)
+        assert driver.ops.delete_expired_chord_counters(cutoff, 2) == 1
+        assert set(ChordCounter.objects.values_list("group_id", flat=True)) == {
+            counters["live"],
+            counters["fresh"],
+            unreadable.group_id,
+        }
+
+    def test_cleanup_removes_dead_chords_before_their_results(
+        self, backend: Any, result_app: Any
+    ) -> None:
+        part = new_id()
+        backend.mark_as_done(part, 1)
+        age_rows(TaskResult, [part], "task_id", days=3)
+        ChordCounter.objects.create(
+            group_id=new_id(), sub_tasks=json.dumps([[[part, None], None]]), count=1
+        )
+        backend.cleanup()
+        assert not ChordCounter.objects.exists()
+        assert not TaskResult.objects.filter(task_id=part).exists()
 
     def test_result_expires_none_keeps_everything(self, backend: Any) -> None:
         task_id = new_id()

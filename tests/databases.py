@@ -18,6 +18,9 @@ HOW_TO_START = {
 
 SQLITE_FILE = Path(tempfile.gettempdir()) / f"dcr-tests-{os.getpid()}.sqlite3"
 
+#: Appended to every server test database name, so two checkouts can run tests at once.
+SUFFIX = os.environ.get("DCR_TEST_DB_SUFFIX", "")
+
 SERVERS: dict[str, dict[str, Any]] = {
     "postgres": {
         "ENGINE": "django.db.backends.postgresql",
@@ -28,7 +31,7 @@ SERVERS: dict[str, dict[str, Any]] = {
         "USER": os.environ.get("DCR_POSTGRES_USER", "postgres"),
         "PASSWORD": os.environ.get("DCR_POSTGRES_PASSWORD", ""),
         # Each leg is set up on its own; none waits for the SQLite one.
-        "TEST": {"DEPENDENCIES": []},
+        "TEST": {"NAME": f"test_postgres{SUFFIX}", "DEPENDENCIES": []},
     },
     "mysql": {
         "ENGINE": "django.db.backends.mysql",
@@ -38,7 +41,12 @@ SERVERS: dict[str, dict[str, Any]] = {
         "USER": os.environ.get("DCR_MYSQL_USER", "root"),
         "PASSWORD": os.environ.get("DCR_MYSQL_PASSWORD", ""),
         "OPTIONS": {"charset": "utf8mb4"},
-        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci", "DEPENDENCIES": []},
+        "TEST": {
+            "NAME": f"test_test{SUFFIX}",
+            "CHARSET": "utf8mb4",
+            "COLLATION": "utf8mb4_unicode_ci",
+            "DEPENDENCIES": [],
+        },
     },
 }
 LABELS = {"postgres": "PostgreSQL", "mysql": "MariaDB/MySQL"}
@@ -60,7 +68,7 @@ def variants(alias: str, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         f"postgres_{name}": {
             **config,
             "OPTIONS": option,
-            "TEST": {**config["TEST"], "NAME": f"test_dcr_{name}"},
+            "TEST": {**config["TEST"], "NAME": f"test_dcr_{name}{SUFFIX}"},
         }
         for name, option in options.items()
     }

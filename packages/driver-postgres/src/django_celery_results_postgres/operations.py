@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.db.utils import InterfaceError
 
-from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow
+from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow, error_chain
 from django_celery_results.states import SUCCESS, rank_case_literal_sql
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class PostgresOperations(GenericOperations):
         """Read psycopg's SQLSTATE: connection loss, deadlocks, serialization failures."""
         if isinstance(exc, InterfaceError):
             return True
-        for error in _causes(exc):
+        for error in error_chain(exc):
             if isinstance(error, psycopg.Error):
                 sqlstate = error.sqlstate
                 if sqlstate is None:
@@ -169,13 +169,3 @@ def _waves(rows: Sequence[TaskRow]) -> list[list[TaskRow]]:
             waves.append([])
         waves[index].append(row)
     return waves
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """Yield ``exc`` and the exceptions it was raised from (Django wraps psycopg's)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__

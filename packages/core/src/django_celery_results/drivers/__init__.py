@@ -17,7 +17,7 @@ registers it from a ``hooks`` module named by an entry point of group
 See ``docs/writing-a-driver.md``.
 """
 
-from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
+from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow, error_chain
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
 from .manager import driver_for_model, get_driver
@@ -31,6 +31,7 @@ __all__ = [
     "GenericOperations",
     "TaskRow",
     "driver_for_model",
+    "error_chain",
     "get_driver",
     "hookimpl",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -99,6 +99,20 @@ class TaskRow:
     def columns(self) -> dict[str, Any]:
         """Return every column of a new row, by name."""
         return dict(zip(self.COLUMNS, self.values(), strict=True))
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """Yield ``exc`` and the exceptions it was raised from, for reading a DB-API error.
+
+    Django raises its own ``django.db`` errors from the database library's, so a driver's
+    ``is_transient_error`` finds the library's error (and its code) in this chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 class BaseFeatures:

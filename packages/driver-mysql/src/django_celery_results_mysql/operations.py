@@ -1,0 +1,277 @@
+"""MySQL operations: ON DUPLICATE KEY upserts, LAST_INSERT_ID counters, LIMIT deletes."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import MySQLdb
+from django.db.models import Model
+from django.db.models.deletion import Collector
+from django.db.utils import InterfaceError
+
+from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow, error_chain
+from django_celery_results.states import SUCCESS, rank_case_literal_sql
+
+from .features import MySQLFeatures
+
+if TYPE_CHECKING:
+    from django_celery_results.models import TaskResult
+
+#: Rows per INSERT, and the payload bytes after which a batch is cut into another
+#: statement: well inside ``max_allowed_packet`` (16 MiB on MariaDB, 64 MiB on MySQL 8).
+MAX_ROWS_PER_STATEMENT = 500
+MAX_BYTES_PER_STATEMENT = 4 * 1024 * 1024
+
+#: Server and client error codes after which the same statement can succeed on a fresh
+#: attempt: deadlock (1213), lock wait timeout (1205), connection killed (1927, MariaDB),
+#: server gone away (2006), lost connection (2013), lost connection during a query
+#: (2055) and disconnected for inactivity (4031, MySQL 8).
+TRANSIENT_CODES = frozenset({1205, 1213, 1927, 2006, 2013, 2055, 4031})
+
+COLUMNS = TaskRow.COLUMNS
+DATE_COLUMNS = frozenset({"date_created", "date_started", "date_done"})
+
+
+class MySQLOperations(GenericOperations):
+    """Operations that use MySQL's upsert, ``LAST_INSERT_ID(expr)`` and ``DELETE … LIMIT``."""
+
+    def __init__(self, driver: BaseDriver) -> None:
+        super().__init__(driver)
+        self._statements: dict[int, str] = {}
+        self._read_fields = [f.attname for f in self.TaskResult._meta.concrete_fields]
+        self._select: str | None = None
+        # Per client connection, forgotten with it: a new connection asks again.
+        self._repeatable_read: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+    @property
+    def _row_alias(self) -> bool:
+        """Does the server name the new row by an alias (MySQL 8.0.19+)?"""
+        features = self.driver.features
+        assert isinstance(features, MySQLFeatures)
+        return features.supports_insert_row_alias
+
+    def _upsert_clause(self) -> str:
+        """Build the ``ON DUPLICATE KEY UPDATE`` part of the upsert: precedence in SQL.
+
+        MySQL has no ``WHERE`` on the update, so every assignment is guarded by the same
+        test: ``IF(<stored state may be overwritten>, new, stored)``. MySQL assigns left
+        to right and a later assignment sees the earlier ones, so ``status`` is assigned
+        last: every test before it reads the stored status, not the new one.
+        """
+        new = self._new_value
+        kept = TaskRow.KEPT_WHEN_NONE
+        test = (
+            f"status <> '{SUCCESS}' AND ({rank_case_literal_sql('status')}) "
+            f"<= ({rank_case_literal_sql(new('status'))})"
+        )
+        assignments = []
+        for col in COLUMNS:
+            if col in ("task_id", "status", "date_created"):
+                continue
+            if col == "date_started":
+                value = f"COALESCE(date_started, {new(col)})"
+            elif col in kept:
+                value = f"COALESCE({new(col)}, {col})"
+            else:
+                value = new(col)
+            assignments.append(f"{col} = IF({test}, {value}, {col})")
+        assignments.append(f"status = IF({test}, {new('status')}, status)")
+        return "ON DUPLICATE KEY UPDATE " + ", ".join(assignments)
+
+    def _new_value(self, column: str) -> str:
+        """Return how the upsert names the value the new row brings for ``column``."""
+        if self._row_alias:
+            return f"new.{column}"
+        return f"VALUES({column})"
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def store_task_results(self, rows: Sequence[TaskRow]) -> None:
+        """Write all rows with multi-row ``INSERT … ON DUPLICATE KEY UPDATE``.
+
+        MySQL applies a statement's rows in order, each against the row as the previous
+        one left it, so a batch may hold the same task id twice.
+        """
+        for batch in _batches(rows):
+            self._upsert(batch)
+
+    def _upsert(self, rows: Sequence[TaskRow]) -> None:
+        adapt = self.connection.ops.adapt_datetimefield_value
+        params: list[Any] = []
+        for row in rows:
+            for column, value in zip(COLUMNS, row.values(), strict=True):
+                # Dates as Django stores them here (naive UTC text); text is left as is.
+                params.append(adapt(value) if column in DATE_COLUMNS else value)
+        with self.connection.cursor() as cursor:
+            cursor.execute(self._upsert_statement(len(rows)), params)
+
+    def _upsert_statement(self, count: int) -> str:
+        """Return the upsert of ``count`` rows (built once per size)."""
+        sql = self._statements.get(count)
+        if sql is None:
+            table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+            values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
+            alias = " AS new" if self._row_alias else ""
+            sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES {values}{alias} "
+            sql += self._upsert_clause()
+            self._statements[count] = sql
+        return sql
+
+    def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
+        """Read every id in one query (``= %s`` for one id, ``IN (…)`` for many)."""
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
+            return {}
+        if len(ids) > 1:
+            return super().get_task_results(ids)
+        if self._select is None:
+            table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+            fields = ", ".join(self._read_fields)
+            self._select = f"SELECT {fields} FROM {table} WHERE task_id = %s"
+        # A polled single id is the hot read: skip the queryset machinery.
+        with self.connection.cursor() as cursor:
+            cursor.execute(self._select, ids)
+            rows = cursor.fetchall()
+        converters = self._converters()
+        found = []
+        for values in rows:
+            values = [
+                convert(value) if convert else value
+                for value, convert in zip(values, converters, strict=True)
+            ]
+            found.append(self.TaskResult.from_db(self.alias, self._read_fields, values))
+        return {obj.task_id: obj for obj in found}
+
+    def _converters(self) -> list[Any]:
+        """Return, per read column, the function that makes Django's value of it, or None.
+
+        Dates come back naive from MySQL; Django's backend makes them aware (USE_TZ).
+        """
+        ops = self.connection.ops
+        converters: list[Any] = []
+        for field in self.TaskResult._meta.concrete_fields:
+            funcs = ops.get_db_converters(field.get_col(self.TaskResult._meta.db_table))
+            funcs += field.get_db_converters(self.connection)
+            if funcs:
+                converters.append(_chain(funcs, field, self.connection))
+            else:
+                converters.append(None)
+        return converters
+
+    # -- chords --------------------------------------------------------------------------
+
+    def chord_part_return(self, group_id: str) -> int | None:
+        """Decrement and read the counter in one statement, through ``LAST_INSERT_ID``.
+
+        ``LAST_INSERT_ID(expr)`` sets the connection's last insert id to ``expr``, which
+        the client reads back with the statement's result: no second query, no lock held.
+        """
+        table = self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET count = LAST_INSERT_ID(count - 1) "
+                "WHERE group_id = %s AND count > 0",
+                [group_id],
+            )
+            if cursor.rowcount > 0:
+                return int(cursor.lastrowid)
+            # Already at zero (a header task counted twice), or no counter at all.
+            cursor.execute(f"SELECT count FROM {table} WHERE group_id = %s", [group_id])
+            row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    # -- cleanup -------------------------------------------------------------------------
+
+    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+        """Delete oldest first with ``DELETE … ORDER BY date_done LIMIT n``, one per chunk.
+
+        Each chunk is one statement in autocommit mode, on the ``date_done`` index, so its
+        locks last as long as the statement. When the rows cannot be deleted without
+        Django (a model points at them, or delete signals are connected), the generic
+        driver's ORM deletes run instead.
+        """
+        manager = model._default_manager.db_manager(self.alias)
+        expired = manager.filter(date_done__lt=cutoff)
+        if not Collector(using=self.alias).can_fast_delete(expired):
+            return super().delete_expired(model, cutoff, batch_size)
+        table = self.connection.ops.quote_name(model._meta.db_table)
+        sql = f"DELETE FROM {table} WHERE date_done < %s ORDER BY date_done LIMIT %s"
+        params = [self.connection.ops.adapt_datetimefield_value(cutoff), batch_size]
+        total = 0
+        while True:
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                deleted: int = cursor.rowcount
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    # -- errors --------------------------------------------------------------------------
+
+    def is_transient_error(self, exc: BaseException) -> bool:
+        """Read mysqlclient's error code: deadlocks, lock waits and lost connections."""
+        if isinstance(exc, InterfaceError):
+            return True
+        for error in error_chain(exc):
+            if isinstance(error, MySQLdb.InterfaceError):
+                return True  # the client's connection object is closed
+            if isinstance(error, MySQLdb.Error) and error.args:
+                return bool(error.args[0] in TRANSIENT_CODES)
+        return super().is_transient_error(exc)
+
+    def uses_repeatable_read(self) -> bool:
+        """Ask the server for the session's isolation level, once per connection.
+
+        Django connects in READ COMMITTED unless ``OPTIONS["isolation_level"]`` says
+        otherwise; the server's own default, REPEATABLE READ, keeps a poller inside a
+        transaction reading the snapshot it started with.
+        """
+        connection = self.connection
+        connection.ensure_connection()
+        key = connection.connection
+        cached = self._repeatable_read.get(key)
+        if cached is None:
+            with connection.cursor() as cursor:
+                # MariaDB calls it tx_isolation, MySQL 8 transaction_isolation.
+                cursor.execute(
+                    "SHOW VARIABLES WHERE variable_name IN "
+                    "('tx_isolation', 'transaction_isolation')"
+                )
+                levels = {value for _, value in cursor.fetchall()}
+            cached = self._repeatable_read[key] = "REPEATABLE-READ" in levels
+        return cached
+
+
+def _chain(funcs: list[Any], field: Any, connection: Any) -> Any:
+    """Return one function applying Django's converters of ``field`` in order."""
+    expression = field.get_col(field.model._meta.db_table)
+
+    def convert(value: Any) -> Any:
+        for func in funcs:
+            value = func(value, expression, connection)
+        return value
+
+    return convert
+
+
+def _batches(rows: Sequence[TaskRow]) -> Iterator[Sequence[TaskRow]]:
+    """Cut rows into statements of at most the row and payload limits, keeping order."""
+    start = 0
+    size = 0
+    for index, row in enumerate(rows):
+        payload = sum(
+            len(value)
+            for value in (row.result, row.traceback, row.meta, row.task_args, row.task_kwargs)
+            if value
+        )
+        if index > start and (
+            index - start >= MAX_ROWS_PER_STATEMENT or size + payload > MAX_BYTES_PER_STATEMENT
+        ):
+            yield rows[start:index]
+            start, size = index, 0
+        size += payload
+    if start < len(rows):
+        yield rows[start:]

@@ -1,0 +1,353 @@
+"""The MySQL driver's statements, checked by what they do on a real MariaDB server."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from datetime import timedelta
+from typing import Any
+
+import MySQLdb
+import pytest
+from celery import states
+from django.db import connections
+from django.db.models.signals import pre_delete
+from django.db.utils import OperationalError
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_celery_results.managers import TxIsolationWarning
+from django_celery_results.models import ChordCounter, TaskResult
+from django_celery_results.testing.suite.helpers import new_id, row
+
+CONFORMANCE_ALIASES = ["mysql"]
+
+
+def statements(alias: str) -> CaptureQueriesContext:
+    return CaptureQueriesContext(connections[alias])
+
+
+def test_a_batch_is_one_statement(driver: Any, db_alias: str) -> None:
+    ids = [new_id() for _ in range(100)]
+    with statements(db_alias) as queries:
+        driver.ops.store_task_results([row(i, states.STARTED) for i in ids])
+    assert len(queries.captured_queries) == 1
+    assert "ON DUPLICATE KEY UPDATE" in queries.captured_queries[0]["sql"]
+    assert TaskResult.objects.filter(task_id__in=ids, status=states.STARTED).count() == 100
+
+
+def test_a_repeated_id_in_one_statement_is_applied_in_order(driver: Any, db_alias: str) -> None:
+    first, second = new_id(), new_id()
+    rows = [
+        row(first, states.STARTED),
+        row(second, states.STARTED),
+        row(first, states.SUCCESS),
+        row(first, states.STARTED),
+        row(second, states.RETRY),
+    ]
+    with statements(db_alias) as queries:
+        driver.ops.store_task_results(rows)
+    assert len(queries.captured_queries) == 1
+    assert TaskResult.objects.get(task_id=first).status == states.SUCCESS
+    assert TaskResult.objects.get(task_id=second).status == states.RETRY
+
+
+def test_a_large_batch_is_cut_by_payload(driver: Any, db_alias: str) -> None:
+    ids = [new_id() for _ in range(12)]
+    big = '"' + "x" * 1_000_000 + '"'
+    with statements(db_alias) as queries:
+        driver.ops.store_task_results([row(i, states.SUCCESS, result=big) for i in ids])
+    assert len(queries.captured_queries) == 3  # 4 MiB per statement
+    assert TaskResult.objects.filter(task_id__in=ids, result=big).count() == 12
+
+
+def test_refused_write_changes_no_column(driver: Any, db_alias: str) -> None:
+    """The precedence test reads the stored status: ``status`` is assigned last.
+
+    Were ``status`` assigned first, every later ``IF`` would compare the new state with
+    itself and let the RETRY replace the worker, result and dates of the SUCCESS.
+    """
+    task_id = new_id()
+    driver.ops.store_task_results([row(task_id, states.SUCCESS, worker="w1")])
+    before = TaskResult.objects.values().get(task_id=task_id)
+    with statements(db_alias) as queries:
+        driver.ops.store_task_results(
+            [row(task_id, states.RETRY, worker="w2", traceback="tb", date_started=_now())]
+        )
+    assert len(queries.captured_queries) == 1
+    assert TaskResult.objects.values().get(task_id=task_id) == before
+
+
+def test_allowed_write_changes_every_column(driver: Any) -> None:
+    task_id = new_id()
+    driver.ops.store_task_results([row(task_id, states.STARTED, worker="w1")])
+    started = TaskResult.objects.get(task_id=task_id)
+    driver.ops.store_task_results(
+        [row(task_id, states.FAILURE, worker="w2", traceback="tb", date_done=_now())]
+    )
+    failed = TaskResult.objects.get(task_id=task_id)
+    assert (failed.status, failed.worker, failed.traceback, failed.result) == (
+        states.FAILURE,
+        "w2",
+        "tb",
+        f'"{states.FAILURE}"',
+    )
+    assert failed.date_done > started.date_done
+    assert failed.date_created == started.date_created
+
+
+def test_descriptive_columns_and_date_started_are_kept(driver: Any) -> None:
+    task_id = new_id()
+    driver.ops.store_task_results(
+        [row(task_id, states.STARTED, task_name="proj.add", date_started=_now())]
+    )
+    started = TaskResult.objects.get(task_id=task_id).date_started
+    driver.ops.store_task_results([row(task_id, states.STARTED, date_started=_now())])
+    driver.ops.store_task_results([row(task_id, states.SUCCESS)])
+    done = TaskResult.objects.get(task_id=task_id)
+    assert (done.status, done.task_name, done.date_started) == (
+        states.SUCCESS,
+        "proj.add",
+        started,
+    )
+
+
+def test_same_text_as_the_generic_driver(driver: Any, db_alias: str) -> None:
+    """Every column reads back exactly as the ORM would have written it."""
+    from django_celery_results.drivers import GenericDriver
+
+    generic = GenericDriver(db_alias)
+    ours, theirs = new_id(), new_id()
+    columns = {
+        "traceback": "Traceback: ünïcode ✓ 🐍",
+        "meta": '{"children": []}',
+        "task_args": '"(1, 2)"',
+        "task_kwargs": "\"{'z': 3}\"",
+        "worker": "celery@host",
+        "periodic_task_name": "nightly",
+        "task_name": "proj.add",
+    }
+    when = _now()
+    driver.ops.store_task_results([row(ours, states.FAILURE, date_done=when, **columns)])
+    generic.ops.store_task_results([row(theirs, states.FAILURE, date_done=when, **columns)])
+    fields = [f.name for f in TaskResult._meta.concrete_fields if f.name not in ("id", "task_id")]
+    mine = TaskResult.objects.values(*fields).get(task_id=ours)
+    reference = TaskResult.objects.values(*fields).get(task_id=theirs)
+    assert mine == reference
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT HEX(traceback), CAST(date_done AS CHAR(26)) "
+            "FROM django_celery_results_taskresult WHERE task_id IN (%s, %s)",
+            [ours, theirs],
+        )
+        stored = cursor.fetchall()
+    assert stored[0] == stored[1]
+
+
+def test_chord_decrement_returns_the_count(driver: Any, db_alias: str) -> None:
+    group_id = new_id()
+    driver.ops.create_chord_counter(group_id, "[]", 2)
+    with statements(db_alias) as queries:
+        assert driver.ops.chord_part_return(group_id) == 1
+    assert len(queries.captured_queries) == 1
+    assert "LAST_INSERT_ID(count - 1)" in queries.captured_queries[0]["sql"]
+    assert driver.ops.chord_part_return(group_id) == 0
+    assert driver.ops.chord_part_return(group_id) == 0  # never below zero
+    assert ChordCounter.objects.get(group_id=group_id).count == 0
+    assert driver.ops.chord_part_return(new_id()) is None
+
+
+def test_chord_decrement_does_not_leak_into_inserts(driver: Any, db_alias: str) -> None:
+    """LAST_INSERT_ID(expr) is per connection: a later INSERT's id is its own."""
+    group_id = new_id()
+    driver.ops.create_chord_counter(group_id, "[]", 1000)
+    assert driver.ops.chord_part_return(group_id) == 999
+    created = ChordCounter.objects.create(group_id=new_id(), sub_tasks="[]", count=1)
+    assert ChordCounter.objects.get(pk=created.pk).group_id == created.group_id
+
+
+def test_cleanup_deletes_oldest_first_in_limited_chunks(driver: Any, db_alias: str) -> None:
+    old = timezone.now() - timedelta(days=2)
+    ids = [new_id() for _ in range(25)]
+    driver.ops.store_task_results(
+        [row(i, states.SUCCESS, date_done=old + timedelta(seconds=n)) for n, i in enumerate(ids)]
+    )
+    keep = new_id()
+    driver.ops.store_task_results([row(keep, states.SUCCESS)])
+    with statements(db_alias) as queries:
+        deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
+    assert deleted == 25
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3
+    assert all("ORDER BY date_done LIMIT" in sql for sql in deletes)
+    assert list(TaskResult.objects.filter(task_id__in=[*ids, keep]).values_list("task_id")) == [
+        (keep,)
+    ]
+
+
+def test_cleanup_goes_through_the_orm_when_signals_listen(driver: Any, db_alias: str) -> None:
+    seen: list[str] = []
+
+    def listener(sender: Any, instance: TaskResult, **kwargs: Any) -> None:
+        seen.append(instance.task_id)
+
+    task_id = new_id()
+    driver.ops.store_task_results(
+        [row(task_id, states.SUCCESS, date_done=timezone.now() - timedelta(days=2))]
+    )
+    pre_delete.connect(listener, sender=TaskResult)
+    try:
+        deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
+    finally:
+        pre_delete.disconnect(listener, sender=TaskResult)
+    assert deleted == 1
+    assert seen == [task_id]
+
+
+def test_one_id_is_read_with_aware_dates(driver: Any, db_alias: str) -> None:
+    task_id = new_id()
+    driver.ops.store_task_results([row(task_id, states.STARTED, date_started=_now())])
+    with statements(db_alias) as queries:
+        found = driver.ops.get_task_results([task_id])[task_id]
+    assert len(queries.captured_queries) == 1
+    reference = TaskResult.objects.get(task_id=task_id)
+    assert [getattr(found, f.attname) for f in TaskResult._meta.concrete_fields] == [
+        getattr(reference, f.attname) for f in TaskResult._meta.concrete_fields
+    ]
+    assert found.date_done.tzinfo is not None
+    assert found._state.db == db_alias
+    assert not found._state.adding
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [
+        (1213, True),  # ER_LOCK_DEADLOCK
+        (1205, True),  # ER_LOCK_WAIT_TIMEOUT
+        (2006, True),  # CR_SERVER_GONE_ERROR
+        (2013, True),  # CR_SERVER_LOST
+        (4031, True),  # ER_CLIENT_INTERACTION_TIMEOUT
+        (1927, True),  # ER_CONNECTION_KILLED (MariaDB)
+        (1062, False),  # ER_DUP_ENTRY
+        (1406, False),  # ER_DATA_TOO_LONG
+        (1969, False),  # ER_STATEMENT_TIMEOUT: it would time out again
+    ],
+)
+def test_transient_error_codes(driver: Any, code: int, transient: bool) -> None:
+    error = OperationalError("wrapped by Django")
+    error.__cause__ = MySQLdb.OperationalError(code, "from the server")
+    assert driver.ops.is_transient_error(error) is transient
+
+
+def test_a_real_deadlock_is_transient(driver: Any, db_alias: str) -> None:
+    """Two sessions lock two rows in opposite orders; InnoDB kills one with 1213."""
+    first, second = new_id(), new_id()
+    driver.ops.store_task_results([row(first, states.STARTED), row(second, states.STARTED)])
+    settings = connections[db_alias].settings_dict
+    table = "django_celery_results_taskresult"
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2, timeout=10)
+
+    def session(one: str, other: str) -> None:
+        db = MySQLdb.connect(
+            host=settings["HOST"],
+            port=settings["PORT"],
+            user=settings["USER"],
+            passwd=settings["PASSWORD"],
+            db=settings["NAME"],
+        )
+        try:
+            cursor = db.cursor()
+            cursor.execute(f"UPDATE {table} SET worker = 'x' WHERE task_id = %s", [one])
+            barrier.wait()
+            cursor.execute(f"UPDATE {table} SET worker = 'y' WHERE task_id = %s", [other])
+            db.commit()
+        except MySQLdb.Error as exc:
+            errors.append(exc)
+            db.rollback()
+        finally:
+            db.close()
+
+    threads = [
+        threading.Thread(target=session, args=(first, second)),
+        threading.Thread(target=session, args=(second, first)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(errors) == 1
+    wrapped = OperationalError(*errors[0].args)
+    wrapped.__cause__ = errors[0]
+    assert errors[0].args[0] == 1213
+    assert driver.ops.is_transient_error(wrapped)
+
+
+def test_repeatable_read_warns_pollers(backend: Any, db_alias: str) -> None:
+    connection = connections[db_alias]
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    try:
+        task_id = new_id()
+        backend.get_task_meta(task_id)  # the first poll of an id never warns
+        with pytest.warns(TxIsolationWarning):
+            backend.get_task_meta(task_id)
+    finally:
+        connection.close()  # the next connection is Django's READ COMMITTED again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TxIsolationWarning)
+        backend.get_task_meta(task_id)
+        backend.get_task_meta(task_id)
+
+
+@override_settings(DJANGO_CELERY_RESULTS={"MAX_RETRIES": 8, "RETRY_BACKOFF": 0.01})
+def test_sessions_killed_during_writes(backend: Any, db_alias: str) -> None:
+    """KILL, again and again, while a worker stores 200 lifecycles."""
+    settings = connections[db_alias].settings_dict
+    database = settings["NAME"]
+    stop = threading.Event()
+    kills: list[int] = []
+
+    def killer() -> None:
+        admin = MySQLdb.connect(
+            host=settings["HOST"], port=settings["PORT"], user=settings["USER"], passwd=""
+        )
+        try:
+            cursor = admin.cursor()
+            while not stop.wait(0.03):
+                cursor.execute(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = %s AND id <> CONNECTION_ID()",
+                    [database],
+                )
+                for (session,) in cursor.fetchall():
+                    try:
+                        cursor.execute(f"KILL {int(session)}")
+                        kills.append(session)
+                    except MySQLdb.OperationalError:
+                        pass  # ended by itself meanwhile
+        finally:
+            admin.close()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    ids = [new_id() for _ in range(200)]
+    try:
+        for task_id in ids:
+            backend.mark_as_started(task_id)
+            backend.mark_as_done(task_id, task_id)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        connections[db_alias].close()
+    assert kills, "the killer never found a session to kill"
+    stored = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
+    assert stored == dict.fromkeys(ids, states.SUCCESS)
+    assert TaskResult.objects.filter(task_id__in=ids).count() == 200
+
+
+def _now() -> Any:
+    time.sleep(0.001)
+    return timezone.now()

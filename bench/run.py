@@ -1,13 +1,15 @@
 """Benchmark the result backend side by side: this project, upstream 2.6.0, the raw limit.
 
-Usage: uv run python bench/run.py --db postgres [--tasks 1000] [--repeats 3] [--json out.json]
+Usage: uv run python bench/run.py --db postgres|mariadb|sqlite [--tasks 1000] [--repeats 3]
+       [--workloads lifecycle,reads,…] [--json out.json]
 
 For each implementation a fresh database is made and ``bench/workloads.py`` runs in a
 subprocess: this project with its vendor driver, this project with the generic driver,
 and upstream django-celery-results 2.6.0 from PyPI in a virtualenv of its own (built
-once under ~/.cache). The raw limit writes the same rows straight through psycopg (every
-value a parameter, as the backend sends it), one single-statement upsert per state
-change. Medians of ``--repeats`` runs; ratios printed.
+once under ~/.cache). The raw limit writes the same rows straight through the database's
+own client (psycopg 3, MySQLdb, sqlite3; every value a parameter, as the backend sends
+it), one single-statement upsert per state change, and as a second figure 100-row
+multi-row upserts. Medians of ``--repeats`` runs; ratios printed.
 """
 
 from __future__ import annotations
@@ -26,14 +28,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from servers import Server, make_server
 
 ROOT = Path(__file__).resolve().parent
 WORKLOADS = ROOT / "workloads.py"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "django-celery-results"
-UPSTREAM = ["django-celery-results==2.6.0", "Django>=5.2,<5.3", "celery==5.7.0", "psycopg[binary]"]
-TABLE = "django_celery_results_taskresult"
-COUNTER = "django_celery_results_chordcounter"
+UPSTREAM = [
+    "django-celery-results==2.6.0",
+    "Django>=5.2,<5.3",
+    "celery==5.7.0",
+    "psycopg[binary]",
+    "mysqlclient",
+]
+#: The vendor driver of each database, and the name DISABLED_DRIVERS knows it by.
+VENDOR = {"postgres": "postgresql", "mariadb": "mysql", "sqlite": "sqlite"}
 
 
 def upstream_python() -> Path:
@@ -48,37 +56,16 @@ def upstream_python() -> Path:
     return python
 
 
-class Postgres:
-    """Throwaway PostgreSQL databases on the local server."""
-
-    def __init__(self) -> None:
-        self.admin = psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-        self.admin.autocommit = True
-        self.names: list[str] = []
-
-    def create(self, label: str) -> str:
-        name = f"bench_{label}_{uuid.uuid4().hex[:6]}"
-        self.admin.execute(f'CREATE DATABASE "{name}"')
-        self.names.append(name)
-        return name
-
-    def connect(self, name: str) -> psycopg.Connection[Any]:
-        return psycopg.connect(host="127.0.0.1", user="postgres", dbname=name, autocommit=True)
-
-    def drop_all(self) -> None:
-        for name in self.names:
-            self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def run_workloads(python: Path, name: str, args: argparse.Namespace, **env: str) -> Any:
+def run_workloads(
+    python: Path, server: Server, name: str, args: argparse.Namespace, **env: str
+) -> Any:
     """Run bench/workloads.py with ``python`` against database ``name``; return its JSON."""
     environment = {
         **os.environ,
-        "BENCH_ENGINE": "postgresql",
-        "BENCH_NAME": name,
+        **server.settings(name),
         "BENCH_TASKS": str(args.tasks),
         "BENCH_REPEATS": str(args.repeats),
-        "BENCH_OPTIONS": json.dumps(args.options),
+        "BENCH_ONLY": ",".join(args.workloads),
         **env,
     }
     environment.pop("DJANGO_SETTINGS_MODULE", None)
@@ -87,35 +74,18 @@ def run_workloads(python: Path, name: str, args: argparse.Namespace, **env: str)
         env=environment,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=3600,
     )
     if completed.returncode:
         raise SystemExit(f"{python} failed:\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout)
 
 
-COLUMNS = (
-    "task_id, status, content_type, content_encoding, result, traceback, meta,"
-    " periodic_task_name, task_name, task_args, task_kwargs, worker, date_created,"
-    " date_started, date_done"
-)
-# Every value of the row is a parameter, as a writer with real, varying data must send it.
-UPSERT = f"""
-INSERT INTO {TABLE} AS r ({COLUMNS})
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (task_id) DO UPDATE SET status = EXCLUDED.status, result = EXCLUDED.result,
-  content_type = EXCLUDED.content_type, content_encoding = EXCLUDED.content_encoding,
-  traceback = EXCLUDED.traceback, meta = EXCLUDED.meta, task_name = EXCLUDED.task_name,
-  task_args = EXCLUDED.task_args, task_kwargs = EXCLUDED.task_kwargs,
-  worker = EXCLUDED.worker, date_done = EXCLUDED.date_done,
-  date_started = COALESCE(r.date_started, EXCLUDED.date_started)
-WHERE r.status <> 'SUCCESS'
-"""
-
-
-def raw_row(task_id: str, status: str, result: str) -> list[Any]:
+def raw_row(task_id: str, status: str, result: str, server: Server) -> list[Any]:
     """The values the backend stores for one state change (result_extended on)."""
-    now = datetime.now(UTC)
+    now: Any = datetime.now(UTC)
+    if server.engine != "postgresql":
+        now = now.replace(tzinfo=None).isoformat(" ")  # naive UTC text, as Django stores it
     started = now if status == "STARTED" else None
     return [
         task_id, status, "application/json", "utf-8", result, None, '{"children": []}',
@@ -123,91 +93,156 @@ def raw_row(task_id: str, status: str, result: str) -> list[Any]:
     ]  # fmt: skip
 
 
-def raw_limit(pg: Postgres, name: str, n: int, repeats: int) -> dict[str, Any]:
-    """The same rows written straight through psycopg: one upsert per state change."""
-    conn = pg.connect(name)
+def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The same rows written straight through the database's client, no framework."""
+    n, repeats = args.tasks, args.repeats
+    conn = server.connect(name)
+    cursor = conn.cursor()
+    pid = '{"pid": 1, "hostname": "celery@bench"}'
 
     def lifecycle() -> float:
         started = time.perf_counter()
         for _ in range(n):
             task_id = str(uuid.uuid4())
-            conn.execute(UPSERT, raw_row(task_id, "STARTED", '{"pid": 1}'))
-            conn.execute(UPSERT, raw_row(task_id, "SUCCESS", "3"))
+            cursor.execute(server.upsert, raw_row(task_id, "STARTED", pid, server))
+            cursor.execute(server.upsert, raw_row(task_id, "SUCCESS", "3", server))
         return n / (time.perf_counter() - started)
+
+    def lifecycle_multirow(batch: int = 100) -> float:
+        statement = server.upsert_many(batch)
+        started = time.perf_counter()
+        for _ in range(n // batch):
+            chunk = [str(uuid.uuid4()) for _ in range(batch)]
+            for state, result in (("STARTED", pid), ("SUCCESS", "3")):
+                params = [v for t in chunk for v in raw_row(t, state, result, server)]
+                cursor.execute(statement, params)
+        return (n // batch * batch) / (time.perf_counter() - started)
+
+    def threads4() -> float:
+        def work(count: int) -> None:
+            own = server.connect(name)
+            own_cursor = own.cursor()
+            for _ in range(count):
+                task_id = str(uuid.uuid4())
+                own_cursor.execute(server.upsert, raw_row(task_id, "STARTED", pid, server))
+                own_cursor.execute(server.upsert, raw_row(task_id, "SUCCESS", "3", server))
+            own.close()
+
+        return n / timed_threads(work, [n // 4] * 4)
 
     def reads() -> float:
         stored = [str(uuid.uuid4()) for _ in range(n)]
         for task_id in stored:
-            conn.execute(UPSERT, raw_row(task_id, "SUCCESS", "3"))
+            cursor.execute(server.upsert, raw_row(task_id, "SUCCESS", "3", server))
+        select = f"SELECT * FROM django_celery_results_taskresult WHERE task_id = {server.mark}"
         started = time.perf_counter()
         for task_id in stored:
-            conn.execute(f"SELECT * FROM {TABLE} WHERE task_id = %s", [task_id]).fetchone()
+            cursor.execute(select, [task_id])
+            cursor.fetchone()
         return n / (time.perf_counter() - started)
 
     def chord4() -> float:
         group_id = str(uuid.uuid4())
-        conn.execute(
-            f"INSERT INTO {COUNTER} (group_id, sub_tasks, count) VALUES (%s, '[]', %s)",
+        cursor.execute(
+            "INSERT INTO django_celery_results_chordcounter (group_id, sub_tasks, count) "
+            f"VALUES ({server.mark}, '[]', {server.mark})",
             [group_id, n],
         )
         parts = [str(uuid.uuid4()) for _ in range(n)]
 
         def finish(mine: list[str]) -> None:
-            with pg.connect(name) as own:
-                for part in mine:
-                    own.execute(UPSERT, raw_row(part, "SUCCESS", "1"))
-                    own.execute(
-                        f"UPDATE {COUNTER} SET count = count - 1 WHERE group_id = %s "
-                        "RETURNING count",
-                        [group_id],
-                    ).fetchone()
+            own = server.connect(name)
+            own_cursor = own.cursor()
+            for part in mine:
+                own_cursor.execute(server.upsert, raw_row(part, "SUCCESS", "1", server))
+                server.decrement_and_read(own_cursor, group_id)
+            own.close()
 
-        threads = [threading.Thread(target=finish, args=(parts[k::4],)) for k in range(4)]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return n / (time.perf_counter() - started)
+        return n / timed_threads(finish, [parts[k::4] for k in range(4)])
 
+    measured = {
+        "lifecycle": lifecycle,
+        "lifecycle_multirow": lifecycle_multirow,
+        "threads4": threads4,
+        "reads": reads,
+        "chord4": chord4,
+    }
     results = {}
-    for label, workload in (("lifecycle", lifecycle), ("reads", reads), ("chord4", chord4)):
-        results[label] = {"rate": statistics.median(workload() for _ in range(repeats))}
+    for label, workload in measured.items():
+        if label.split("_")[0] in args.workloads:
+            results[label] = {"rate": statistics.median(workload() for _ in range(repeats))}
     conn.close()
     return results
 
 
+def timed_threads(target: Any, arguments: list[Any]) -> float:
+    """Run ``target(argument)`` in one thread per argument; return the seconds it took."""
+    threads = [threading.Thread(target=target, args=(a,)) for a in arguments]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+CONTENDERS = ("raw", "ours", "generic", "upstream")
+HEADERS = ("raw client", "ours (driver)", "ours (generic)", "upstream 2.6.0")
+ROWS = (
+    "lifecycle",
+    "lifecycle_multirow",
+    "threads4",
+    "processes2",
+    "reads",
+    "join",
+    "group",
+    "chord4",
+    "race",
+    "cleanup",
+)
+
+
 def table(results: dict[str, Any]) -> str:
     """Format rates and ratios as a Markdown table."""
-    columns = ["raw", "ours", "generic", "upstream"]
     lines = [
-        "| workload | raw psycopg | ours (driver) | ours (generic) | upstream 2.6.0 "
-        "| ours/raw | ours/upstream | wrong states (ours/upstream) | errors (ours/upstream) |",
+        f"| workload | {' | '.join(HEADERS)} | ours/raw | ours/upstream "
+        "| wrong states (ours/upstream) | errors (ours/upstream) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    for workload in ("lifecycle", "reads", "chord4", "race"):
-        rates = {c: results[c].get(workload, {}).get("rate") for c in columns}
-        cells = [f"{rates[c]:,.0f}/s" if rates[c] else "-" for c in columns]
+    for workload in ROWS:
+        rates = {c: results.get(c, {}).get(workload, {}).get("rate") for c in CONTENDERS}
+        if not any(rates.values()):
+            continue
+        cells = [f"{rates[c]:,.0f}/s" if rates[c] else "-" for c in CONTENDERS]
         raw, ours, upstream = rates["raw"], rates["ours"], rates["upstream"]
         ratio_raw = f"{ours / raw:.2f}x" if raw and ours else "-"
         ratio_up = f"{ours / upstream:.2f}x" if upstream and ours else "-"
-        wrong = "/".join(
-            str(results[c].get(workload, {}).get("wrong", "-")) for c in ("ours", "upstream")
-        )
-        errors = "/".join(
-            str(results[c].get(workload, {}).get("errors", "-")) for c in ("ours", "upstream")
-        )
+        cell = {
+            key: "/".join(
+                str(results.get(c, {}).get(workload, {}).get(key, "-"))
+                for c in ("ours", "upstream")
+            )
+            for key in ("wrong", "errors")
+        }
         lines.append(
-            f"| {workload} | {' | '.join(cells)} | {ratio_raw} | {ratio_up} | {wrong} | {errors} |"
+            f"| {workload} | {' | '.join(cells)} | {ratio_raw} | {ratio_up} "
+            f"| {cell['wrong']} | {cell['errors']} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=["postgres"], default="postgres")
+    parser.add_argument("--db", choices=["postgres", "mariadb", "sqlite"], default="postgres")
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--workloads",
+        type=lambda text: text.split(","),
+        default=[r for r in ROWS if r != "lifecycle_multirow"],
+        help="comma-separated subset of: " + ", ".join(r for r in ROWS if "_" not in r),
+    )
+    parser.add_argument("--no-upstream", action="store_true", help="skip upstream 2.6.0")
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--options",
@@ -217,26 +252,32 @@ def main() -> None:
         "(default: psycopg's own prepare threshold, which Django turns off)",
     )
     args = parser.parse_args()
-    pg = Postgres()
+    server = make_server(args.db, args.options)
     ours = Path(sys.executable)
+    vendor = VENDOR[args.db]
     try:
         results: dict[str, Any] = {}
-        results["ours"] = run_workloads(ours, pg.create("ours"), args)
-        results["generic"] = run_workloads(
-            ours, pg.create("generic"), args, BENCH_DISABLED_DRIVERS="postgresql"
-        )
-        results["upstream"] = run_workloads(upstream_python(), pg.create("upstream"), args)
-        raw_db = pg.create("raw")
-        run_workloads(ours, raw_db, args, BENCH_MIGRATE_ONLY="1")
-        results["raw"] = raw_limit(pg, raw_db, args.tasks, args.repeats)
+        results["ours"] = run_workloads(ours, server, server.create("ours"), args)
+        if results["ours"]["driver"] != "GenericDriver":
+            results["generic"] = run_workloads(
+                ours, server, server.create("generic"), args, BENCH_DISABLED_DRIVERS=vendor
+            )
+        if not args.no_upstream:
+            results["upstream"] = run_workloads(
+                upstream_python(), server, server.create("upstream"), args
+            )
+        raw_db = server.create("raw")
+        run_workloads(ours, server, raw_db, args, BENCH_MIGRATE_ONLY="1")
+        results["raw"] = raw_limit(server, raw_db, args)
     finally:
-        pg.drop_all()
-    print(f"PostgreSQL, {args.tasks} tasks per workload, median of {args.repeats} runs")
-    print(f"Django OPTIONS for ours, generic and upstream: {json.dumps(args.options)}")
-    print(f"drivers: ours={results['ours']['driver']}, generic={results['generic']['driver']}")
+        server.drop_all()
+    print(f"{server.label}, {args.tasks} tasks per workload, median of {args.repeats} runs")
+    if args.db == "postgres":
+        print(f"Django OPTIONS for ours, generic and upstream: {json.dumps(args.options)}")
+    print(", ".join(f"{c}={results[c]['driver']}" for c in ("ours", "generic") if c in results))
     print(table(results))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"db": args.db, "tasks": args.tasks, **results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ def configure() -> None:
     if engine == "postgresql":
         database.update(HOST="127.0.0.1", PORT=5432, USER="postgres")
         database["OPTIONS"] = json.loads(os.environ.get("BENCH_OPTIONS", "{}"))
+    elif engine == "mysql":
+        database.update(HOST="127.0.0.1", PORT=3306, USER="root", PASSWORD="")
+        database["OPTIONS"] = {"charset": "utf8mb4"}
     conf: dict[str, Any] = {}
     if os.environ.get("BENCH_DISABLED_DRIVERS"):
         conf["DISABLED_DRIVERS"] = os.environ["BENCH_DISABLED_DRIVERS"].split(",")
@@ -85,6 +88,95 @@ def lifecycle(app: Any, n: int) -> dict[str, Any]:
         )
         backend.store_result(task_id, 3, "SUCCESS", request=req)
     return {"rate": n / (time.perf_counter() - started)}
+
+
+def threads4(app: Any, n: int) -> dict[str, Any]:
+    """The lifecycle in 4 threads of one process (the threads pool), n tasks in all."""
+    errors: list[str] = []
+
+    def work(count: int) -> None:
+        try:
+            lifecycle(app, count)
+        except Exception as exc:
+            errors.append(repr(exc))
+        finally:
+            close_connections()
+
+    threads = [threading.Thread(target=work, args=(n // 4,)) for _ in range(4)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"rate": n / (time.perf_counter() - started), "errors": len(errors)}
+
+
+def processes2(app: Any, n: int) -> dict[str, Any]:
+    """The lifecycle in 2 forked processes (the prefork pool), n tasks in all."""
+    import multiprocessing
+
+    close_connections()  # a forked child must not share its parent's connection
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=lifecycle, args=(app, n // 2)) for _ in range(2)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    return {"rate": n / elapsed, "errors": sum(w.exitcode != 0 for w in workers)}
+
+
+def join(app: Any, n: int) -> dict[str, Any]:
+    """A group of n stored results joined with ``GroupResult.get()`` (results/s)."""
+    backend = app.backend
+    stored = ids(n)
+    for task_id in stored:
+        backend.store_result(task_id, 3, "SUCCESS", request=request(task_id))
+    group = app.GroupResult(str(uuid.uuid4()), [app.AsyncResult(t) for t in stored])
+    started = time.perf_counter()
+    values = group.get(timeout=60, propagate=True)
+    elapsed = time.perf_counter() - started
+    return {"rate": n / elapsed, "errors": int(values != [3] * n)}
+
+
+def group(app: Any, n: int) -> dict[str, Any]:
+    """save_group then restore_group of groups of 10 results (groups/s)."""
+    backend = app.backend
+    count = max(n // 10, 10)
+    started = time.perf_counter()
+    for _ in range(count):
+        result = app.GroupResult(str(uuid.uuid4()), [app.AsyncResult(t) for t in ids(10)])
+        backend.save_group(result.id, result)
+        backend.restore_group(result.id, cache=False)
+    return {"rate": count / (time.perf_counter() - started)}
+
+
+def cleanup(app: Any, n: int) -> dict[str, Any]:
+    """backend.cleanup() of 200 x n expired rows among n live ones (rows deleted/s)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_celery_results.models import TaskResult
+
+    expired = 200 * n
+    batch = [
+        TaskResult(task_id=t, status="SUCCESS", result="3", content_type="application/json",
+                   content_encoding="utf-8")
+        for t in ids(expired)
+    ]  # fmt: skip
+    TaskResult.objects.bulk_create(batch, batch_size=5000)
+    # date_done is auto_now: age the rows after they are in.
+    TaskResult.objects.update(date_done=timezone.now() - timedelta(days=2))
+    lifecycle(app, n)  # live rows the cleanup must keep
+    app.backend.expires = timedelta(days=1).total_seconds()
+    started = time.perf_counter()
+    app.backend.cleanup()
+    elapsed = time.perf_counter() - started
+    left = TaskResult.objects.count()
+    TaskResult.objects.all().delete()
+    return {"rate": expired / elapsed, "errors": int(left != n)}
 
 
 def reads(app: Any, n: int) -> dict[str, Any]:
@@ -171,10 +263,17 @@ def race(app: Any, n: int) -> dict[str, Any]:
 
 WORKLOADS: dict[str, Callable[[Any, int], dict[str, Any]]] = {
     "lifecycle": lifecycle,
+    "threads4": threads4,
+    "processes2": processes2,
     "reads": reads,
+    "join": join,
+    "group": group,
     "chord4": chord4,
     "race": race,
+    "cleanup": cleanup,
 }
+#: Run once whatever the repeats: they are long and their spread is small.
+ONCE = {"cleanup"}
 
 
 def main() -> None:
@@ -190,13 +289,16 @@ def main() -> None:
     app = new_app()
     app.backend.mark_as_done(str(uuid.uuid4()), 0)  # warm up imports and the connection
     results: dict[str, Any] = {}
+    only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
     for name, workload in WORKLOADS.items():
-        runs = [workload(app, n) for _ in range(repeats)]
+        if only and name not in only:
+            continue
+        runs = [workload(app, n) for _ in range(1 if name in ONCE else repeats)]
         merged = {"rate": statistics.median(r["rate"] for r in runs)}
         for key in ("errors", "wrong", "callbacks"):
             if key in runs[0]:
                 merged[key] = sum(r[key] for r in runs)
-        merged["runs"] = repeats
+        merged["runs"] = len(runs)
         results[name] = merged
     from django.db import connection
 

@@ -18,7 +18,7 @@ from django_celery_results.states import SUCCESS, rank_case_literal_sql
 from .features import MySQLFeatures
 
 if TYPE_CHECKING:
-    from django_celery_results.models import TaskResult
+    pass
 
 #: Rows per INSERT, and the payload bytes after which a batch is cut into another
 #: statement: well inside ``max_allowed_packet`` (16 MiB on MariaDB, 64 MiB on MySQL 8).
@@ -41,8 +41,6 @@ class MySQLOperations(GenericOperations):
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
         self._statements: dict[int, str] = {}
-        self._read_fields = [f.attname for f in self.TaskResult._meta.concrete_fields]
-        self._select: str | None = None
         # Per client connection, forgotten with it: a new connection asks again.
         self._repeatable_read: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
@@ -119,47 +117,6 @@ class MySQLOperations(GenericOperations):
             sql += self._upsert_clause()
             self._statements[count] = sql
         return sql
-
-    def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
-        """Read every id in one query (``= %s`` for one id, ``IN (…)`` for many)."""
-        ids = list(dict.fromkeys(task_ids))
-        if not ids:
-            return {}
-        if len(ids) > 1:
-            return super().get_task_results(ids)
-        if self._select is None:
-            table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
-            fields = ", ".join(self._read_fields)
-            self._select = f"SELECT {fields} FROM {table} WHERE task_id = %s"
-        # A polled single id is the hot read: skip the queryset machinery.
-        with self.connection.cursor() as cursor:
-            cursor.execute(self._select, ids)
-            rows = cursor.fetchall()
-        converters = self._converters()
-        found = []
-        for values in rows:
-            values = [
-                convert(value) if convert else value
-                for value, convert in zip(values, converters, strict=True)
-            ]
-            found.append(self.TaskResult.from_db(self.alias, self._read_fields, values))
-        return {obj.task_id: obj for obj in found}
-
-    def _converters(self) -> list[Any]:
-        """Return, per read column, the function that makes Django's value of it, or None.
-
-        Dates come back naive from MySQL; Django's backend makes them aware (USE_TZ).
-        """
-        ops = self.connection.ops
-        converters: list[Any] = []
-        for field in self.TaskResult._meta.concrete_fields:
-            funcs = ops.get_db_converters(field.get_col(self.TaskResult._meta.db_table))
-            funcs += field.get_db_converters(self.connection)
-            if funcs:
-                converters.append(_chain(funcs, field, self.connection))
-            else:
-                converters.append(None)
-        return converters
 
     # -- chords --------------------------------------------------------------------------
 
@@ -243,18 +200,6 @@ class MySQLOperations(GenericOperations):
                 levels = {value for _, value in cursor.fetchall()}
             cached = self._repeatable_read[key] = "REPEATABLE-READ" in levels
         return cached
-
-
-def _chain(funcs: list[Any], field: Any, connection: Any) -> Any:
-    """Return one function applying Django's converters of ``field`` in order."""
-    expression = field.get_col(field.model._meta.db_table)
-
-    def convert(value: Any) -> Any:
-        for func in funcs:
-            value = func(value, expression, connection)
-        return value
-
-    return convert
 
 
 def _batches(rows: Sequence[TaskRow]) -> Iterator[Sequence[TaskRow]]:

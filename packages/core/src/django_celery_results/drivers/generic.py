@@ -6,13 +6,14 @@ import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, F, Model, Q, Value
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
 from django.db.models.sql import InsertQuery, UpdateQuery
+from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import ROW_COUNT
 from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
@@ -46,6 +47,9 @@ TRANSIENT_MESSAGES = (
 #: Ids per query when reading many rows: below every database's parameter limit.
 READ_CHUNK = 900
 
+#: The task id the one-id ``SELECT`` is compiled with, then replaced by the real one.
+_PLACEHOLDER = "\x00task-id\x00"
+
 
 class GenericFeatures(BaseFeatures):
     """Features of the ORM implementation: nothing beyond the portable minimum."""
@@ -73,6 +77,7 @@ class GenericOperations(BaseOperations):
         self.GroupResult = GroupResult
         self.ChordCounter = ChordCounter
         self._insert_sql: dict[type[Model], str] = {}
+        self._select_one: tuple[str, SQLCompiler, dict[int, Any], list[str]] | None = None
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -137,10 +142,36 @@ class GenericOperations(BaseOperations):
         manager = self.TaskResult._default_manager.db_manager(self.alias)
         found: dict[str, TaskResult] = {}
         ids = list(dict.fromkeys(task_ids))
+        if len(ids) == 1:
+            return self._get_one_task_result(ids[0])
         for start in range(0, len(ids), READ_CHUNK):
             chunk = ids[start : start + READ_CHUNK]
             found.update((r.task_id, r) for r in manager.filter(task_id__in=chunk).order_by())
         return found
+
+    def _get_one_task_result(self, task_id: str) -> dict[str, TaskResult]:
+        """Read one id with the ``SELECT`` the ORM compiled once for this alias.
+
+        Polling one task is the hottest read, and compiling its queryset costs several
+        times the query itself; the statement and the column converters never change.
+        """
+        if self._select_one is None:
+            query = self.TaskResult._default_manager.filter(task_id=_PLACEHOLDER).order_by()
+            compiler = query.query.get_compiler(using=self.alias)
+            sql, params = compiler.as_sql()
+            if list(params) != [_PLACEHOLDER]:  # pragma: no cover - a custom manager's filter
+                raise RuntimeError(f"cannot reuse the task result query {sql!r}")
+            columns = [expression for expression, _, _ in compiler.select]
+            names = [column.target.attname for column in columns]
+            self._select_one = (sql, compiler, compiler.get_converters(columns), names)
+        sql, compiler, converters, names = self._select_one
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [task_id])
+            rows = cursor.fetchall()
+        if converters:
+            rows = list(compiler.apply_converters(rows, converters))
+        found = (self.TaskResult.from_db(self.alias, names, row) for row in rows)
+        return {obj.task_id: obj for obj in found}
 
     def delete_task_result(self, task_id: str) -> None:
         """Delete through the ORM, so the user's foreign keys to results are honoured."""

@@ -73,3 +73,21 @@ def test_rank_case_literal_sql() -> None:
     sql = states.rank_case_literal_sql("status")
     assert "%s" not in sql
     assert "WHEN 'SUCCESS' THEN 3" in sql
+
+
+@pytest.mark.django_db
+def test_overwritable_sql_agrees_with_may_overwrite() -> None:
+    """Run on a real database for every pair of states."""
+    values = " UNION ALL ".join("SELECT %s AS state" for _ in ALL)
+    with connections["default"].cursor() as cursor:
+        for new in ALL:
+            test = states.overwritable_sql(new, "s.state")
+            cursor.execute(f"SELECT s.state FROM ({values}) s WHERE {test}", ALL)
+            allowed = {state for (state,) in cursor.fetchall()}
+            assert allowed == {s for s in ALL if states.may_overwrite(s, new)}, new
+
+
+def test_precedence_class_groups_states_with_the_same_test() -> None:
+    for first, second in itertools.product(ALL, ALL):
+        same = states.overwritable_sql(first) == states.overwritable_sql(second)
+        assert same is (states.precedence_class(first) == states.precedence_class(second))

@@ -13,7 +13,12 @@ from django.db.models.deletion import Collector
 from django.db.utils import InterfaceError
 
 from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow, error_chain
-from django_celery_results.states import SUCCESS, rank_case_literal_sql
+from django_celery_results.states import (
+    SUCCESS,
+    overwritable_sql,
+    precedence_class,
+    rank_case_literal_sql,
+)
 
 from .features import MySQLFeatures
 
@@ -40,7 +45,7 @@ class MySQLOperations(GenericOperations):
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
-        self._statements: dict[int, str] = {}
+        self._statements: dict[tuple[int, str | None], str] = {}
         # Per client connection, forgotten with it: a new connection asks again.
         self._repeatable_read: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
@@ -51,20 +56,26 @@ class MySQLOperations(GenericOperations):
         assert isinstance(features, MySQLFeatures)
         return features.supports_insert_row_alias
 
-    def _upsert_clause(self) -> str:
+    def _upsert_clause(self, state: str | None) -> str:
         """Build the ``ON DUPLICATE KEY UPDATE`` part of the upsert: precedence in SQL.
 
         MySQL has no ``WHERE`` on the update, so every assignment is guarded by the same
         test: ``IF(<stored state may be overwritten>, new, stored)``. MySQL assigns left
         to right and a later assignment sees the earlier ones, so ``status`` is assigned
         last: every test before it reads the stored status, not the new one.
+
+        When every row of the statement brings ``state`` (or a state with the same
+        test), the test is written for it; rows of mixed states compare ranks.
         """
         new = self._new_value
         kept = TaskRow.KEPT_WHEN_NONE
-        test = (
-            f"status <> '{SUCCESS}' AND ({rank_case_literal_sql('status')}) "
-            f"<= ({rank_case_literal_sql(new('status'))})"
-        )
+        if state is not None:
+            test = overwritable_sql(state)
+        else:
+            test = (
+                f"status <> '{SUCCESS}' AND ({rank_case_literal_sql('status')}) "
+                f"<= ({rank_case_literal_sql(new('status'))})"
+            )
         assignments = []
         for col in COLUMNS:
             if col in ("task_id", "status", "date_created"):
@@ -103,19 +114,26 @@ class MySQLOperations(GenericOperations):
             for column, value in zip(COLUMNS, row.values(), strict=True):
                 # Dates as Django stores them here (naive UTC text); text is left as is.
                 params.append(adapt(value) if column in DATE_COLUMNS else value)
+        # One state's test when the rows share it (a lifecycle's writes, a batch of
+        # STARTED); the rank comparison otherwise.
+        state: str | None = rows[0].status
+        key = precedence_class(rows[0].status)
+        if any(precedence_class(row.status) != key for row in rows):
+            state = None
         with self.connection.cursor() as cursor:
-            cursor.execute(self._upsert_statement(len(rows)), params)
+            cursor.execute(self._upsert_statement(len(rows), state), params)
 
-    def _upsert_statement(self, count: int) -> str:
-        """Return the upsert of ``count`` rows (built once per size)."""
-        sql = self._statements.get(count)
+    def _upsert_statement(self, count: int, state: str | None) -> str:
+        """Return the upsert of ``count`` rows (built once per size and test)."""
+        cache_key = (count, None if state is None else overwritable_sql(state))
+        sql = self._statements.get(cache_key)
         if sql is None:
             table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
             values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
             alias = " AS new" if self._row_alias else ""
             sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES {values}{alias} "
-            sql += self._upsert_clause()
-            self._statements[count] = sql
+            sql += self._upsert_clause(state)
+            self._statements[cache_key] = sql
         return sql
 
     # -- chords --------------------------------------------------------------------------

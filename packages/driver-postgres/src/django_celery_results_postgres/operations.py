@@ -9,7 +9,12 @@ import psycopg
 from django.db.utils import InterfaceError
 
 from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow, error_chain
-from django_celery_results.states import SUCCESS, rank_case_literal_sql
+from django_celery_results.states import (
+    SUCCESS,
+    overwritable_sql,
+    precedence_class,
+    rank_case_literal_sql,
+)
 
 if TYPE_CHECKING:
     from django_celery_results.models import TaskResult
@@ -30,17 +35,16 @@ class PostgresOperations(GenericOperations):
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
-        self._statements: dict[int, str] = {}
+        self._statements: dict[tuple[int, str | None], str] = {}
         self._read_fields = [f.attname for f in self.TaskResult._meta.concrete_fields]
         self._select: str | None = None
-        self._upsert_sql = self._upsert_clause()
+        self._assignments = self._upsert_assignments()
 
-    def _upsert_clause(self) -> str:
-        """Build the ``ON CONFLICT`` part of the upsert: the precedence rule in SQL.
+    def _upsert_assignments(self) -> str:
+        """Build the ``SET`` list of the upsert's ``ON CONFLICT`` part.
 
-        A stored row is updated only when it is not SUCCESS and its rank is not above the
-        new state's. Descriptive columns keep their stored value when the new one is NULL,
-        and ``date_started`` keeps the first start. ``r`` is the stored row.
+        Descriptive columns keep their stored value when the new one is NULL, and
+        ``date_started`` keeps the first start. ``r`` is the stored row.
         """
         kept = TaskRow.KEPT_WHEN_NONE
         assignments = [
@@ -51,10 +55,19 @@ class PostgresOperations(GenericOperations):
             if col not in ("task_id", "date_created", "date_started")
         ]
         assignments.append("date_started = COALESCE(r.date_started, EXCLUDED.date_started)")
-        # The state names are literals, so a row's 15 values are the only parameters.
+        return ", ".join(assignments)
+
+    def _precedence_test(self, state: str | None) -> str:
+        """Return the upsert's ``WHERE``: may the stored row ``r`` be overwritten?
+
+        Written for ``state`` when every row of the statement shares its test, as rank
+        comparison otherwise. The state names are literals, so a row's 15 values are the
+        only parameters.
+        """
+        if state is not None:
+            return overwritable_sql(state, "r.status")
         return (
-            f"ON CONFLICT (task_id) DO UPDATE SET {', '.join(assignments)} "
-            f"WHERE r.status <> '{SUCCESS}' AND ({rank_case_literal_sql('r.status')}) "
+            f"r.status <> '{SUCCESS}' AND ({rank_case_literal_sql('r.status')}) "
             f"<= ({rank_case_literal_sql('EXCLUDED.status')})"
         )
 
@@ -92,18 +105,25 @@ class PostgresOperations(GenericOperations):
             # Text and aware datetimes go to psycopg as they are: Django's preparation of
             # these fields on PostgreSQL returns them unchanged, so the text is the ORM's.
             params.extend(row.values())
+        state: str | None = rows[0].status
+        key = precedence_class(rows[0].status)
+        if any(precedence_class(row.status) != key for row in rows):
+            state = None
         with self._cursor() as cursor:
-            cursor.execute(self._upsert_statement(len(rows)), params)
+            cursor.execute(self._upsert_statement(len(rows), state), params)
 
-    def _upsert_statement(self, count: int) -> str:
-        """Return the upsert of ``count`` rows (built once per size)."""
-        sql = self._statements.get(count)
+    def _upsert_statement(self, count: int, state: str | None) -> str:
+        """Return the upsert of ``count`` rows (built once per size and test)."""
+        test = self._precedence_test(state)
+        sql = self._statements.get((count, test))
         if sql is None:
             table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
             values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
-            sql = f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) VALUES {values} "
-            sql += self._upsert_sql
-            self._statements[count] = sql
+            sql = (
+                f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) VALUES {values} "
+                f"ON CONFLICT (task_id) DO UPDATE SET {self._assignments} WHERE {test}"
+            )
+            self._statements[(count, test)] = sql
         return sql
 
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:

@@ -357,7 +357,9 @@ class DatabaseBackend(BaseDictBackend):
 
     def _all_ready(self, deps: GroupResult) -> bool:
         """Return True when every header result is in a ready state (one query)."""
-        if not all(isinstance(r, AsyncResult) and not r.children for r in deps.results):
+        # A nested group in the header has its own ready(); plain results are read here.
+        # (Not ``r.children``: that property fetches each result's row, one query each.)
+        if not all(isinstance(r, AsyncResult) for r in deps.results):
             return bool(deps.ready())
         ids = [r.id for r in deps.results]
         driver = self._driver(self.TaskModel, write=False)

@@ -12,6 +12,7 @@ from celery import states
 from celery.canvas import Signature
 from celery.exceptions import ChordError
 from django.db import connections
+from django.test.utils import CaptureQueriesContext
 
 from ...models import ChordCounter, TaskResult
 from .helpers import new_id, request
@@ -58,6 +59,18 @@ class TestChords:
             chord.finish(4)
         delay.assert_called_once_with([0, 1, 2, 3, 4])
         assert not ChordCounter.objects.filter(group_id=chord.group_id).exists()
+
+    def test_last_part_reads_the_header_in_one_query(
+        self, backend: Any, result_app: Any, db_alias: str
+    ) -> None:
+        """Readiness of a 200-part header is one read, not one per header result."""
+        chord = Chord(result_app, backend, 200)
+        for i in range(199):
+            chord.finish(i)
+        with mock.patch(TRIGGER) as trigger, CaptureQueriesContext(connections[db_alias]) as q:
+            chord.finish(199)
+        assert trigger.call_count == 1
+        assert len(q.captured_queries) <= 12, [query["sql"][:80] for query in q]
 
     def test_duplicated_header_task_still_fires_once(self, backend: Any, result_app: Any) -> None:
         chord = Chord(result_app, backend, 4)

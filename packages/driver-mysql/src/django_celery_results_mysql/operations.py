@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import MySQLdb
+from django.conf import settings
 from django.db.models import Model
 from django.db.models.deletion import Collector
 from django.db.utils import InterfaceError
@@ -108,11 +109,12 @@ class MySQLOperations(GenericOperations):
             self._upsert(batch)
 
     def _upsert(self, rows: Sequence[TaskRow]) -> None:
-        adapt = self.connection.ops.adapt_datetimefield_value
+        connection = self.connection
+        adapt = _fast_datetime_adapter(connection)
         params: list[Any] = []
         for row in rows:
             for column, value in zip(COLUMNS, row.values(), strict=True):
-                # Dates as Django stores them here (naive UTC text); text is left as is.
+                # Dates as Django stores them here (naive text); text is left as is.
                 params.append(adapt(value) if column in DATE_COLUMNS else value)
         # One state's test when the rows share it (a lifecycle's writes, a batch of
         # STARTED); the rank comparison otherwise.
@@ -120,7 +122,7 @@ class MySQLOperations(GenericOperations):
         key = precedence_class(rows[0].status)
         if any(precedence_class(row.status) != key for row in rows):
             state = None
-        with self.connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(self._upsert_statement(len(rows), state), params)
 
     def _upsert_statement(self, count: int, state: str | None) -> str:
@@ -218,6 +220,27 @@ class MySQLOperations(GenericOperations):
                 levels = {value for _, value in cursor.fetchall()}
             cached = self._repeatable_read[key] = "REPEATABLE-READ" in levels
         return cached
+
+
+def _fast_datetime_adapter(connection: Any) -> Any:
+    """Return Django's ``adapt_datetimefield_value`` for ``connection``, made cheap for UTC.
+
+    Our timestamps are aware UTC datetimes; on a connection in UTC (Django's default with
+    ``USE_TZ``), Django's adaptation is ``str()`` of the naive value, which is what this
+    does without its checks. Anything else goes through Django.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    if not settings.USE_TZ or connection.timezone_name != "UTC":
+        return adapt
+
+    def adapt_utc(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is UTC:
+            return str(value.replace(tzinfo=None))
+        return adapt(value)  # type: ignore[no-any-return]
+
+    return adapt_utc
 
 
 def _batches(rows: Sequence[TaskRow]) -> Iterator[Sequence[TaskRow]]:

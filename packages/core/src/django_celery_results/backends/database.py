@@ -16,12 +16,13 @@ from celery.result import AsyncResult, GroupResult, allow_join_result, result_fr
 from celery.utils.log import get_logger
 from celery.utils.serialization import b64decode, b64encode
 from celery.utils.time import maybe_timedelta
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 from kombu.exceptions import DecodeError
 
 from ..conf import app_settings
-from ..drivers import BaseDriver, TaskRow, driver_for_model, get_driver
+from ..drivers import BaseDriver, TaskRow, driver_for_model
+from ..drivers.manager import driver_for_alias
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
 from ..retry import with_retry
@@ -32,6 +33,10 @@ logger = get_logger(__name__)
 #: Upstream's list of retryable errors, kept for code that imports it. What is retried
 #: is now each driver's decision (``driver.ops.is_transient_error``).
 EXCEPTIONS_TO_CATCH: tuple[type[BaseException], ...] = (InterfaceError,)
+
+
+#: The meta of a task that has no children and injected nothing: most tasks.
+_EMPTY_META: dict[str, Any] = {"children": []}
 
 
 class InvalidTaskId(ValueError):
@@ -47,13 +52,17 @@ class DatabaseBackend(BaseDictBackend):
     #: Group joins read every pending result in one query per poll (see :meth:`get_many`).
     supports_native_join = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._encoded_constants: dict[tuple[str, str], str] = {}
+
     # -- drivers -------------------------------------------------------------------------
 
     def _driver(
         self, model: type[Any], using: str | None = None, write: bool = True
     ) -> BaseDriver:
         if using:
-            return get_driver(connections[using])
+            return driver_for_alias(using)
         return driver_for_model(model, write=write)
 
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
@@ -77,6 +86,16 @@ class DatabaseBackend(BaseDictBackend):
         if content_encoding == "binary":
             content = b64encode(content)
         return content_type, content_encoding, content
+
+    def _encode_meta(self, meta: dict[str, Any]) -> str:
+        """Encode a task's meta; the usual one (no children, nothing injected) once only."""
+        if meta != _EMPTY_META:
+            return self.encode_content(meta)[2]
+        key = (self.serializer, "meta")
+        encoded = self._encoded_constants.get(key)
+        if encoded is None:
+            encoded = self._encoded_constants[key] = self.encode_content(_EMPTY_META)[2]
+        return encoded
 
     def decode_content(self, obj: Any, content: str | None) -> Any:
         """Deserialize a column of ``obj`` written by :meth:`encode_content`."""
@@ -149,7 +168,7 @@ class DatabaseBackend(BaseDictBackend):
             **self._get_meta_from_request(request),
             "children": self.current_task_children(request),
         }
-        _, _, encoded_meta = self.encode_content(meta)
+        encoded_meta = self._encode_meta(meta)
         happened = timezone.now()
         extended = fit_descriptive_columns(self._get_extended_properties(request, traceback))
         row = TaskRow(

@@ -75,20 +75,30 @@ def driver_class_for_vendor(vendor: str) -> type[BaseDriver]:
 
 def get_driver(connection: BaseDatabaseWrapper) -> BaseDriver:
     """Return the driver serving ``connection``'s alias (one instance per alias)."""
-    driver = _instances.get(connection.alias)
+    return driver_for_alias(connection.alias)
+
+
+def driver_for_alias(alias: str) -> BaseDriver:
+    """Return the driver serving the database ``alias`` (one instance per alias).
+
+    Every backend call looks its driver up, so the common case is one dict lookup: the
+    connection (a thread-local, slow to reach) is only touched to create the driver.
+    """
+    driver = _instances.get(alias)
     if driver is None:
         with _lock:
-            driver = _instances.get(connection.alias)
+            driver = _instances.get(alias)
             if driver is None:
-                driver = driver_class_for_vendor(connection.vendor)(connection.alias)
-                _instances[connection.alias] = driver
+                vendor = connections[alias].vendor
+                driver = driver_class_for_vendor(vendor)(alias)
+                _instances[alias] = driver
     return driver
 
 
 def driver_for_model(model: type[Model], *, write: bool = True) -> BaseDriver:
     """Return the driver of the database Django's routers pick for ``model``."""
     alias = router.db_for_write(model) if write else router.db_for_read(model)
-    return get_driver(connections[alias or "default"])
+    return driver_for_alias(alias or "default")
 
 
 def reset() -> None:

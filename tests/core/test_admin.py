@@ -22,7 +22,7 @@ from django.utils import translation
 
 import django_celery_results
 from django_celery_results import admin as results_admin
-from django_celery_results.admin import GroupResultAdmin, TaskResultAdmin
+from django_celery_results.admin import TIMELINE, GroupResultAdmin, TaskResultAdmin
 from django_celery_results.models import ChordCounter, GroupResult, TaskResult
 
 TERMINATE = "django_celery_results.admin.celery_app.control.terminate"
@@ -109,6 +109,8 @@ class TestConfiguration:
             "date_done",
             "status",
             "worker",
+            "waiting_time",
+            "processing_time",
         ]
         assert list(model_admin.list_filter) == [
             "status",
@@ -128,6 +130,9 @@ class TestConfiguration:
             "date_created",
             "date_started",
             "date_done",
+            "waiting_time",
+            "processing_time",
+            "total_time",
             "result",
             "meta",
         ]
@@ -152,7 +157,17 @@ class TestConfiguration:
                 "content_encoding",
             ],
             ["task_args", "task_kwargs"],
-            ["result", "date_created", "date_started", "date_done", "traceback", "meta"],
+            [
+                "result",
+                "date_created",
+                "date_started",
+                "date_done",
+                "waiting_time",
+                "processing_time",
+                "total_time",
+                "traceback",
+                "meta",
+            ],
         ]
         for _, options in fieldsets:
             assert list(options["classes"]) == ["extrapretty", "wide"]
@@ -306,7 +321,9 @@ class TestReadonlyFields:
         self, model_admin: TaskResultAdmin, rf: RequestFactory
     ) -> None:
         fields = model_admin.get_readonly_fields(rf.get("/"))
-        assert sorted(fields) == sorted(field.name for field in TaskResult._meta.fields)
+        assert sorted(fields) == sorted(
+            [field.name for field in TaskResult._meta.fields] + list(TIMELINE)
+        )
         assert "task_id" in fields
         assert "id" in fields
 
@@ -349,7 +366,9 @@ class TestProxyModelReadonlyFields:
         self, proxy_admin: TaskResultAdmin, rf: RequestFactory
     ) -> None:
         fields = proxy_admin.get_readonly_fields(rf.get("/"))
-        assert sorted(fields) == sorted(field.name for field in TaskResult._meta.fields)
+        assert sorted(fields) == sorted(
+            [field.name for field in TaskResult._meta.fields] + list(TIMELINE)
+        )
 
     @pytest.mark.usefixtures("allow_edits")
     def test_only_readonly_fields_with_allow_edits(

@@ -31,15 +31,36 @@ else:
 
 _FIELDSET_CLASSES = ("extrapretty", "wide")
 
+#: ``TaskResult`` properties shown beside the stored dates (computed, never editable).
+TIMELINE = ("waiting_time", "processing_time", "total_time")
+
 
 class TaskResultAdmin(_TaskResultAdminBase):
     """Admin-interface for results of tasks."""
 
     model = TaskResult
     date_hierarchy = "date_done"
-    list_display = ("task_id", "periodic_task_name", "task_name", "date_done", "status", "worker")
+    list_display = (
+        "task_id",
+        "periodic_task_name",
+        "task_name",
+        "date_done",
+        "status",
+        "worker",
+        "waiting_time",
+        "processing_time",
+    )
     list_filter = ("status", "date_done", "periodic_task_name", "task_name", "worker")
-    readonly_fields = ("date_created", "date_started", "date_done", "result", "meta")
+    readonly_fields = (
+        "date_created",
+        "date_started",
+        "date_done",
+        "waiting_time",
+        "processing_time",
+        "total_time",
+        "result",
+        "meta",
+    )
     search_fields = ("task_name", "task_id", "status", "task_args", "task_kwargs")
     # Result tables grow to millions of rows: skip the second, unfiltered COUNT(*) that the
     # changelist runs on every search or filter just to print "x of N".
@@ -73,6 +94,9 @@ class TaskResultAdmin(_TaskResultAdminBase):
                     "date_created",
                     "date_started",
                     "date_done",
+                    "waiting_time",
+                    "processing_time",
+                    "total_time",
                     "traceback",
                     "meta",
                 ),
@@ -91,7 +115,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
         """
         if ALLOW_EDITS:
             return self.readonly_fields
-        return [field.name for field in self.model._meta.fields]
+        return [field.name for field in self.model._meta.fields] + list(TIMELINE)
 
     @admin.action(description=_("Terminate selected tasks"))
     def terminate_task(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:

@@ -152,11 +152,44 @@ class TaskResult(models.Model):
         }
 
     @property
+    def waiting_time(self) -> timedelta | None:
+        """Time from sending (or the first write) to STARTED; ``None`` before it started.
+
+        ``date_created`` is when the task was sent when publish-time PENDING rows are on
+        (``TRACK_PENDING``); otherwise it is the worker's first write, and the waiting time
+        only covers the worker's own prefetch.
+        """
+        if self.date_started is None or self.date_created is None:
+            return None
+        return self.date_started - self.date_created
+
+    @property
     def processing_time(self) -> timedelta | None:
         """Time from STARTED to the final state, or ``None`` when not both are known."""
         if self.date_started is None or self.status not in states.READY_STATES:
             return None
         return self.date_done - self.date_started
+
+    @property
+    def total_time(self) -> timedelta | None:
+        """Time from sending (or the first write) to the final state; ``None`` until then."""
+        if self.date_created is None or self.status not in states.READY_STATES:
+            return None
+        return self.date_done - self.date_created
+
+    def timeline(self) -> dict[str, float | None]:
+        """Return waiting, processing and total time in seconds (``None`` when unknown).
+
+        Beside ``as_dict()``, whose keys stay upstream's.
+        """
+        spans = {
+            "waiting_time": self.waiting_time,
+            "processing_time": self.processing_time,
+            "total_time": self.total_time,
+        }
+        return {
+            name: None if span is None else span.total_seconds() for name, span in spans.items()
+        }
 
 
 class ChordCounter(models.Model):

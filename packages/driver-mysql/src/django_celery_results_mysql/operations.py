@@ -138,6 +138,33 @@ class MySQLOperations(GenericOperations):
             self._statements[cache_key] = sql
         return sql
 
+    def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
+        """One multi-row upsert that only ever moves a stored ``date_created`` earlier."""
+        for batch in _batches(rows):
+            adapt = _fast_datetime_adapter(self.connection)
+            params = [
+                adapt(value) if column in DATE_COLUMNS else value
+                for row in batch
+                for column, value in zip(COLUMNS, row.values(), strict=True)
+            ]
+            with self.connection.cursor() as cursor:
+                cursor.execute(self._pending_statement(len(batch)), params)
+
+    def _pending_statement(self, count: int) -> str:
+        """Return the PENDING insert of ``count`` rows (built once per size)."""
+        sql = self._statements.get((count, "pending"))
+        if sql is None:
+            table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+            values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
+            alias = " AS new" if self._row_alias else ""
+            sql = (
+                f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES {values}{alias} "
+                "ON DUPLICATE KEY UPDATE date_created = "
+                f"LEAST(date_created, {self._new_value('date_created')})"
+            )
+            self._statements[(count, "pending")] = sql
+        return sql
+
     # -- chords --------------------------------------------------------------------------
 
     def chord_part_return(self, group_id: str) -> int | None:

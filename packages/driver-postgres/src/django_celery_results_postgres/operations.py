@@ -126,6 +126,29 @@ class PostgresOperations(GenericOperations):
             self._statements[(count, test)] = sql
         return sql
 
+    def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
+        """One multi-row upsert that only ever moves a stored ``date_created`` earlier."""
+        for wave in _waves(rows):
+            for start in range(0, len(wave), MAX_ROWS_PER_STATEMENT):
+                chunk = wave[start : start + MAX_ROWS_PER_STATEMENT]
+                params = [value for row in chunk for value in row.values()]
+                with self._cursor() as cursor:
+                    cursor.execute(self._pending_statement(len(chunk)), params)
+
+    def _pending_statement(self, count: int) -> str:
+        """Return the PENDING insert of ``count`` rows (built once per size)."""
+        sql = self._statements.get((count, "pending"))
+        if sql is None:
+            table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+            values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
+            sql = (
+                f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) VALUES {values} "
+                "ON CONFLICT (task_id) DO UPDATE SET date_created = EXCLUDED.date_created "
+                "WHERE r.date_created > EXCLUDED.date_created"
+            )
+            self._statements[(count, "pending")] = sql
+        return sql
+
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
         """Read every id in one query: ``= %s`` for one id, one array parameter for many."""
         ids = list(dict.fromkeys(task_ids))

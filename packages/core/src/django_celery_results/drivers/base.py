@@ -171,6 +171,15 @@ class BaseOperations:
         """
         raise NotImplementedError("a driver must provide store_task_results()")
 
+    def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
+        """Insert PENDING rows of tasks just sent, as few statements as the database allows.
+
+        A task id already stored (a fast worker wrote first, or the task was sent again)
+        keeps everything but ``date_created``, which moves to the row's ``date_done`` (the
+        send time) when that is earlier: ``date_created`` is the earliest time we know of.
+        """
+        raise NotImplementedError("a driver must provide store_pending_results()")
+
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
         """Return the stored rows of ``task_ids`` by task id; missing ids are absent."""
         raise NotImplementedError("a driver must provide get_task_results()")

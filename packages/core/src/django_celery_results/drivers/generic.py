@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, F, Model, Q, Value
+from django.db.models import Case, DateTimeField, F, Model, Q, Value, When
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
 from django.db.models.sql import InsertQuery, UpdateQuery
@@ -110,6 +110,35 @@ class GenericOperations(BaseOperations):
                 self._plain_insert(self.TaskResult, self.TaskResult(**row.columns()))
         except IntegrityError:
             self._update_task(row)  # inserted by another writer after all
+
+    def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
+        """One multi-row INSERT that skips stored ids, then one UPDATE for earlier sends.
+
+        Django's ``bulk_create`` cuts the INSERT into as many statements as the database's
+        parameter limit needs. The UPDATE touches only stored rows created later than the
+        send time, so after a fresh publish (no row yet) it changes nothing.
+        """
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        sent = {row.task_id: row.date_done for row in rows}
+        objs = [self.TaskResult(**row.columns()) for row in rows]
+        if self.connection.features.supports_ignore_conflicts:
+            self._insert_many_ignoring(self.TaskResult, objs)
+        else:
+            for obj in objs:
+                self._insert_unless_exists(self.TaskResult, obj)
+        ids = list(sent)
+        for start in range(0, len(ids), READ_CHUNK // 3):
+            chunk = ids[start : start + READ_CHUNK // 3]
+            earlier = Q()
+            for task_id in chunk:
+                earlier |= Q(task_id=task_id, date_created__gt=sent[task_id])
+            manager.filter(earlier).update(
+                date_created=Case(
+                    *(When(task_id=task_id, then=Value(sent[task_id])) for task_id in chunk),
+                    default=F("date_created"),
+                    output_field=DateTimeField(),
+                )
+            )
 
     def _task_exists(self, task_id: str) -> bool:
         """Return True when a row for ``task_id`` is stored."""
@@ -323,6 +352,20 @@ class GenericOperations(BaseOperations):
         model._default_manager.db_manager(self.alias)._insert(  # type: ignore[attr-defined]
             [obj], fields=fields, using=self.alias, raw=True
         )
+
+    def _insert_many_ignoring(self, model: type[Model], objs: Sequence[Model]) -> None:
+        """Insert ``objs`` as given (``raw``), skipping stored unique keys, in few statements.
+
+        ``bulk_create`` would run ``auto_now`` and replace our timestamps; this is its
+        INSERT with ``raw=True``, cut at the database's parameter limit.
+        """
+        fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
+        size = self.connection.ops.bulk_batch_size(fields, objs) or len(objs)
+        for start in range(0, len(objs), size):
+            query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+            query.insert_values(fields, list(objs[start : start + size]), raw=True)
+            with self._savepoint():
+                query.get_compiler(using=self.alias).execute_sql(returning_fields=None)
 
     def _insert_unless_exists(self, model: type[Model], obj: Model) -> bool:
         """Insert ``obj`` as given; return False when its unique key is already stored.

@@ -1,0 +1,54 @@
+"""The benchmark runs end to end on tiny sizes (no speed is asserted: it is a benchmark)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.databases import HOW_TO_START, SERVERS, reachable, strict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres", "mariadb"])
+def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
+    alias = {"postgres": "postgres", "mariadb": "mysql"}.get(db)
+    if alias and not strict():
+        server = SERVERS[alias]
+        if not reachable(server["HOST"], server["PORT"]):
+            pytest.skip(f"{db} is not running; start it with: {HOW_TO_START[alias]}")
+    out = tmp_path / "bench.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--db",
+            db,
+            "--tasks",
+            "8",
+            "--repeats",
+            "1",
+            "--no-upstream",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| lifecycle |" in completed.stdout
+    results = json.loads(out.read_text())
+    assert results["db"] == db
+    assert results["ours"]["lifecycle"]["rate"] > 0
+    assert results["raw"]["lifecycle"]["rate"] > 0
+    assert results["ours"]["race"]["wrong"] == 0
+    assert results["ours"]["chord4"]["callbacks"] == 1
+    if db != "sqlite":
+        assert results["generic"]["driver"] == "GenericDriver"
+        assert results["ours"]["driver"] != "GenericDriver"

@@ -15,5 +15,8 @@ class CeleryResultConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        """Register the system checks."""
-        from . import checks  # noqa: F401 - registers the checks on import
+        """Register the system checks and the publish-time PENDING handler."""
+        from . import (
+            checks,  # noqa: F401 - registers the checks on import
+            pending,  # noqa: F401 - connects before_task_publish on import
+        )

@@ -31,6 +31,8 @@ class AppSettings:
     RETRY_BACKOFF_MAX: float = 2.0
     #: Rows deleted per transaction by ``cleanup`` and ``delete_expired``.
     CLEANUP_BATCH_SIZE: int = 10_000
+    #: Record a PENDING row, stamped with the send time, for every task sent.
+    TRACK_PENDING: bool = False
 
 
 #: What each key accepts, as (types, description) for the error messages.
@@ -41,6 +43,7 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "RETRY_BACKOFF": ((int, float), "a number of seconds > 0"),
     "RETRY_BACKOFF_MAX": ((int, float), "a number of seconds > 0"),
     "CLEANUP_BATCH_SIZE": ((int,), "a whole number > 0"),
+    "TRACK_PENDING": ((bool,), "True or False"),
 }
 _MINIMUM = {"MAX_RETRIES": 0, "CLEANUP_BATCH_SIZE": 1}
 _POSITIVE = {"RETRY_BACKOFF", "RETRY_BACKOFF_MAX"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -15,9 +16,11 @@ from django_celery_results.states import (
     precedence_class,
     rank_case_literal_sql,
 )
+from django_celery_results.stats import PERCENTILES
 
 if TYPE_CHECKING:
     from django_celery_results.models import TaskResult
+    from django_celery_results.stats import TaskStats
 
 #: Rows per INSERT: far below PostgreSQL's 65,535 bind parameters (15 per row).
 MAX_ROWS_PER_STATEMENT = 1000
@@ -184,6 +187,50 @@ class PostgresOperations(GenericOperations):
             cursor.execute(f"SELECT count FROM {table} WHERE group_id = %s", [group_id])
             row = cursor.fetchone()
         return None if row is None else int(row[0])
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def timeline_stats(
+        self, since: datetime, task_names: Sequence[str] | None = None
+    ) -> list[TaskStats]:
+        """Counts through the ORM; spreads in one query with ``percentile_cont``.
+
+        ``percentile_cont`` interpolates between the two nearest values, where the
+        portable computation picks the nearest rank.
+        """
+        from django_celery_results.stats import Spread, rows_in_window, state_counts
+
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        stats = state_counts(rows_in_window(manager.all(), since, task_names))
+        table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+        waiting = "EXTRACT(EPOCH FROM date_started - date_created)"
+        processing = "EXTRACT(EPOCH FROM date_done - date_started)"
+        started = "date_started IS NOT NULL"
+        finished = f"{started} AND status IN ('FAILURE', 'REVOKED', '{SUCCESS}')"
+        columns = []
+        for expression, condition in ((waiting, started), (processing, finished)):
+            for fraction in PERCENTILES:
+                columns.append(
+                    f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {expression}) "
+                    f"FILTER (WHERE {condition})"
+                )
+            columns.append(f"MAX({expression}) FILTER (WHERE {condition})")
+        sql = f"SELECT task_name, {', '.join(columns)} FROM {table} WHERE date_done >= %s"
+        params: list[Any] = [since]
+        if task_names:
+            sql += " AND task_name = ANY(%s)"
+            params.append(list(task_names))
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql + " GROUP BY task_name", params)
+            spreads = cursor.fetchall()
+        for name, *values in spreads:
+            entry = stats.get(name or "")
+            if entry is None:
+                continue
+            numbers = [None if v is None else float(v) for v in values]
+            entry.waiting = Spread(*numbers[:3])
+            entry.processing = Spread(*numbers[3:])
+        return sorted(stats.values(), key=lambda s: s.task_name)
 
     # -- errors --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from django.db.models import Model
 
     from ..models import GroupResult, TaskResult
+    from ..stats import TaskStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +241,16 @@ class BaseOperations:
         have deleted the counter) or never will. Counters of live chords are kept.
         """
         raise NotImplementedError("a driver must provide delete_expired_chord_counters()")
+
+    def timeline_stats(
+        self, since: datetime, task_names: Sequence[str] | None = None
+    ) -> list[TaskStats]:
+        """Return per-task-name counts by state and waiting/processing time spreads.
+
+        Rows done since ``since`` (of ``task_names`` when given), computed in the
+        database; ``manage.py celery_results_stats`` prints them.
+        """
+        raise NotImplementedError("a driver must provide timeline_stats()")
 
     def is_transient_error(self, exc: BaseException) -> bool:
         """Return True when ``exc`` means "reconnect and retry" on this database."""

@@ -4,7 +4,9 @@ from .test_chords import *
 from .test_cleanup import *
 from .test_concurrency import *
 from .test_groups import *
+from .test_pending import *
 from .test_reads import *
 from .test_state_precedence import *
+from .test_stats import *
 from .test_store_result import *
 from .test_transient_errors import *

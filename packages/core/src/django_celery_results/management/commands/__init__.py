@@ -1,0 +1,1 @@
+"""The ``celery_results_stats`` command."""

@@ -1,0 +1,117 @@
+"""``manage.py celery_results_stats``: counts, failure rate and timings per task name."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ...drivers import driver_for_model
+from ...models import TaskResult
+from ...stats import TaskStats
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str) -> datetime:
+    """Read ``--since``: a span back from now (``90m``, ``24h``, ``7d``) or an ISO datetime."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", value.strip())
+    if match:
+        amount, unit = match.groups()
+        return timezone.now() - timedelta(**{_UNITS[unit]: float(amount)})
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise CommandError(
+            f"--since {value!r} is neither a span such as 90m, 24h or 7d nor an ISO "
+            "datetime such as 2026-11-24T08:00."
+        )
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+class Command(BaseCommand):
+    """Print per task name: rows by state, failure rate, waiting and processing time."""
+
+    help = (
+        "Print, per task name over a time window: rows by state, failure rate, and "
+        "p50/p95/max waiting time (sent or first written → started) and processing time "
+        "(started → done), computed in the database."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Add --since, --task and --format."""
+        parser.add_argument(
+            "--since",
+            default="24h",
+            help="Rows done since: a span back from now (90m, 24h, 7d) or an ISO datetime "
+            "(default: 24h).",
+        )
+        parser.add_argument(
+            "--task",
+            action="append",
+            dest="tasks",
+            metavar="NAME",
+            help="Only this task name (repeat for several).",
+        )
+        parser.add_argument("--format", choices=["table", "json"], default="table")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Compute and print the statistics."""
+        since = parse_since(options["since"])
+        driver = driver_for_model(TaskResult, write=False)
+        stats = driver.ops.timeline_stats(since, options["tasks"])
+        if options["format"] == "json":
+            document = {"since": since.isoformat(), "tasks": [s.as_dict() for s in stats]}
+            self.stdout.write(json.dumps(document, indent=2))
+            return
+        self.stdout.write(f"Tasks done since {since:%Y-%m-%d %H:%M:%S %Z} (seconds)")
+        self.stdout.write(self._table(stats))
+
+    def _table(self, stats: list[TaskStats]) -> str:
+        header = [
+            "task",
+            "total",
+            "states",
+            "failed",
+            "wait p50",
+            "wait p95",
+            "wait max",
+            "run p50",
+            "run p95",
+            "run max",
+        ]
+        lines = [header]
+        for entry in stats:
+            rate = entry.failure_rate
+            lines.append(
+                [
+                    entry.task_name or "(no name)",
+                    str(entry.total),
+                    " ".join(f"{state}={n}" for state, n in sorted(entry.states.items())),
+                    "-" if rate is None else f"{rate:.1%}",
+                    _seconds(entry.waiting.p50),
+                    _seconds(entry.waiting.p95),
+                    _seconds(entry.waiting.max),
+                    _seconds(entry.processing.p50),
+                    _seconds(entry.processing.p95),
+                    _seconds(entry.processing.max),
+                ]
+            )
+        if len(lines) == 1:
+            return "No task results in this window."
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        return "\n".join(
+            "  ".join(
+                cell.ljust(w) if i < 3 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+            for line in lines
+        )

@@ -1,0 +1,213 @@
+"""Publish-time PENDING rows: the ``before_task_publish`` handler and its batching writer.
+
+With ``DJANGO_CELERY_RESULTS["TRACK_PENDING"]`` on, every task a process sends through an
+app whose result backend is ``django-db`` gets a PENDING row stamped with the send time.
+The publishing thread only builds the row and queues it; a background thread writes the
+queue with the driver's ``store_pending_results``, many rows per statement, so sending a
+group of 1,000 tasks costs a handful of statements and the publisher never waits for the
+database. Writes go through their own connection, outside any transaction of the sender.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from celery import current_app
+from celery.app.task import Context
+from celery.signals import before_task_publish, worker_process_shutdown
+from django.db import connections
+from django.utils import timezone
+
+from .backends.database import DatabaseBackend, fit_descriptive_columns
+from .conf import app_settings
+from .drivers import TaskRow
+from .retry import with_retry
+from .states import PENDING
+
+logger = logging.getLogger(__name__)
+
+#: Longest a queued row waits for company before it is written, in seconds.
+LINGER = 0.002
+#: Rows per write; more wait for the next one.
+MAX_ROWS = 1000
+#: Seconds without a send after which the writer closes its database connection.
+IDLE = 5.0
+
+
+class PendingWriter:
+    """Writes queued PENDING rows from one background thread, many per statement."""
+
+    def __init__(self) -> None:
+        self._rows: list[TaskRow] = []
+        self._busy = False
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._release = False
+
+    def add(self, row: TaskRow) -> None:
+        """Queue ``row``; it is written within a few milliseconds."""
+        with self._condition:
+            self._rows.append(row)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="django-celery-results-pending", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify_all()
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every queued row is written; return False on timeout."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not self._rows and not self._busy, timeout)
+
+    def release(self, timeout: float | None = 10.0) -> bool:
+        """Write what is queued, then close the writer's database connections."""
+        with self._condition:
+            self._release = True
+            self._condition.notify_all()
+            return self._condition.wait_for(
+                lambda: not self._rows and not self._busy and not self._release, timeout
+            )
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                idle = not self._condition.wait_for(
+                    lambda: bool(self._rows) or self._release, IDLE
+                )
+                if idle or (self._release and not self._rows):
+                    # Nothing sent for a while (or asked to): give the connection back,
+                    # so an idle web process holds none and a test database can be
+                    # dropped. The next write reconnects.
+                    self._release = False
+                    connections.close_all()
+                    self._condition.notify_all()
+                    continue
+                if len(self._rows) < MAX_ROWS:
+                    # Let the rest of a group being sent join this write.
+                    self._condition.wait_for(lambda: len(self._rows) >= MAX_ROWS, LINGER)
+                rows, self._rows = self._rows[:MAX_ROWS], self._rows[MAX_ROWS:]
+                self._busy = True
+            try:
+                write(rows)
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+
+def write(rows: list[TaskRow]) -> None:
+    """Write ``rows`` through the driver; log (never raise) what could not be written.
+
+    A lost PENDING row loses nothing a user relies on: the worker's own writes create
+    the row, and reading an unknown id already answers PENDING.
+    """
+    from .drivers import driver_for_model
+    from .models import TaskResult
+
+    try:
+        driver = driver_for_model(TaskResult)
+        with_retry(driver, driver.ops.store_pending_results, rows)
+    except Exception:
+        ids = ", ".join(row.task_id for row in rows[:20])
+        more = f" and {len(rows) - 20} more" if len(rows) > 20 else ""
+        logger.exception("Could not record PENDING for tasks %s%s", ids, more)
+
+
+_writer: PendingWriter | None = None
+_writer_lock = threading.Lock()
+
+
+def writer() -> PendingWriter:
+    """Return this process's writer (a forked child starts with an empty one)."""
+    global _writer
+    if _writer is None:
+        with _writer_lock:
+            if _writer is None:
+                _writer = PendingWriter()
+    return _writer
+
+
+def flush(timeout: float | None = 10.0) -> bool:
+    """Wait until this process's queued PENDING rows are written (tests, shutdown)."""
+    return True if _writer is None else _writer.flush(timeout)
+
+
+def release(timeout: float | None = 10.0) -> bool:
+    """Write what is queued and close the writer's connections (tests, shutdown)."""
+    return True if _writer is None else _writer.release(timeout)
+
+
+def _forget_in_child() -> None:
+    # The parent's queue is the parent's to write; its thread does not exist here.
+    global _writer
+    _writer = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+atexit.register(flush, 5.0)
+
+
+def pending_row(backend: Any, task_id: str, headers: Mapping[str, Any], body: Any) -> TaskRow:
+    """Return the PENDING row of a task being sent, encoded as the worker would encode it.
+
+    ``task_name`` always; args, kwargs and ``periodic_task_name`` only with
+    ``result_extended``, from the same ``argsrepr``/``kwargsrepr`` the worker stores.
+    """
+    request = Context(headers)
+    if isinstance(body, tuple | list) and len(body) >= 2:  # protocol 2: (args, kwargs, …)
+        request.args, request.kwargs = body[0], body[1]
+    extended = backend._get_extended_properties(request, None)
+    extended["task_name"] = headers.get("task")
+    extended["worker"] = None  # not known before a worker receives it
+    content_type, content_encoding, result = backend.encode_content(None)
+    return TaskRow(
+        task_id=task_id,
+        status=PENDING,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        result=result,
+        date_done=timezone.now(),
+        **fit_descriptive_columns(extended),
+    )
+
+
+def ignores_result(app: Any, headers: Mapping[str, Any]) -> bool:
+    """Return True when the task being sent stores no result (``ignore_result``)."""
+    ignore = headers.get("ignore_result")
+    if ignore is None:
+        task = app.tasks.get(headers.get("task"))
+        ignore = task.ignore_result if task is not None else app.conf.task_ignore_result
+    return bool(ignore)
+
+
+@before_task_publish.connect(dispatch_uid="django_celery_results.pending")
+def record_pending(
+    sender: str | None = None,
+    body: Any = None,
+    headers: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Queue a PENDING row for the task being sent, when ``TRACK_PENDING`` is on."""
+    if not app_settings().TRACK_PENDING:
+        return
+    headers = headers or {}
+    task_id = headers.get("id") or (body.get("id") if isinstance(body, dict) else None)
+    app = current_app._get_current_object()
+    backend = app.backend
+    if not task_id or not isinstance(backend, DatabaseBackend) or ignores_result(app, headers):
+        return
+    if "task" not in headers and isinstance(body, dict):  # protocol 1
+        headers = {**headers, "task": body.get("task")}
+    writer().add(pending_row(backend, task_id, headers, body))
+
+
+@worker_process_shutdown.connect(dispatch_uid="django_celery_results.pending.shutdown")
+def _flush_on_worker_shutdown(**kwargs: Any) -> None:
+    # A prefork child leaves with os._exit, past atexit: flush what its tasks sent.
+    flush(5.0)

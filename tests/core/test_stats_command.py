@@ -1,0 +1,63 @@
+"""``manage.py celery_results_stats`` on the default database."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from celery import states
+from django.core.management import CommandError, call_command
+from django.db import connections
+from django.utils import timezone
+
+from django_celery_results.drivers import get_driver
+from django_celery_results.testing.suite.helpers import new_id, row
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def store(name: str, final: str, waited: float, ran: float) -> None:
+    ops = get_driver(connections["default"]).ops
+    task_id = new_id()
+    sent = timezone.now() - timedelta(minutes=5)
+    started = sent + timedelta(seconds=waited)
+    ops.store_pending_results([row(task_id, states.PENDING, date_done=sent, task_name=name)])
+    ops.store_task_results([row(task_id, states.STARTED, date_done=started, date_started=started)])
+    ops.store_task_results([row(task_id, final, date_done=started + timedelta(seconds=ran))])
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("celery_results_stats", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_table() -> None:
+    store("proj.add", states.SUCCESS, 1, 2)
+    store("proj.add", states.FAILURE, 3, 4)
+    output = run("--since", "1h")
+    assert "proj.add" in output
+    assert "FAILURE=1 SUCCESS=1" in output
+    assert "50.0%" in output
+
+
+def test_json_and_task_filter() -> None:
+    store("proj.add", states.SUCCESS, 1, 2)
+    store("proj.mul", states.SUCCESS, 1, 2)
+    document = json.loads(run("--since", "1h", "--task", "proj.mul", "--format", "json"))
+    [entry] = document["tasks"]
+    assert entry["task_name"] == "proj.mul"
+    assert entry["states"] == {"SUCCESS": 1}
+    assert entry["waiting"]["max"] == pytest.approx(1.0)
+    assert entry["processing"]["max"] == pytest.approx(2.0)
+
+
+def test_empty_window() -> None:
+    assert "No task results in this window." in run("--since", "2099-01-01T00:00")
+
+
+def test_bad_since_says_what_is_accepted() -> None:
+    with pytest.raises(CommandError, match="90m, 24h or 7d"):
+        run("--since", "yesterday")

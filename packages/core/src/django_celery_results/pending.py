@@ -18,21 +18,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import current_app
-from celery.app.task import Context
 from celery.signals import before_task_publish, worker_process_shutdown
 from django.db import connections
-from django.utils import timezone
 
-from .backends.database import DatabaseBackend, fit_descriptive_columns
+from .backends.database import DatabaseBackend
 from .conf import app_settings
 from .drivers import TaskRow
 from .retry import with_retry
-from .states import PENDING
 
 logger = logging.getLogger(__name__)
 
-#: Longest a queued row waits for company before it is written, in seconds.
-LINGER = 0.002
+#: Longest a queued row waits for company before it is written, in seconds: long enough
+#: that a group being sent goes out in a few statements, short beside a task's queue time.
+LINGER = 0.01
 #: Rows per write; more wait for the next one.
 MAX_ROWS = 1000
 #: Seconds without a send after which the writer closes its database connection.
@@ -48,6 +46,7 @@ class PendingWriter:
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._release = False
+        self._flushing = 0
 
     def add(self, row: TaskRow) -> None:
         """Queue ``row``; it is written within a few milliseconds."""
@@ -61,9 +60,14 @@ class PendingWriter:
             self._condition.notify_all()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until every queued row is written; return False on timeout."""
+        """Write every queued row now and wait for it; return False on timeout."""
         with self._condition:
-            return self._condition.wait_for(lambda: not self._rows and not self._busy, timeout)
+            self._flushing += 1
+            self._condition.notify_all()
+            try:
+                return self._condition.wait_for(lambda: not self._rows and not self._busy, timeout)
+            finally:
+                self._flushing -= 1
 
     def release(self, timeout: float | None = 10.0) -> bool:
         """Write what is queued, then close the writer's database connections."""
@@ -90,7 +94,9 @@ class PendingWriter:
                     continue
                 if len(self._rows) < MAX_ROWS:
                     # Let the rest of a group being sent join this write.
-                    self._condition.wait_for(lambda: len(self._rows) >= MAX_ROWS, LINGER)
+                    self._condition.wait_for(
+                        lambda: len(self._rows) >= MAX_ROWS or self._flushing > 0, LINGER
+                    )
                 rows, self._rows = self._rows[:MAX_ROWS], self._rows[MAX_ROWS:]
                 self._busy = True
             try:
@@ -153,30 +159,6 @@ os.register_at_fork(after_in_child=_forget_in_child)
 atexit.register(flush, 5.0)
 
 
-def pending_row(backend: Any, task_id: str, headers: Mapping[str, Any], body: Any) -> TaskRow:
-    """Return the PENDING row of a task being sent, encoded as the worker would encode it.
-
-    ``task_name`` always; args, kwargs and ``periodic_task_name`` only with
-    ``result_extended``, from the same ``argsrepr``/``kwargsrepr`` the worker stores.
-    """
-    request = Context(headers)
-    if isinstance(body, tuple | list) and len(body) >= 2:  # protocol 2: (args, kwargs, …)
-        request.args, request.kwargs = body[0], body[1]
-    extended = backend._get_extended_properties(request, None)
-    extended["task_name"] = headers.get("task")
-    extended["worker"] = None  # not known before a worker receives it
-    content_type, content_encoding, result = backend.encode_content(None)
-    return TaskRow(
-        task_id=task_id,
-        status=PENDING,
-        content_type=content_type,
-        content_encoding=content_encoding,
-        result=result,
-        date_done=timezone.now(),
-        **fit_descriptive_columns(extended),
-    )
-
-
 def ignores_result(app: Any, headers: Mapping[str, Any]) -> bool:
     """Return True when the task being sent stores no result (``ignore_result``)."""
     ignore = headers.get("ignore_result")
@@ -204,7 +186,7 @@ def record_pending(
         return
     if "task" not in headers and isinstance(body, dict):  # protocol 1
         headers = {**headers, "task": body.get("task")}
-    writer().add(pending_row(backend, task_id, headers, body))
+    writer().add(backend.pending_row(task_id, headers, body))
 
 
 @worker_process_shutdown.connect(dispatch_uid="django_celery_results.pending.shutdown")

@@ -130,26 +130,30 @@ class PostgresOperations(GenericOperations):
         return sql
 
     def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
-        """One multi-row upsert that only ever moves a stored ``date_created`` earlier."""
-        for wave in _waves(rows):
-            for start in range(0, len(wave), MAX_ROWS_PER_STATEMENT):
-                chunk = wave[start : start + MAX_ROWS_PER_STATEMENT]
-                params = [value for row in chunk for value in row.values()]
-                with self._cursor() as cursor:
-                    cursor.execute(self._pending_statement(len(chunk)), params)
+        """One upsert from column arrays (``unnest``): one statement text for any count.
 
-    def _pending_statement(self, count: int) -> str:
-        """Return the PENDING insert of ``count`` rows (built once per size)."""
-        sql = self._statements.get((count, "pending"))
+        A stored row only has its ``date_created`` moved earlier.
+        """
+        for wave in _waves(rows):
+            columns = list(zip(*(row.values() for row in wave), strict=True))
+            with self._cursor() as cursor:
+                cursor.execute(self._pending_statement(), [list(c) for c in columns])
+
+    def _pending_statement(self) -> str:
+        """Return the PENDING upsert (built once)."""
+        sql = self._statements.get((0, "pending"))
         if sql is None:
             table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
-            values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
+            arrays = ", ".join(
+                "%b::timestamptz[]" if column.startswith("date_") else "%b::text[]"
+                for column in COLUMNS
+            )
             sql = (
-                f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) VALUES {values} "
+                f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) SELECT * FROM unnest({arrays}) "
                 "ON CONFLICT (task_id) DO UPDATE SET date_created = EXCLUDED.date_created "
                 "WHERE r.date_created > EXCLUDED.date_created"
             )
-            self._statements[(count, "pending")] = sql
+            self._statements[(0, "pending")] = sql
         return sql
 
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:

@@ -90,6 +90,16 @@ class DatabaseBackend(BaseDictBackend):
             content = b64encode(content)
         return content_type, content_encoding, content
 
+    def _encode_value(self, value: Any) -> str:
+        """Encode a task's args or kwargs column (usually a ``str``: Celery's repr of them).
+
+        JSON of a ``str`` is the same text whichever encoder writes it, so with kombu's
+        JSON serializer the standard library's C encoder does it without the registry.
+        """
+        if isinstance(value, str) and self._json_loads is not None:
+            return json.dumps(value)
+        return self.encode_content(value)[2]
+
     def _encode_meta(self, meta: dict[str, Any]) -> str:
         """Encode a task's meta; the usual one (no children, nothing injected) once only."""
         if meta != _EMPTY_META:
@@ -143,9 +153,9 @@ class DatabaseBackend(BaseDictBackend):
             if task_kwargs is None:
                 task_kwargs = getattr(request, "kwargs", None)
             if task_args is not None:
-                _, _, task_args = self.encode_content(task_args)
+                task_args = self._encode_value(task_args)
             if task_kwargs is not None:
-                _, _, task_kwargs = self.encode_content(task_kwargs)
+                task_kwargs = self._encode_value(task_kwargs)
             extended_props.update(
                 periodic_task_name=getattr(request, "periodic_task_name", None),
                 task_args=task_args,
@@ -154,6 +164,39 @@ class DatabaseBackend(BaseDictBackend):
                 worker=getattr(request, "hostname", None),
             )
         return extended_props
+
+    def pending_row(self, task_id: str, headers: Any, body: Any) -> TaskRow:
+        """Return the PENDING row of a task being sent, encoded as the worker encodes it.
+
+        ``task_name`` always; with ``result_extended`` also args, kwargs (from the
+        message's ``argsrepr``/``kwargsrepr``, as the worker stores them) and
+        ``periodic_task_name``. The worker is not known yet.
+        """
+        columns: dict[str, Any] = {"task_name": headers.get("task")}
+        if self.app.conf.find_value_for_key("extended", "result"):
+            args, kwargs = headers.get("argsrepr"), headers.get("kwargsrepr")
+            if (args is None or kwargs is None) and isinstance(body, tuple | list):
+                # Protocol 2 without reprs: the body is (args, kwargs, embed).
+                args = body[0] if args is None else args
+                kwargs = body[1] if kwargs is None and len(body) > 1 else kwargs
+            columns.update(
+                task_args=None if args is None else self._encode_value(args),
+                task_kwargs=None if kwargs is None else self._encode_value(kwargs),
+                periodic_task_name=headers.get("periodic_task_name"),
+            )
+        key = (self.serializer, "none")
+        encoded = self._encoded_constants.get(key)
+        if encoded is None:
+            encoded = self._encoded_constants[key] = self.encode_content(None)[2]
+        return TaskRow(
+            task_id=task_id,
+            status=states.PENDING,
+            content_type=self.content_type,
+            content_encoding=self.content_encoding,
+            result=encoded,
+            date_done=timezone.now(),
+            **fit_descriptive_columns(columns),
+        )
 
     def _get_meta_from_request(self, request: Any = None) -> dict[str, Any]:
         """Return ``request.meta``: arbitrary data a task injects into its stored meta."""

@@ -212,7 +212,7 @@ class TestPendingWrites:
         with CaptureQueriesContext(connections[db_alias]) as queries:
             driver.ops.store_pending_results(rows)
         # SQLite allows 999 parameters per statement: 15 columns → 66 rows per INSERT.
-        limit = 25 if connections[db_alias].vendor == "sqlite" else 6
+        limit = 25 if connections[db_alias].vendor == "sqlite" else 8
         assert len(queries.captured_queries) <= limit
         stored = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
         assert len(stored) == 1000

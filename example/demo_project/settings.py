@@ -88,6 +88,8 @@ DATABASES = {"default": DATABASE_CHOICES[os.environ.get("DEMO_DATABASE", "sqlite
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
+# A PENDING row stamped with the send time for every task sent: waiting time is known.
+DJANGO_CELERY_RESULTS = {"TRACK_PENDING": os.environ.get("DEMO_TRACK_PENDING", "1") == "1"}
 BROKER_FOLDER = Path(os.environ.get("DEMO_BROKER_FOLDER", BASE_DIR / ".broker"))
 CELERY_BROKER_URL = os.environ.get("DEMO_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):

@@ -35,6 +35,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert any(line.startswith("fail ") and " FAILURE " in line for line in lines)
     assert any(line.startswith("flaky ") and " SUCCESS " in line for line in lines)
     assert any(line.startswith("slow ") and " SUCCESS " in line for line in lines)
+    # TRACK_PENDING is on in the demo: every finished task shows a waiting time.
+    [slow] = [line.split() for line in lines if line.startswith("slow ")]
+    waiting, processing = float(slow[3].rstrip("s")), float(slow[4].rstrip("s"))
+    assert waiting > 0
+    assert processing >= 1.0  # the task sleeps a second
     assert "Chord callback tsum: 46" in output
     assert "Stored group result: <Group: " in output
     assert "/admin/django_celery_results/taskresult/" in output

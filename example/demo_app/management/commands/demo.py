@@ -96,24 +96,31 @@ class Command(BaseCommand):
         ids = task_ids(sent.values())
         rows = TaskResult.objects.filter(task_id__in=ids).order_by("date_created")
         self.stdout.write(f"\nStored task results ({rows.count()} rows in TaskResult):\n")
-        header = f"{'task':<22} {'state':<8} {'worker':<24} {'processing':>10}  result"
+        header = (
+            f"{'task':<22} {'state':<8} {'worker':<24} {'waiting':>9} {'processing':>10}  result"
+        )
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         for row in rows:
-            processing = row.processing_time
-            seconds = f"{processing.total_seconds():.3f}s" if processing is not None else "-"
+            waiting, processing = seconds(row.waiting_time), seconds(row.processing_time)
             name = (row.task_name or "?").removeprefix("demo_app.tasks.")
             result = (row.result or "")[:40].replace("\n", " ")
             self.stdout.write(
-                f"{name:<22} {row.status:<8} {(row.worker or '-'):<24} {seconds:>10}  {result}"
+                f"{name:<22} {row.status:<8} {(row.worker or '-'):<24} {waiting:>9} "
+                f"{processing:>10}  {result}"
             )
         restored = GroupResult.objects.get(group_id=sent["group"].id)
         self.stdout.write(f"\nStored group result: {restored} with {len(sent['group'])} tasks")
         self.stdout.write(f"Chord callback tsum: {sent['chord'].get(timeout=5)}")
         self.stdout.write(
-            "(Waiting time, from sending to start, needs PENDING rows written at publish; "
-            "a later release records them.)"
+            "Waiting: sent → started (TRACK_PENDING records the send); processing: started → "
+            "done. Per task name: python example/manage.py celery_results_stats"
         )
+
+
+def seconds(span: Any) -> str:
+    """Format a timedelta as seconds, or "-" when it is not known."""
+    return "-" if span is None else f"{span.total_seconds():.3f}s"
 
 
 def task_ids(results: Any) -> list[str]:

@@ -36,3 +36,17 @@ def slow(seconds: float) -> float:
 def tsum(numbers: list[int]) -> int:
     """Add up a chord header's results."""
     return sum(numbers)
+
+
+@shared_task(acks_late=True)
+def slow_acks_late(seconds: float) -> float:
+    """Like ``slow``, acknowledged only when done: a killed worker's message comes back."""
+    time.sleep(seconds)
+    return seconds
+
+
+@shared_task(bind=True)
+def inject_meta(self, value: str) -> str:  # type: ignore[no-untyped-def]
+    """Put extra fields into the stored meta through ``request.meta``."""
+    self.request.meta = {"injected": value}
+    return value

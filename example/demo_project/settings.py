@@ -7,7 +7,11 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_DATABASE``: ``postgres`` or ``mysql`` for the local servers instead of SQLite;
 - ``DEMO_BROKER_URL``: e.g. ``amqp://guest:guest@127.0.0.1:5672//`` or
   ``redis://127.0.0.1:6379/0`` (default: the filesystem transport);
-- ``DEMO_BROKER_FOLDER``: the filesystem broker's folder (default ``example/.broker``).
+- ``DEMO_BROKER_FOLDER``: the filesystem broker's folder (default ``example/.broker``);
+- ``DEMO_DATABASE_NAME``: the PostgreSQL or MariaDB database (a test database, say);
+- ``DEMO_QUEUE``: the queue tasks go to and the worker reads (default ``celery``);
+- ``DEMO_DISABLED_DRIVERS``: comma-separated vendors served by the generic driver;
+- ``DEMO_TRACK_PENDING``: ``0`` turns publish-time PENDING rows off.
 """
 
 import os
@@ -89,7 +93,11 @@ CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
 # A PENDING row stamped with the send time for every task sent: waiting time is known.
-DJANGO_CELERY_RESULTS = {"TRACK_PENDING": os.environ.get("DEMO_TRACK_PENDING", "1") == "1"}
+DJANGO_CELERY_RESULTS = {
+    "TRACK_PENDING": os.environ.get("DEMO_TRACK_PENDING", "1") == "1",
+    "DISABLED_DRIVERS": [v for v in os.environ.get("DEMO_DISABLED_DRIVERS", "").split(",") if v],
+}
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DEMO_QUEUE", "celery")
 BROKER_FOLDER = Path(os.environ.get("DEMO_BROKER_FOLDER", BASE_DIR / ".broker"))
 CELERY_BROKER_URL = os.environ.get("DEMO_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):

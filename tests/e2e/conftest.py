@@ -1,0 +1,229 @@
+"""Real ``celery worker`` processes of the example project, on real brokers and databases.
+
+A combination is (database alias, driver, broker, pool). Each test module's worker serves
+one combination, reads a queue no other run uses, and writes to the test database that
+pytest-django made for that alias; the test process sends tasks through a Celery app of
+its own and reads what the worker stored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from django.conf import settings
+from django.db import connections
+from django.test import override_settings
+
+from django_celery_results.testing.router import use_alias
+from tests.databases import SQLITE_FILE, reachable, strict
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "example"
+BROKERS = {
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+    "redis": "redis://127.0.0.1:6379/0",
+}
+BROKER_PORTS = {"rabbitmq": 5672, "redis": 6379}
+HOW_TO_START_BROKER = {
+    "rabbitmq": "rabbitmq-server -detached",
+    "redis": "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''",
+}
+DEMO_DATABASE = {"default": "sqlite", "postgres": "postgres", "mysql": "mysql"}
+VENDOR = {"default": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
+#: Longest any wait in these tests lasts: a test never hangs.
+TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One database, driver, broker and pool a worker runs with."""
+
+    alias: str
+    driver: str  # "vendor" or "generic"
+    broker: str
+    pool: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.alias}-{self.driver}-{self.broker}-{self.pool}"
+
+
+#: Every scenario runs on one combination per database; a smoke set on the others.
+FULL = [
+    Combo("default", "generic", "redis", "prefork"),
+    Combo("postgres", "vendor", "rabbitmq", "prefork"),
+    Combo("mysql", "vendor", "rabbitmq", "threads"),
+]
+SMOKE = [
+    Combo("postgres", "generic", "redis", "threads"),
+    Combo("mysql", "generic", "redis", "prefork"),
+    Combo("default", "generic", "rabbitmq", "threads"),
+]
+
+
+def combo_params(combos: list[Combo]) -> list[Any]:
+    """Return pytest params for ``combos``, skipped (or failing, in CI) when a server is down."""
+    params = []
+    skipped = getattr(settings, "CONFORMANCE_SKIPPED_DATABASES", {})
+    for combo in combos:
+        reason = skipped.get(combo.alias)
+        up = reachable("127.0.0.1", BROKER_PORTS[combo.broker])
+        if reason is None and not strict() and not up:
+            how = HOW_TO_START_BROKER[combo.broker]
+            reason = f"{combo.broker} is not running; start it with: {how}"
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        params.append(pytest.param(combo, id=combo.id, marks=marks))
+    return params
+
+
+@dataclass
+class Worker:
+    """A running ``celery worker`` process and the queue it reads."""
+
+    combo: Combo
+    queue: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def environment(self) -> dict[str, str]:
+        """Point the example project at this combination's test database and broker."""
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "demo_project.settings",
+            "DEMO_DATABASE": DEMO_DATABASE[self.combo.alias],
+            "DEMO_BROKER_URL": BROKERS[self.combo.broker],
+            "DEMO_QUEUE": self.queue,
+            "DEMO_TRACK_PENDING": "0",  # the sender (this test process) records PENDING
+        }
+        if self.combo.alias == "default":
+            env["DEMO_SQLITE_PATH"] = str(SQLITE_FILE)
+        else:
+            env["DEMO_DATABASE_NAME"] = connections[self.combo.alias].settings_dict["NAME"]
+        if self.combo.driver == "generic":
+            env["DEMO_DISABLED_DRIVERS"] = VENDOR[self.combo.alias]
+        env.pop("PYTEST_ADDOPTS", None)
+        return env
+
+    def start(self) -> None:
+        """Start the worker in a process group of its own (so it can be killed whole)."""
+        command = [
+            sys.executable, "-m", "celery", "-A", "demo_project", "worker",
+            f"--pool={self.combo.pool}", "--concurrency=2", "--loglevel=warning",
+            "-Q", self.queue, "-n", f"{self.queue}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            cwd=EXAMPLE,
+            env=self.environment(),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL to the group if it lingers."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def client_app(combo: Combo, queue: str) -> Celery:
+    """The sender's Celery app: same broker and queue, results read through ``django-db``."""
+    app = Celery("e2e", set_as_current=False)
+    app.conf.update(
+        broker_url=BROKERS[combo.broker],
+        result_backend="django-db",
+        result_extended=True,
+        task_default_queue=queue,
+        broker_connection_retry_on_startup=True,
+    )
+    return app
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or condition}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def combo(request: pytest.FixtureRequest) -> Combo:
+    """The combination of the module's worker (parametrized by the test modules)."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def worker(combo: Combo, django_db_setup: None, django_db_blocker: Any) -> Iterator[Worker]:
+    """A worker for ``combo``, started once per module and combination."""
+    worker = Worker(combo, queue=f"e2e-{uuid.uuid4().hex[:10]}")
+    worker.start()
+    app = client_app(combo, worker.queue)
+    try:
+        with django_db_blocker.unblock():
+            use_alias(combo.alias)
+            try:
+                probe = app.send_task("demo_app.tasks.add", args=(0, 0))
+                probe.get(timeout=TIMEOUT)
+            finally:
+                use_alias(None)
+        yield worker
+    finally:
+        worker.stop()
+        app.close()
+
+
+@pytest.fixture
+def app(worker: Worker, combo: Combo) -> Iterator[Celery]:
+    """The sender's app, current for the test, with publish-time PENDING rows on."""
+    from celery import _state
+
+    app = client_app(combo, worker.queue)
+    previous = _state.get_current_app()
+    app.set_current()
+    use_alias(combo.alias)
+    try:
+        with override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}):
+            yield app
+    finally:
+        from django_celery_results import pending
+
+        pending.release()
+        use_alias(None)
+        previous.set_current()
+        app.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each test committed-transaction access to its combination's database only."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        combo = callspec.params.get("combo") if callspec else None
+        if isinstance(combo, Combo) and not item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.django_db(databases=[combo.alias], transaction=True))

@@ -8,7 +8,10 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 DATABASES, CONFORMANCE_SKIPPED_DATABASES = database_legs()
-DATABASE_ROUTERS = ["django_celery_results.testing.router.AliasRouter"]
+DATABASE_ROUTERS = [
+    "django_celery_results.testing.router.AliasRouter",
+    "tests.routers.CacheTableRouter",
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -44,6 +47,11 @@ STATIC_URL = "/static/"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    # The getting-started page's example: test databases get its table (createcachetable).
+    "database": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "my_cache_table",
+    },
 }
 # Upstream's test suite runs with 191; it also proves the setting reaches every id column.
 DJANGO_CELERY_RESULTS_TASK_ID_MAX_LENGTH = 191

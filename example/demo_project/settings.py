@@ -11,7 +11,9 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_DATABASE_NAME``: the PostgreSQL or MariaDB database (a test database, say);
 - ``DEMO_QUEUE``: the queue tasks go to and the worker reads (default ``celery``);
 - ``DEMO_DISABLED_DRIVERS``: comma-separated vendors served by the generic driver;
-- ``DEMO_TRACK_PENDING``: ``0`` turns publish-time PENDING rows off.
+- ``DEMO_TRACK_PENDING``: ``0`` turns publish-time PENDING rows off;
+- ``DEMO_RESULT_BACKEND``: ``django-cache`` stores results in the cache below instead;
+- ``DEMO_RESULT_EXPIRES``: seconds results are kept (Celery's default: one day).
 """
 
 import os
@@ -88,8 +90,20 @@ DATABASE_CHOICES = {
 }
 DATABASES = {"default": DATABASE_CHOICES[os.environ.get("DEMO_DATABASE", "sqlite")]}
 
+# The getting-started page's cache, for CELERY_RESULT_BACKEND = "django-cache" (run
+# `manage.py createcachetable` once).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "my_cache_table",
+    }
+}
+
 # Celery: the settings upstream django-celery-results documents.
-CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_BACKEND = os.environ.get("DEMO_RESULT_BACKEND", "django-db")
+CELERY_CACHE_BACKEND = "default"
+if "DEMO_RESULT_EXPIRES" in os.environ:
+    CELERY_RESULT_EXPIRES = float(os.environ["DEMO_RESULT_EXPIRES"])
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_TRACK_STARTED = True
 # A PENDING row stamped with the send time for every task sent: waiting time is known.

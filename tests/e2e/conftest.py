@@ -93,6 +93,8 @@ class Worker:
     combo: Combo
     queue: str
     process: subprocess.Popen[bytes] | None = None
+    #: More environment for the example project's settings (``DEMO_*``).
+    extra_env: dict[str, str] | None = None
 
     def environment(self) -> dict[str, str]:
         """Point the example project at this combination's test database and broker."""
@@ -111,6 +113,7 @@ class Worker:
         if self.combo.driver == "generic":
             env["DEMO_DISABLED_DRIVERS"] = VENDOR[self.combo.alias]
         env.pop("PYTEST_ADDOPTS", None)
+        env.update(self.extra_env or {})
         return env
 
     def start(self) -> None:

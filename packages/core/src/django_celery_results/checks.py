@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info, Tags, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 from django.db import connections
 
 from .conf import SETTING_NAME, validate
@@ -46,3 +46,53 @@ def check_drivers(
             )
         )
     return messages
+
+
+#: Django caches a worker and a web process cannot share.
+PROCESS_LOCAL_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": "keeps values inside one process",
+    "django.core.cache.backends.dummy.DummyCache": "stores nothing",
+}
+
+
+@register(Tags.caches)
+def check_cache_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Catch the getting-started page's typo, unknown aliases and per-process caches.
+
+    Read from the ``CELERY_`` namespace the Celery settings are usually loaded from.
+    """
+    cache_alias = getattr(settings, "CELERY_CACHE_BACKEND", None)
+    if cache_alias == "django-cache":
+        return [
+            Error(
+                "CELERY_CACHE_BACKEND = 'django-cache' names no cache: 'django-cache' is a "
+                "result backend, not a CACHES alias.",
+                hint="Set CELERY_RESULT_BACKEND = 'django-cache', and CELERY_CACHE_BACKEND "
+                "to the CACHES alias to store results in (or remove it to use 'default').",
+                id="django_celery_results.E002",
+            )
+        ]
+    if getattr(settings, "CELERY_RESULT_BACKEND", None) != "django-cache":
+        return []
+    alias = cache_alias or "default"
+    if alias not in settings.CACHES:
+        return [
+            Error(
+                f"CELERY_CACHE_BACKEND names the cache {alias!r}, which is not in CACHES.",
+                hint=f"Add {alias!r} to CACHES or name one of: {', '.join(settings.CACHES)}.",
+                id="django_celery_results.E003",
+            )
+        ]
+    problem = PROCESS_LOCAL_CACHES.get(settings.CACHES[alias].get("BACKEND", ""))
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"The django-cache result backend uses the cache {alias!r}, whose backend "
+            f"{problem}: results stored by a worker will not be visible to the web "
+            "process or to other workers.",
+            hint="Point CELERY_CACHE_BACKEND at a cache that processes share: Redis, "
+            "Memcached, DatabaseCache or FileBasedCache.",
+            id="django_celery_results.W001",
+        )
+    ]

@@ -125,17 +125,17 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
                 cursor.execute(statement, params)
         return (n // batch * batch) / (time.perf_counter() - started)
 
-    def threads4() -> float:
-        def work(count: int) -> None:
+    def threads(count: int) -> float:
+        def work(tasks: int) -> None:
             own = server.connect(name)
             own_cursor = own.cursor()
-            for _ in range(count):
+            for _ in range(tasks):
                 task_id = str(uuid.uuid4())
                 own_cursor.execute(server.upsert, raw_row(task_id, "STARTED", pid, server))
                 own_cursor.execute(server.upsert, raw_row(task_id, "SUCCESS", "3", server))
             own.close()
 
-        return n / timed_threads(work, [n // 4] * 4)
+        return n / timed_threads(work, [n // count] * count)
 
     def reads() -> float:
         stored = [str(uuid.uuid4()) for _ in range(n)]
@@ -170,7 +170,8 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
     measured = {
         "lifecycle": lifecycle,
         "lifecycle_multirow": lifecycle_multirow,
-        "threads4": threads4,
+        "threads4": lambda: threads(4),
+        "threads8": lambda: threads(8),
         "reads": reads,
         "chord4": chord4,
     }
@@ -219,6 +220,7 @@ ROWS = (
     "lifecycle",
     "lifecycle_multirow",
     "threads4",
+    "threads8",
     "processes2",
     "reads",
     "join",

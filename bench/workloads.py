@@ -90,25 +90,35 @@ def lifecycle(app: Any, n: int) -> dict[str, Any]:
     return {"rate": n / (time.perf_counter() - started)}
 
 
-def threads4(app: Any, n: int) -> dict[str, Any]:
-    """The lifecycle in 4 threads of one process (the threads pool), n tasks in all."""
+def threads(app: Any, n: int, count: int) -> dict[str, Any]:
+    """The lifecycle in ``count`` threads of one process (the threads pool), n tasks in all."""
     errors: list[str] = []
 
-    def work(count: int) -> None:
+    def work(tasks: int) -> None:
         try:
-            lifecycle(app, count)
+            lifecycle(app, tasks)
         except Exception as exc:
             errors.append(repr(exc))
         finally:
             close_connections()
 
-    threads = [threading.Thread(target=work, args=(n // 4,)) for _ in range(4)]
+    pool = [threading.Thread(target=work, args=(n // count,)) for _ in range(count)]
     started = time.perf_counter()
-    for thread in threads:
+    for thread in pool:
         thread.start()
-    for thread in threads:
+    for thread in pool:
         thread.join()
     return {"rate": n / (time.perf_counter() - started), "errors": len(errors)}
+
+
+def threads4(app: Any, n: int) -> dict[str, Any]:
+    """The lifecycle in 4 threads."""
+    return threads(app, n, 4)
+
+
+def threads8(app: Any, n: int) -> dict[str, Any]:
+    """The lifecycle in 8 threads."""
+    return threads(app, n, 8)
 
 
 def processes2(app: Any, n: int) -> dict[str, Any]:
@@ -264,6 +274,7 @@ def race(app: Any, n: int) -> dict[str, Any]:
 WORKLOADS: dict[str, Callable[[Any, int], dict[str, Any]]] = {
     "lifecycle": lifecycle,
     "threads4": threads4,
+    "threads8": threads8,
     "processes2": processes2,
     "reads": reads,
     "join": join,

@@ -12,7 +12,6 @@ import MySQLdb
 import pytest
 from celery import states
 from django.db import connections
-from django.db.models.signals import pre_delete
 from django.db.utils import OperationalError
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -98,44 +97,18 @@ def test_allowed_write_changes_every_column(driver: Any) -> None:
     assert failed.date_created == started.date_created
 
 
-def test_descriptive_columns_and_date_started_are_kept(driver: Any) -> None:
-    task_id = new_id()
-    driver.ops.store_task_results(
-        [row(task_id, states.STARTED, task_name="proj.add", date_started=_now())]
-    )
-    started = TaskResult.objects.get(task_id=task_id).date_started
-    driver.ops.store_task_results([row(task_id, states.STARTED, date_started=_now())])
-    driver.ops.store_task_results([row(task_id, states.SUCCESS)])
-    done = TaskResult.objects.get(task_id=task_id)
-    assert (done.status, done.task_name, done.date_started) == (
-        states.SUCCESS,
-        "proj.add",
-        started,
-    )
-
-
-def test_same_text_as_the_generic_driver(driver: Any, db_alias: str) -> None:
-    """Every column reads back exactly as the ORM would have written it."""
+def test_same_bytes_as_the_generic_driver(driver: Any, db_alias: str) -> None:
+    """utf8mb4 text and dates as MariaDB stores them, byte for byte (the suite compares
+    the values Django reads back)."""
     from django_celery_results.drivers import GenericDriver
 
-    generic = GenericDriver(db_alias)
     ours, theirs = new_id(), new_id()
-    columns = {
-        "traceback": "Traceback: ünïcode ✓ 🐍",
-        "meta": '{"children": []}',
-        "task_args": '"(1, 2)"',
-        "task_kwargs": "\"{'z': 3}\"",
-        "worker": "celery@host",
-        "periodic_task_name": "nightly",
-        "task_name": "proj.add",
-    }
     when = _now()
-    driver.ops.store_task_results([row(ours, states.FAILURE, date_done=when, **columns)])
-    generic.ops.store_task_results([row(theirs, states.FAILURE, date_done=when, **columns)])
-    fields = [f.name for f in TaskResult._meta.concrete_fields if f.name not in ("id", "task_id")]
-    mine = TaskResult.objects.values(*fields).get(task_id=ours)
-    reference = TaskResult.objects.values(*fields).get(task_id=theirs)
-    assert mine == reference
+    traceback = "Traceback: ünïcode ✓ 🐍"
+    driver.ops.store_task_results([row(ours, states.FAILURE, date_done=when, traceback=traceback)])
+    GenericDriver(db_alias).ops.store_task_results(
+        [row(theirs, states.FAILURE, date_done=when, traceback=traceback)]
+    )
     with connections[db_alias].cursor() as cursor:
         cursor.execute(
             "SELECT HEX(traceback), CAST(date_done AS CHAR(26)) "
@@ -185,25 +158,6 @@ def test_cleanup_deletes_oldest_first_in_limited_chunks(driver: Any, db_alias: s
     assert list(TaskResult.objects.filter(task_id__in=[*ids, keep]).values_list("task_id")) == [
         (keep,)
     ]
-
-
-def test_cleanup_goes_through_the_orm_when_signals_listen(driver: Any, db_alias: str) -> None:
-    seen: list[str] = []
-
-    def listener(sender: Any, instance: TaskResult, **kwargs: Any) -> None:
-        seen.append(instance.task_id)
-
-    task_id = new_id()
-    driver.ops.store_task_results(
-        [row(task_id, states.SUCCESS, date_done=timezone.now() - timedelta(days=2))]
-    )
-    pre_delete.connect(listener, sender=TaskResult)
-    try:
-        deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
-    finally:
-        pre_delete.disconnect(listener, sender=TaskResult)
-    assert deleted == 1
-    assert seen == [task_id]
 
 
 def test_one_id_is_read_with_aware_dates(driver: Any, db_alias: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -13,6 +13,7 @@ from django.db import connections
 from django.db.utils import OperationalError
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from django_celery_results.models import ChordCounter, TaskResult
 from django_celery_results.testing.suite.helpers import new_id, row
@@ -63,46 +64,6 @@ def test_refused_write_is_one_statement_and_changes_nothing(driver: Any, db_alia
     )
 
 
-def test_descriptive_columns_and_date_started_are_kept(driver: Any) -> None:
-    task_id = new_id()
-    driver.ops.store_task_results(
-        [row(task_id, states.STARTED, task_name="proj.add", date_started=_now())]
-    )
-    started = TaskResult.objects.get(task_id=task_id).date_started
-    driver.ops.store_task_results([row(task_id, states.STARTED, date_started=_now())])
-    driver.ops.store_task_results([row(task_id, states.SUCCESS)])
-    done = TaskResult.objects.get(task_id=task_id)
-    assert (done.status, done.task_name, done.date_started) == (
-        states.SUCCESS,
-        "proj.add",
-        started,
-    )
-
-
-def test_same_text_as_the_generic_driver(driver: Any, db_alias: str) -> None:
-    """Every column reads back exactly as the ORM would have written it."""
-    from django_celery_results.drivers import GenericDriver
-
-    generic = GenericDriver(db_alias)
-    ours, theirs = new_id(), new_id()
-    columns = {
-        "traceback": "Traceback: ünïcode ✓",
-        "meta": '{"children": []}',
-        "task_args": '"(1, 2)"',
-        "task_kwargs": "\"{'z': 3}\"",
-        "worker": "celery@host",
-        "periodic_task_name": "nightly",
-        "task_name": "proj.add",
-    }
-    when = _now()
-    driver.ops.store_task_results([row(ours, states.FAILURE, date_done=when, **columns)])
-    generic.ops.store_task_results([row(theirs, states.FAILURE, date_done=when, **columns)])
-    fields = [f.name for f in TaskResult._meta.concrete_fields if f.name not in ("id", "task_id")]
-    mine = TaskResult.objects.values(*fields).get(task_id=ours)
-    reference = TaskResult.objects.values(*fields).get(task_id=theirs)
-    assert mine == reference
-
-
 def test_chord_decrement_returns_the_count(driver: Any, db_alias: str) -> None:
     group_id = new_id()
     driver.ops.create_chord_counter(group_id, "[]", 2)
@@ -114,6 +75,23 @@ def test_chord_decrement_returns_the_count(driver: Any, db_alias: str) -> None:
     assert driver.ops.chord_part_return(group_id) == 0  # never below zero
     assert ChordCounter.objects.get(group_id=group_id).count == 0
     assert driver.ops.chord_part_return(new_id()) is None
+
+
+def test_cleanup_deletes_chunks_by_row_address(driver: Any, db_alias: str) -> None:
+    old = timezone.now() - timedelta(days=2)
+    ids = [new_id() for _ in range(25)]
+    driver.ops.store_task_results(
+        [row(i, states.SUCCESS, date_done=old + timedelta(seconds=n)) for n, i in enumerate(ids)]
+    )
+    keep = new_id()
+    driver.ops.store_task_results([row(keep, states.SUCCESS)])
+    with statements(db_alias) as queries:
+        deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
+    assert deleted == 25
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3
+    assert all("ctid = ANY(ARRAY(SELECT ctid" in sql for sql in deletes)
+    assert TaskResult.objects.filter(task_id__in=[*ids, keep]).count() == 1
 
 
 def test_many_ids_in_one_array_parameter(driver: Any, db_alias: str) -> None:
@@ -193,10 +171,3 @@ def test_sessions_killed_during_writes(backend: Any, db_alias: str) -> None:
     stored = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
     assert stored == dict.fromkeys(ids, states.SUCCESS)
     assert TaskResult.objects.filter(task_id__in=ids).count() == 200
-
-
-def _now() -> Any:
-    from django.utils import timezone
-
-    time.sleep(0.001)
-    return timezone.now()

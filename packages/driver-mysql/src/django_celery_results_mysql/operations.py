@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import Model
 from django.db.models.deletion import Collector
 from django.db.utils import InterfaceError
+from django.utils import timezone
 
 from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow, error_chain
 from django_celery_results.states import (
@@ -164,6 +165,25 @@ class MySQLOperations(GenericOperations):
             )
             self._statements[(count, "pending")] = sql
         return sql
+
+    def store_group_result(
+        self, group_id: str, content_type: str, content_encoding: str, result: str | None
+    ) -> None:
+        """Insert or replace the group's row in one ``INSERT … ON DUPLICATE KEY UPDATE``."""
+        connection = self.connection
+        table = connection.ops.quote_name(self.GroupResult._meta.db_table)
+        now = _fast_datetime_adapter(connection)(timezone.now())
+        new = self._new_value
+        alias = " AS new" if self._row_alias else ""
+        columns = ("date_done", "content_type", "content_encoding", "result")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (group_id, date_created, date_done, content_type, "
+                f"content_encoding, result) VALUES (%s, %s, %s, %s, %s, %s){alias} "
+                "ON DUPLICATE KEY UPDATE "
+                + ", ".join(f"{column} = {new(column)}" for column in columns),
+                [group_id, now, now, content_type, content_encoding, result],
+            )
 
     # -- chords --------------------------------------------------------------------------
 

@@ -8,7 +8,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from django.db.models import Model
+from django.db.models.deletion import Collector
 from django.db.utils import InterfaceError
+from django.utils import timezone
 
 from django_celery_results.drivers import BaseDriver, GenericOperations, TaskRow, error_chain
 from django_celery_results.states import (
@@ -175,6 +178,22 @@ class PostgresOperations(GenericOperations):
             self._statements[(0, "pending")] = sql
         return sql
 
+    def store_group_result(
+        self, group_id: str, content_type: str, content_encoding: str, result: str | None
+    ) -> None:
+        """Insert or replace the group's row in one ``INSERT … ON CONFLICT DO UPDATE``."""
+        table = self.connection.ops.quote_name(self.GroupResult._meta.db_table)
+        now = timezone.now()
+        with self._cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (group_id, date_created, date_done, content_type, "
+                "content_encoding, result) VALUES (%s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (group_id) DO UPDATE SET date_done = EXCLUDED.date_done, "
+                "content_type = EXCLUDED.content_type, "
+                "content_encoding = EXCLUDED.content_encoding, result = EXCLUDED.result",
+                [group_id, now, now, content_type, content_encoding, result],
+            )
+
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
         """Read every id in one query: ``= %s`` for one id, one array parameter for many."""
         ids = list(dict.fromkeys(task_ids))
@@ -210,6 +229,34 @@ class PostgresOperations(GenericOperations):
             cursor.execute(f"SELECT count FROM {table} WHERE group_id = %s", [group_id])
             row = cursor.fetchone()
         return None if row is None else int(row[0])
+
+    # -- cleanup -------------------------------------------------------------------------
+
+    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+        """Delete oldest first, one statement per chunk, addressing rows by ``ctid``.
+
+        ``id IN (SELECT … LIMIT n)`` makes PostgreSQL hash-join the chunk against a scan
+        of the whole table, once per chunk; the chunk's row addresses as an array are
+        fetched directly. A row a worker updates meanwhile has moved, so it is not
+        deleted. When Django must delete (a model points at the rows, or delete signals
+        listen), the generic driver's ORM deletes run instead.
+        """
+        manager = model._default_manager.db_manager(self.alias)
+        if not Collector(using=self.alias).can_fast_delete(manager.filter(date_done__lt=cutoff)):
+            return super().delete_expired(model, cutoff, batch_size)
+        table = self.connection.ops.quote_name(model._meta.db_table)
+        sql = (
+            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
+            "WHERE date_done < %s ORDER BY date_done LIMIT %s))"
+        )
+        total = 0
+        while True:
+            with self._cursor() as cursor:
+                cursor.execute(sql, [cutoff, batch_size])
+                deleted: int = cursor.rowcount
+            total += deleted
+            if deleted < batch_size:
+                return total
 
     # -- statistics ----------------------------------------------------------------------
 

@@ -212,21 +212,26 @@ class GenericOperations(BaseOperations):
     def store_group_result(
         self, group_id: str, content_type: str, content_encoding: str, result: str | None
     ) -> None:
-        """Update the row, or insert it when missing (a racing insert turns into an update)."""
+        """Insert the row unless the group is stored, else update it.
+
+        Insert first: a group is usually saved once, so that is one statement.
+        """
         manager = self.GroupResult._default_manager.db_manager(self.alias)
         changes = {
             "content_type": content_type,
             "content_encoding": content_encoding,
             "result": result,
         }
-        target = manager.filter(group_id=group_id)
-        if target.update(date_done=timezone.now(), **changes):
+        now = timezone.now()
+        new = self.GroupResult(group_id=group_id, date_created=now, date_done=now, **changes)
+        if self._insert_unless_exists(self.GroupResult, new):
             return
-        try:
-            with self._savepoint():
-                manager.create(group_id=group_id, **changes)
-        except IntegrityError:
-            target.update(date_done=timezone.now(), **changes)
+        if manager.filter(group_id=group_id).update(date_done=now, **changes):
+            return
+        # Skipped for another reason than the id (IGNORE skips other errors too): insert
+        # plainly, so the database raises the real error instead of losing the group.
+        with self._savepoint():
+            self._plain_insert(self.GroupResult, new)
 
     def get_group_result(self, group_id: str) -> GroupResult | None:
         """Return the row of ``group_id`` or ``None``."""

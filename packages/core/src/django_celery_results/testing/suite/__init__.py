@@ -2,6 +2,7 @@
 
 from .test_chords import *
 from .test_cleanup import *
+from .test_columns import *
 from .test_concurrency import *
 from .test_groups import *
 from .test_pending import *

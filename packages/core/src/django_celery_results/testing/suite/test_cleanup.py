@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import states
+from django.db.models.signals import pre_delete
 from django.utils import timezone
 
 from ...models import ChordCounter, GroupResult, TaskResult
@@ -30,6 +31,24 @@ class TestCleanup:
         deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 7)
         assert deleted == 23
         assert set(TaskResult.objects.values_list("task_id", flat=True)) == set(fresh)
+
+    def test_delete_signals_still_see_every_row(self, driver: Any) -> None:
+        """A driver's own DELETE must step aside when Django has to run delete signals."""
+        seen: list[str] = []
+
+        def listener(sender: Any, instance: TaskResult, **kwargs: Any) -> None:
+            seen.append(instance.task_id)
+
+        old = [new_id() for _ in range(3)]
+        driver.ops.store_task_results([row(i, states.SUCCESS) for i in old])
+        age_rows(TaskResult, old, "task_id", days=2)
+        pre_delete.connect(listener, sender=TaskResult)
+        try:
+            deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 2)
+        finally:
+            pre_delete.disconnect(listener, sender=TaskResult)
+        assert deleted == 3
+        assert sorted(seen) == sorted(old)
 
     def test_manager_delete_expired(self, driver: Any) -> None:
         old = [new_id() for _ in range(4)]

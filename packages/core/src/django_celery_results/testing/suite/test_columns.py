@@ -1,0 +1,62 @@
+"""Stored columns: a driver's own SQL writes what the ORM would, and keeps what it must."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from celery import states
+from django.utils import timezone
+
+from ...drivers import GenericDriver
+from ...models import TaskResult
+from .helpers import new_id, row
+
+
+def later() -> datetime:
+    """Return a timestamp strictly after the previous one."""
+    time.sleep(0.001)
+    return timezone.now()
+
+
+class TestColumns:
+    """Column values through ``store_task_results``, compared with the generic driver."""
+
+    def test_descriptive_columns_and_date_started_are_kept(self, driver: Any) -> None:
+        task_id = new_id()
+        driver.ops.store_task_results(
+            [row(task_id, states.STARTED, task_name="proj.add", date_started=later())]
+        )
+        started = TaskResult.objects.get(task_id=task_id).date_started
+        driver.ops.store_task_results([row(task_id, states.STARTED, date_started=later())])
+        driver.ops.store_task_results([row(task_id, states.SUCCESS)])
+        done = TaskResult.objects.get(task_id=task_id)
+        assert (done.status, done.task_name, done.date_started) == (
+            states.SUCCESS,
+            "proj.add",
+            started,
+        )
+
+    def test_same_text_as_the_generic_driver(self, driver: Any, db_alias: str) -> None:
+        """Every column reads back exactly as the ORM would have written it."""
+        generic = GenericDriver(db_alias)
+        ours, theirs = new_id(), new_id()
+        columns = {
+            "traceback": "Traceback: ünïcode ✓ 🐍",
+            "meta": '{"children": []}',
+            "task_args": '"(1, 2)"',
+            "task_kwargs": "\"{'z': 3}\"",
+            "worker": "celery@host",
+            "periodic_task_name": "nightly",
+            "task_name": "proj.add",
+        }
+        when = later()
+        driver.ops.store_task_results([row(ours, states.FAILURE, date_done=when, **columns)])
+        generic.ops.store_task_results([row(theirs, states.FAILURE, date_done=when, **columns)])
+        fields = [
+            f.name for f in TaskResult._meta.concrete_fields if f.name not in ("id", "task_id")
+        ]
+        mine = TaskResult.objects.values(*fields).get(task_id=ours)
+        reference = TaskResult.objects.values(*fields).get(task_id=theirs)
+        assert mine == reference

@@ -72,6 +72,8 @@ class PendingWriter:
     def release(self, timeout: float | None = 10.0) -> bool:
         """Write what is queued, then close the writer's database connections."""
         with self._condition:
+            if self._thread is None:
+                return True  # nothing was ever written: no connection to close
             self._release = True
             self._condition.notify_all()
             return self._condition.wait_for(

@@ -9,6 +9,7 @@ its own and reads what the worker stored.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,16 @@ BROKER_PORTS = {"rabbitmq": 5672, "redis": 6379}
 HOW_TO_START_BROKER = {
     "rabbitmq": "rabbitmq-server -detached",
     "redis": "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ''",
+}
+#: How the ``brokers`` fixture starts a broker that is not running, and stops it again.
+BROKER_START = {
+    "rabbitmq": ["rabbitmq-server", "-detached"],
+    "redis": ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
+              "--save", "", "--appendonly", "no"],
+}  # fmt: skip
+BROKER_STOP = {
+    "rabbitmq": ["rabbitmqctl", "stop"],
+    "redis": ["redis-cli", "-p", "6379", "shutdown", "nosave"],
 }
 DEMO_DATABASE = {"default": "sqlite", "postgres": "postgres", "mysql": "mysql"}
 VENDOR = {"default": "sqlite", "postgres": "postgresql", "mysql": "mysql"}
@@ -78,7 +89,8 @@ def combo_params(combos: list[Combo]) -> list[Any]:
     for combo in combos:
         reason = skipped.get(combo.alias)
         up = reachable("127.0.0.1", BROKER_PORTS[combo.broker])
-        if reason is None and not strict() and not up:
+        startable = shutil.which(BROKER_START[combo.broker][0]) is not None
+        if reason is None and not strict() and not up and not startable:
             how = HOW_TO_START_BROKER[combo.broker]
             reason = f"{combo.broker} is not running; start it with: {how}"
         marks = [pytest.mark.skip(reason=reason)] if reason else []
@@ -176,6 +188,37 @@ def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str
         time.sleep(0.1)
 
 
+class Brokers:
+    """Starts the brokers a test needs when they are not running; stops those it started."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def ensure(self, name: str) -> None:
+        """Make sure broker ``name`` accepts connections (start it, wait up to 90 s)."""
+        port = BROKER_PORTS[name]
+        if reachable("127.0.0.1", port):
+            return
+        subprocess.run(BROKER_START[name], check=True, timeout=60, capture_output=True)
+        self.started.append(name)
+        wait_until(lambda: reachable("127.0.0.1", port), what=f"{name} to accept connections")
+
+    def stop_started(self) -> None:
+        """Stop the brokers this run started, leaving running ones as they were."""
+        for name in self.started:
+            subprocess.run(BROKER_STOP[name], timeout=60, capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def brokers() -> Iterator[Brokers]:
+    """The brokers of the end-to-end tests, started on demand for this run."""
+    started = Brokers()
+    try:
+        yield started
+    finally:
+        started.stop_started()
+
+
 @pytest.fixture(scope="module")
 def combo(request: pytest.FixtureRequest) -> Combo:
     """The combination of the module's worker (parametrized by the test modules)."""
@@ -183,8 +226,11 @@ def combo(request: pytest.FixtureRequest) -> Combo:
 
 
 @pytest.fixture(scope="module")
-def worker(combo: Combo, django_db_setup: None, django_db_blocker: Any) -> Iterator[Worker]:
+def worker(
+    combo: Combo, brokers: Brokers, django_db_setup: None, django_db_blocker: Any
+) -> Iterator[Worker]:
     """A worker for ``combo``, started once per module and combination."""
+    brokers.ensure(combo.broker)
     worker = Worker(combo, queue=f"e2e-{uuid.uuid4().hex[:10]}")
     worker.start()
     app = client_app(combo, worker.queue)

@@ -16,7 +16,7 @@ import pytest
 from celery import Celery, chord, group
 from celery.exceptions import ChordError
 
-from .conftest import TIMEOUT, Combo, Worker, combo_params, wait_until
+from .conftest import TIMEOUT, Brokers, Combo, Worker, combo_params, wait_until
 
 T = "demo_app.tasks."
 EXPIRES = 4.0
@@ -30,7 +30,8 @@ pytestmark = pytest.mark.parametrize(
 
 
 @pytest.fixture(scope="module")
-def cache_worker(combo: Combo, django_db_setup: None) -> Iterator[Worker]:
+def cache_worker(combo: Combo, brokers: Brokers, django_db_setup: None) -> Iterator[Worker]:
+    brokers.ensure(combo.broker)
     worker = Worker(
         combo,
         queue=f"e2e-cache-{uuid.uuid4().hex[:10]}",

@@ -28,15 +28,6 @@ def statements(alias: str) -> CaptureQueriesContext:
     return CaptureQueriesContext(connections[alias])
 
 
-def test_a_batch_is_one_statement(driver: Any, db_alias: str) -> None:
-    ids = [new_id() for _ in range(100)]
-    with statements(db_alias) as queries:
-        driver.ops.store_task_results([row(i, states.STARTED) for i in ids])
-    assert len(queries.captured_queries) == 1
-    assert "ON DUPLICATE KEY UPDATE" in queries.captured_queries[0]["sql"]
-    assert TaskResult.objects.filter(task_id__in=ids, status=states.STARTED).count() == 100
-
-
 def test_a_repeated_id_in_one_statement_is_applied_in_order(driver: Any, db_alias: str) -> None:
     first, second = new_id(), new_id()
     rows = [
@@ -60,23 +51,6 @@ def test_a_large_batch_is_cut_by_payload(driver: Any, db_alias: str) -> None:
         driver.ops.store_task_results([row(i, states.SUCCESS, result=big) for i in ids])
     assert len(queries.captured_queries) == 3  # 4 MiB per statement
     assert TaskResult.objects.filter(task_id__in=ids, result=big).count() == 12
-
-
-def test_refused_write_changes_no_column(driver: Any, db_alias: str) -> None:
-    """The precedence test reads the stored status: ``status`` is assigned last.
-
-    Were ``status`` assigned first, every later ``IF`` would compare the new state with
-    itself and let the RETRY replace the worker, result and dates of the SUCCESS.
-    """
-    task_id = new_id()
-    driver.ops.store_task_results([row(task_id, states.SUCCESS, worker="w1")])
-    before = TaskResult.objects.values().get(task_id=task_id)
-    with statements(db_alias) as queries:
-        driver.ops.store_task_results(
-            [row(task_id, states.RETRY, worker="w2", traceback="tb", date_started=_now())]
-        )
-    assert len(queries.captured_queries) == 1
-    assert TaskResult.objects.values().get(task_id=task_id) == before
 
 
 def test_allowed_write_changes_every_column(driver: Any) -> None:

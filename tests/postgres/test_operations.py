@@ -25,15 +25,6 @@ def statements(alias: str) -> CaptureQueriesContext:
     return CaptureQueriesContext(connections[alias])
 
 
-def test_a_batch_is_one_statement(driver: Any, db_alias: str) -> None:
-    ids = [new_id() for _ in range(100)]
-    with statements(db_alias) as queries:
-        driver.ops.store_task_results([row(i, states.STARTED) for i in ids])
-    assert len(queries.captured_queries) == 1
-    assert "ON CONFLICT (task_id) DO UPDATE" in queries.captured_queries[0]["sql"]
-    assert TaskResult.objects.filter(task_id__in=ids, status=states.STARTED).count() == 100
-
-
 def test_a_repeated_id_is_written_in_waves(driver: Any, db_alias: str) -> None:
     first, second = new_id(), new_id()
     rows = [
@@ -47,21 +38,6 @@ def test_a_repeated_id_is_written_in_waves(driver: Any, db_alias: str) -> None:
     assert len(queries.captured_queries) == 3
     assert TaskResult.objects.get(task_id=first).status == states.SUCCESS
     assert TaskResult.objects.get(task_id=second).status == states.STARTED
-
-
-def test_refused_write_is_one_statement_and_changes_nothing(driver: Any, db_alias: str) -> None:
-    task_id = new_id()
-    driver.ops.store_task_results([row(task_id, states.SUCCESS, worker="w1")])
-    before = TaskResult.objects.get(task_id=task_id)
-    with statements(db_alias) as queries:
-        driver.ops.store_task_results([row(task_id, states.RETRY, worker="w2")])
-    after = TaskResult.objects.get(task_id=task_id)
-    assert len(queries.captured_queries) == 1
-    assert (after.status, after.worker, after.date_done) == (
-        before.status,
-        before.worker,
-        before.date_done,
-    )
 
 
 def test_chord_decrement_returns_the_count(driver: Any, db_alias: str) -> None:

@@ -1,4 +1,8 @@
-"""Stored columns: a driver's own SQL writes what the ORM would, and keeps what it must."""
+"""Stored columns: a driver's own SQL writes what the ORM would, and keeps what it must.
+
+Also the statement counts a driver's features promise (one statement per row, or per
+batch).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from celery import states
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ...drivers import GenericDriver
@@ -22,6 +28,32 @@ def later() -> datetime:
 
 class TestColumns:
     """Column values through ``store_task_results``, compared with the generic driver."""
+
+    def test_a_batch_is_one_statement_where_promised(self, driver: Any, db_alias: str) -> None:
+        ids = [new_id() for _ in range(100)]
+        with CaptureQueriesContext(connections[db_alias]) as queries:
+            driver.ops.store_task_results([row(i, states.STARTED) for i in ids])
+        if driver.features.supports_multi_row_upsert:
+            assert len(queries.captured_queries) == 1
+        assert TaskResult.objects.filter(task_id__in=ids, status=states.STARTED).count() == 100
+
+    def test_refused_write_changes_no_column(self, driver: Any, db_alias: str) -> None:
+        """A refused write leaves every column as stored, in one statement where promised.
+
+        On MySQL this is why ``status`` is assigned last: were it assigned first, every
+        later ``IF`` would compare the new state with itself and let the RETRY replace
+        the worker, result and dates of the SUCCESS.
+        """
+        task_id = new_id()
+        driver.ops.store_task_results([row(task_id, states.SUCCESS, worker="w1")])
+        before = TaskResult.objects.values().get(task_id=task_id)
+        with CaptureQueriesContext(connections[db_alias]) as queries:
+            driver.ops.store_task_results(
+                [row(task_id, states.RETRY, worker="w2", traceback="tb", date_started=later())]
+            )
+        if driver.features.supports_single_statement_upsert:
+            assert len(queries.captured_queries) == 1
+        assert TaskResult.objects.values().get(task_id=task_id) == before
 
     def test_descriptive_columns_and_date_started_are_kept(self, driver: Any) -> None:
         task_id = new_id()

@@ -50,3 +50,13 @@ def inject_meta(self, value: str) -> str:  # type: ignore[no-untyped-def]
     """Put extra fields into the stored meta through ``request.meta``."""
     self.request.meta = {"injected": value}
     return value
+
+
+@shared_task(bind=True)
+def report_progress(self, steps: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Report ``steps`` PROGRESS states, then say whether this worker batches its writes."""
+    from django_celery_results.conf import app_settings
+
+    for step in range(steps):
+        self.update_state(state="PROGRESS", meta={"step": step})
+    return {"steps": steps, "batched": app_settings().BATCH_WRITES is not None}

@@ -13,7 +13,8 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_DISABLED_DRIVERS``: comma-separated vendors served by the generic driver;
 - ``DEMO_TRACK_PENDING``: ``0`` turns publish-time PENDING rows off;
 - ``DEMO_RESULT_BACKEND``: ``django-cache`` stores results in the cache below instead;
-- ``DEMO_RESULT_EXPIRES``: seconds results are kept (Celery's default: one day).
+- ``DEMO_RESULT_EXPIRES``: seconds results are kept (Celery's default: one day);
+- ``DEMO_BATCH_WRITES``: ``1`` batches state writes (``BATCH_WRITES``).
 """
 
 import os
@@ -110,6 +111,8 @@ CELERY_TASK_TRACK_STARTED = True
 DJANGO_CELERY_RESULTS = {
     "TRACK_PENDING": os.environ.get("DEMO_TRACK_PENDING", "1") == "1",
     "DISABLED_DRIVERS": [v for v in os.environ.get("DEMO_DISABLED_DRIVERS", "").split(",") if v],
+    # STARTED and other in-progress states wait up to 100 ms to merge with the next one.
+    "BATCH_WRITES": {"max_delay_ms": 100} if os.environ.get("DEMO_BATCH_WRITES") == "1" else None,
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DEMO_QUEUE", "celery")
 BROKER_FOLDER = Path(os.environ.get("DEMO_BROKER_FOLDER", BASE_DIR / ".broker"))

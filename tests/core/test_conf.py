@@ -6,7 +6,7 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from django_celery_results.conf import AppSettings, app_settings, validate
+from django_celery_results.conf import AppSettings, BatchWrites, app_settings, validate
 
 
 def test_defaults() -> None:
@@ -33,12 +33,41 @@ def test_valid_values_are_used() -> None:
         ({"DISABLED_DRIVERS": "mysql"}, "must be a list of vendor names such as ['mysql']"),
         ({"DISABLED_DRIVERS": [1]}, "must be a list of vendor names such as ['mysql'], not [1]"),
         (["ALLOW_EDITS"], "DJANGO_CELERY_RESULTS must be a dict, not list"),
+        ({"BATCH_WRITES": 100}, "'BATCH_WRITES'] must be None, True or a dict such as"),
+        (
+            {"BATCH_WRITES": {"max_delay": 5}},
+            "['BATCH_WRITES']['max_delay'] is not a known key. Known keys: max_delay_ms, max_rows",
+        ),
+        (
+            {"BATCH_WRITES": {"max_delay_ms": 0}},
+            "['BATCH_WRITES']['max_delay_ms'] must be a number of milliseconds > 0 and <= 60000",
+        ),
+        (
+            {"BATCH_WRITES": {"max_rows": 2.5}},
+            "['BATCH_WRITES']['max_rows'] must be a whole number > 0 and <= 100000, not 2.5",
+        ),
     ],
 )
 def test_problems_are_explained(value: object, message: str) -> None:
     problems = validate(value)
     assert len(problems) == 1
     assert message in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (False, None),
+        (True, BatchWrites()),
+        ({}, BatchWrites()),
+        ({"max_delay_ms": 5, "max_rows": 20}, BatchWrites(max_delay_ms=5, max_rows=20)),
+        ({"max_delay_ms": -1}, None),  # invalid: the check reports it, batching stays off
+    ],
+)
+def test_batch_writes(value: object, expected: BatchWrites | None) -> None:
+    with override_settings(DJANGO_CELERY_RESULTS={"BATCH_WRITES": value}):
+        assert expected == app_settings().BATCH_WRITES
 
 
 def test_invalid_values_keep_the_default() -> None:

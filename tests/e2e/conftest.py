@@ -63,10 +63,13 @@ class Combo:
     driver: str  # "vendor" or "generic"
     broker: str
     pool: str
+    #: The worker batches its state writes (``BATCH_WRITES``).
+    batched: bool = False
 
     @property
     def id(self) -> str:
-        return f"{self.alias}-{self.driver}-{self.broker}-{self.pool}"
+        batched = "-batched" if self.batched else ""
+        return f"{self.alias}-{self.driver}-{self.broker}-{self.pool}{batched}"
 
 
 #: Every scenario runs on one combination per database; a smoke set on the others.
@@ -74,6 +77,11 @@ FULL = [
     Combo("default", "generic", "redis", "prefork"),
     Combo("postgres", "vendor", "rabbitmq", "prefork"),
     Combo("mysql", "vendor", "rabbitmq", "threads"),
+]
+#: The full scenario set once more with batched writes, in both pool kinds.
+BATCHED = [
+    Combo("postgres", "vendor", "redis", "prefork", batched=True),
+    Combo("mysql", "vendor", "rabbitmq", "threads", batched=True),
 ]
 SMOKE = [
     Combo("postgres", "generic", "redis", "threads"),
@@ -124,6 +132,8 @@ class Worker:
             env["DEMO_DATABASE_NAME"] = connections[self.combo.alias].settings_dict["NAME"]
         if self.combo.driver == "generic":
             env["DEMO_DISABLED_DRIVERS"] = VENDOR[self.combo.alias]
+        if self.combo.batched:
+            env["DEMO_BATCH_WRITES"] = "1"
         env.pop("PYTEST_ADDOPTS", None)
         env.update(self.extra_env or {})
         return env

@@ -16,12 +16,27 @@ from django_celery_results.drivers import driver_for_model
 from django_celery_results.models import TaskResult
 from django_celery_results.testing.suite.helpers import new_id, row
 
-from .conftest import FULL, SMOKE, TIMEOUT, Combo, Worker, client_app, combo_params, wait_until
+from .conftest import (
+    BATCHED,
+    FULL,
+    SMOKE,
+    TIMEOUT,
+    Combo,
+    Worker,
+    client_app,
+    combo_params,
+    wait_until,
+)
 
 T = "demo_app.tasks."
 
-every = pytest.mark.parametrize("combo", combo_params(FULL + SMOKE), indirect=True, scope="module")
-full = pytest.mark.parametrize("combo", combo_params(FULL), indirect=True, scope="module")
+#: Every scenario runs on FULL and, with batched writes, on BATCHED; the smoke set on SMOKE.
+every = pytest.mark.parametrize(
+    "combo", combo_params(FULL + BATCHED + SMOKE), indirect=True, scope="module"
+)
+full = pytest.mark.parametrize(
+    "combo", combo_params(FULL + BATCHED), indirect=True, scope="module"
+)
 
 
 def stored(task_id: str) -> TaskResult:
@@ -52,6 +67,16 @@ def test_success_with_extended_fields_and_timeline(app: Any, worker: Worker) -> 
     assert row_.worker is not None
     assert row_.worker.startswith(worker.queue)
     # task_track_started: STARTED was written with its time, then SUCCESS.
+    assert row_.date_started is not None
+    assert row_.date_created <= row_.date_started <= row_.date_done
+
+
+@full
+def test_progress_states_and_batching(app: Any, combo: Combo) -> None:
+    result = app.send_task(T + "report_progress", args=(50,))
+    assert result.get(timeout=TIMEOUT) == {"steps": 50, "batched": combo.batched}
+    row_ = stored(result.id)
+    assert row_.status == states.SUCCESS
     assert row_.date_started is not None
     assert row_.date_created <= row_.date_started <= row_.date_done
 

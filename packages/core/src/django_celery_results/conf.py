@@ -13,6 +13,16 @@ SETTING_NAME = "DJANGO_CELERY_RESULTS"
 
 
 @dataclass(frozen=True)
+class BatchWrites:
+    """The ``BATCH_WRITES`` dict: how long and how many non-terminal states may wait."""
+
+    #: Longest a queued non-terminal state waits before it is written, in milliseconds.
+    max_delay_ms: float = 100.0
+    #: Queued rows that are written at once, without waiting; also rows per statement.
+    max_rows: int = 500
+
+
+@dataclass(frozen=True)
 class AppSettings:
     """Our keys of the ``DJANGO_CELERY_RESULTS`` dict, with their defaults.
 
@@ -33,6 +43,8 @@ class AppSettings:
     CLEANUP_BATCH_SIZE: int = 10_000
     #: Record a PENDING row, stamped with the send time, for every task sent.
     TRACK_PENDING: bool = False
+    #: Coalesce and group-commit state writes (``None``: every write goes out on its own).
+    BATCH_WRITES: BatchWrites | None = None
 
 
 #: What each key accepts, as (types, description) for the error messages.
@@ -44,6 +56,14 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "RETRY_BACKOFF_MAX": ((int, float), "a number of seconds > 0"),
     "CLEANUP_BATCH_SIZE": ((int,), "a whole number > 0"),
     "TRACK_PENDING": ((bool,), "True or False"),
+    "BATCH_WRITES": (
+        (dict, bool, type(None)),
+        "None, True or a dict such as {'max_delay_ms': 100, 'max_rows': 500}",
+    ),
+}
+_BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
+    "max_delay_ms": ((int, float), "a number of milliseconds > 0 and <= 60000", 60_000),
+    "max_rows": ((int,), "a whole number > 0 and <= 100000", 100_000),
 }
 _MINIMUM = {"MAX_RETRIES": 0, "CLEANUP_BATCH_SIZE": 1}
 _POSITIVE = {"RETRY_BACKOFF", "RETRY_BACKOFF_MAX"}
@@ -82,7 +102,35 @@ def validate(raw: Any) -> list[str]:
             or (key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value))
         ):
             problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
+        elif key == "BATCH_WRITES" and isinstance(value, dict):
+            problems.extend(_batch_problems(value))
     return problems
+
+
+def _batch_problems(batch: dict[str, Any]) -> list[str]:
+    """Return one message per problem in a ``BATCH_WRITES`` dict."""
+    problems = []
+    for key, value in batch.items():
+        if key not in _BATCH_KEYS:
+            known = ", ".join(sorted(_BATCH_KEYS))
+            problems.append(
+                f"{SETTING_NAME}['BATCH_WRITES'][{key!r}] is not a known key. Known keys: {known}."
+            )
+            continue
+        types, description, maximum = _BATCH_KEYS[key]
+        number = isinstance(value, types) and not isinstance(value, bool)
+        if not number or not 0 < float(value) <= maximum:
+            problems.append(
+                f"{SETTING_NAME}['BATCH_WRITES'][{key!r}] must be {description}, not {value!r}."
+            )
+    return problems
+
+
+def _batch_writes(value: dict[str, Any] | bool | None) -> BatchWrites | None:
+    """Turn a valid ``BATCH_WRITES`` value into its settings (None: batching off)."""
+    if value is None or value is False:
+        return None
+    return BatchWrites(**value) if isinstance(value, dict) else BatchWrites()
 
 
 @functools.cache
@@ -97,7 +145,11 @@ def app_settings() -> AppSettings:
     for field in fields(AppSettings):
         if field.name in raw and not validate({field.name: raw[field.name]}):
             value = raw[field.name]
-            valid[field.name] = tuple(value) if field.name == "DISABLED_DRIVERS" else value
+            if field.name == "DISABLED_DRIVERS":
+                value = tuple(value)
+            elif field.name == "BATCH_WRITES":
+                value = _batch_writes(value)
+            valid[field.name] = value
     return AppSettings(**valid)
 
 

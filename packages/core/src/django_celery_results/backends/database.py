@@ -23,6 +23,7 @@ from kombu.exceptions import DecodeError
 from kombu.serialization import registry
 from kombu.utils.json import loads as json_loads
 
+from .. import batching
 from ..conf import app_settings
 from ..drivers import BaseDriver, TaskRow, driver_for_model
 from ..drivers.manager import driver_for_alias
@@ -245,7 +246,16 @@ class DatabaseBackend(BaseDictBackend):
             **extended,
         )
         driver = self._driver(self.TaskModel, using)
-        with_retry(driver, driver.ops.store_task_results, [row])
+        batcher = batching.batcher_for(driver)
+        if batcher is None:
+            with_retry(driver, driver.ops.store_task_results, [row])
+        elif driver.connection.in_atomic_block:
+            # Inside the caller's transaction the write belongs to it, as without
+            # batching; what was queued before it is written outside, and kept.
+            batcher.flush_ids((task_id,))
+            with_retry(driver, driver.ops.store_task_results, [row])
+        else:
+            batcher.store(row)
         return encoded
 
     def _meta_from_row(self, obj: TaskResult) -> dict[str, Any]:
@@ -273,6 +283,7 @@ class DatabaseBackend(BaseDictBackend):
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         """Get task metadata for a task by id (PENDING when there is no row)."""
+        batching.flush_task_ids((task_id,))
         driver = self._driver(self.TaskModel, write=False)
         obj = with_retry(driver, driver.ops.get_task_results, [task_id]).get(task_id)
         if obj is None:
@@ -310,6 +321,7 @@ class DatabaseBackend(BaseDictBackend):
         iterations = 0
         elapsed = 0.0
         while pending:
+            batching.flush_task_ids(pending)
             rows = with_retry(driver, driver.ops.get_task_results, sorted(pending))
             for task_id, obj in rows.items():
                 if obj.status not in READY_STATES:
@@ -334,6 +346,7 @@ class DatabaseBackend(BaseDictBackend):
                 break
 
     def _forget(self, task_id: str) -> None:
+        batching.flush_task_ids((task_id,))  # a queued state must not bring it back
         driver = self._driver(self.TaskModel)
         with_retry(driver, driver.ops.delete_task_result, task_id)
 
@@ -442,6 +455,7 @@ class DatabaseBackend(BaseDictBackend):
         if not all(isinstance(r, AsyncResult) for r in deps.results):
             return bool(deps.ready())
         ids = [r.id for r in deps.results]
+        batching.flush_task_ids(ids)
         driver = self._driver(self.TaskModel, write=False)
         rows = with_retry(driver, driver.ops.get_task_results, ids)
         return all(

@@ -40,6 +40,9 @@ class TaskRow:
     worker: str | None = None
     #: Set on STARTED writes; a stored ``date_started`` is never replaced.
     date_started: datetime | None = None
+    #: ``date_created`` of a new row when it is not ``date_done``: the time of an earlier
+    #: state this row was merged with (batched writes).
+    date_created: datetime | None = None
 
     #: Every column of a new row, in the order drivers write them (``values()``).
     COLUMNS: ClassVar[tuple[str, ...]] = (
@@ -92,7 +95,7 @@ class TaskRow:
             self.task_args,
             self.task_kwargs,
             self.worker,
-            self.date_done,
+            self.date_created or self.date_done,
             self.date_started,
             self.date_done,
         )

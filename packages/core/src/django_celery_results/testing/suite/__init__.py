@@ -1,5 +1,6 @@
 """The conformance suite: import everything into a driver's test module with ``import *``."""
 
+from .test_batching import *
 from .test_chords import *
 from .test_cleanup import *
 from .test_columns import *

@@ -1,0 +1,44 @@
+"""Batched writes at interpreter exit: a queued state is written before the process ends."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+SCRIPT = """
+import sys
+
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=["django_celery_results"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": sys.argv[1]}},
+    USE_TZ=True,
+    DJANGO_CELERY_RESULTS={"BATCH_WRITES": {"max_delay_ms": 60000}},
+)
+django.setup()
+
+from celery import Celery
+from django.core.management import call_command
+
+call_command("migrate", verbosity=0)
+app = Celery("exit", set_as_current=False)
+app.conf.result_backend = "django-db"
+app.backend.store_result(sys.argv[2], {"step": 1}, "PROGRESS")
+# The process ends here, long before max_delay_ms: atexit writes the queue.
+"""
+
+
+def test_queued_state_is_written_at_exit(tmp_path: Path) -> None:
+    database, task_id = tmp_path / "exit.sqlite3", str(uuid.uuid4())
+    subprocess.run([sys.executable, "-c", SCRIPT, str(database), task_id], check=True, timeout=120)
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT status, result FROM django_celery_results_taskresult WHERE task_id = ?",
+            (task_id,),
+        ).fetchall()
+    assert rows == [("PROGRESS", '{"step": 1}')]

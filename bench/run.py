@@ -125,6 +125,22 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
                 cursor.execute(statement, params)
         return (n // batch * batch) / (time.perf_counter() - started)
 
+    def threads4_multirow(batch: int = 100, count: int = 4) -> float:
+        statement = server.upsert_many(batch)
+
+        def work(tasks: int) -> None:
+            own = server.connect(name)
+            own_cursor = own.cursor()
+            for _ in range(tasks // batch):
+                chunk = [str(uuid.uuid4()) for _ in range(batch)]
+                for state, result in (("STARTED", pid), ("SUCCESS", "3")):
+                    params = [v for t in chunk for v in raw_row(t, state, result, server)]
+                    own_cursor.execute(statement, params)
+            own.close()
+
+        per_thread = n // count // batch * batch
+        return per_thread * count / timed_threads(work, [per_thread] * count)
+
     def threads(count: int) -> float:
         def work(tasks: int) -> None:
             own = server.connect(name)
@@ -171,6 +187,7 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
         "lifecycle": lifecycle,
         "lifecycle_multirow": lifecycle_multirow,
         "threads4": lambda: threads(4),
+        "threads4_multirow": threads4_multirow,
         "threads8": lambda: threads(8),
         "reads": reads,
         "chord4": chord4,
@@ -206,7 +223,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if not measured:
             continue
         entry: dict[str, Any] = {"rate": statistics.median(m["rate"] for m in measured)}
-        for key in ("errors", "wrong", "callbacks"):
+        for key in ("errors", "wrong", "callbacks", "lost"):
             if key in measured[0]:
                 entry[key] = sum(m[key] for m in measured)
         entry["runs"] = len(measured)
@@ -220,6 +237,7 @@ ROWS = (
     "lifecycle",
     "lifecycle_multirow",
     "threads4",
+    "threads4_multirow",
     "threads8",
     "processes2",
     "reads",
@@ -260,6 +278,55 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Workloads of the batched table, and the raw figure each is compared with.
+BATCHED_ROWS = {
+    "lifecycle": "lifecycle",
+    "threads4": "threads4_multirow",
+    "threads8": "threads4_multirow",
+    "processes2": "threads4_multirow",
+    "chord4": "chord4",
+    "race": None,
+}
+
+
+def batched_table(results: dict[str, Any]) -> str:
+    """Format the batched contender against unbatched, upstream and both raw limits."""
+    lines = [
+        "| workload | raw single-upsert | raw 100-row multi-row | ours (batched) "
+        "| ours (unbatched) | upstream 2.6.0 | batched/raw single | batched/raw multi-row "
+        "| batched/upstream | wrong states | lost states | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+
+    def rate(contender: str, workload: str | None) -> float | None:
+        if workload is None:
+            return None
+        value = results.get(contender, {}).get(workload, {}).get("rate")
+        return float(value) if value else None
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return f"{a / b:.2f}x" if a and b else "-"
+
+    def figure(value: float | None) -> str:
+        return f"{value:,.0f}/s" if value else "-"
+
+    for workload, multirow in BATCHED_ROWS.items():
+        batched = rate("batched", workload)
+        if batched is None:
+            continue
+        single = rate("raw", workload if workload in ("lifecycle", "chord4") else "threads4")
+        multi = rate("raw", multirow if multirow != "chord4" else None)
+        entry = results["batched"][workload]
+        counts = [str(entry.get(key, "-")) for key in ("wrong", "lost", "errors")]
+        cells = [
+            figure(single), figure(multi), figure(batched), figure(rate("ours", workload)),
+            figure(rate("upstream", workload)), ratio(batched, single), ratio(batched, multi),
+            ratio(batched, rate("upstream", workload)), *counts,
+        ]  # fmt: skip
+        lines.append(f"| {workload} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["postgres", "mariadb", "sqlite"], default="postgres")
@@ -272,6 +339,9 @@ def main() -> None:
         help="comma-separated subset of: " + ", ".join(r for r in ROWS if "_" not in r),
     )
     parser.add_argument("--no-upstream", action="store_true", help="skip upstream 2.6.0")
+    parser.add_argument(
+        "--batched", action="store_true", help="add ours with BATCH_WRITES on as a contender"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--options",
@@ -290,6 +360,8 @@ def main() -> None:
     if vendor in registered_vendors():
         env = {"BENCH_DISABLED_DRIVERS": vendor}
         contenders["generic"] = (ours, server.create("generic"), env)
+    if args.batched:
+        contenders["batched"] = (ours, server.create("batched"), {"BENCH_BATCH_WRITES": "1"})
     if not args.no_upstream:
         contenders["upstream"] = (upstream_python(), server.create("upstream"), {})
     raw_db = server.create("raw")
@@ -313,6 +385,9 @@ def main() -> None:
         print(f"Django OPTIONS for ours, generic and upstream: {json.dumps(args.options)}")
     print(", ".join(f"{c}={results[c]['driver']}" for c in ("ours", "generic") if c in results))
     print(table(results))
+    if "batched" in results:
+        print("\nBatched state updates (BATCH_WRITES):")
+        print(batched_table(results))
     if args.json:
         args.json.write_text(json.dumps({"db": args.db, "tasks": args.tasks, **results}, indent=2))
 

@@ -27,7 +27,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 from celery.signals import worker_process_shutdown
@@ -53,15 +52,28 @@ def merge(queued: TaskRow, new: TaskRow) -> TaskRow:
     """
     if not may_overwrite(queued.status, new.status):
         return queued
-    kept: dict[str, Any] = {
-        name: getattr(queued, name)
-        for name in TaskRow.KEPT_WHEN_NONE
-        if getattr(new, name) is None and getattr(queued, name) is not None
-    }
-    if queued.date_started is not None:
-        kept["date_started"] = queued.date_started
-    kept["date_created"] = queued.date_created or queued.date_done
-    return replace(new, **kept)
+    # Spelled out (not dataclasses.replace): it runs once per task.
+    return TaskRow(
+        task_id=new.task_id,
+        status=new.status,
+        content_type=new.content_type,
+        content_encoding=new.content_encoding,
+        result=new.result,
+        date_done=new.date_done,
+        traceback=new.traceback,
+        meta=new.meta,
+        periodic_task_name=_first(new.periodic_task_name, queued.periodic_task_name),
+        task_name=_first(new.task_name, queued.task_name),
+        task_args=_first(new.task_args, queued.task_args),
+        task_kwargs=_first(new.task_kwargs, queued.task_kwargs),
+        worker=_first(new.worker, queued.worker),
+        date_started=_first(queued.date_started, new.date_started),
+        date_created=queued.date_created or queued.date_done,
+    )
+
+
+def _first(value: Any, otherwise: Any) -> Any:
+    return otherwise if value is None else value
 
 
 class _Ticket:
@@ -82,13 +94,18 @@ class Batcher:
         self.settings = settings
         self.max_delay = settings.max_delay_ms / 1000
         self.max_rows = settings.max_rows
-        self._condition = threading.Condition()
+        lock = threading.Lock()
+        #: Waiters for a write to finish (terminal callers, flushes).
+        self._condition = threading.Condition(lock)
+        #: Wakes the flusher thread only: were it woken by every finished write, it
+        #: would take the GIL once per task for nothing.
+        self._wakeup = threading.Condition(lock)
         self._rows: dict[str, TaskRow] = {}
         self._tickets: dict[str, list[_Ticket]] = {}
         #: When the oldest queued row was queued (``time.monotonic()``).
         self._oldest = 0.0
-        #: Task ids being written by the running flush (empty when none runs).
-        self._writing: frozenset[str] = frozenset()
+        #: Rows being written by the running flush, by task id (empty when none runs).
+        self._writing: dict[str, TaskRow] = {}
         self._flushing = False
         #: Batches taken from the queue, and batches finished: both only grow.
         self._taken = 0
@@ -107,7 +124,7 @@ class Batcher:
             self._queue(row)
             if not is_terminal(row.status):
                 if self._flusher_asleep or len(self._rows) >= self.max_rows:
-                    self._condition.notify_all()
+                    self._wakeup.notify()
                 if self._thread is None:
                     self._start_flusher()
                 return
@@ -146,7 +163,7 @@ class Batcher:
                 self._urgent += 1
                 if self._thread is None:
                     self._start_flusher()
-                self._condition.notify_all()
+                self._wakeup.notify()
             try:
                 while self._finished < target:
                     if not self._flushing and not delegate:
@@ -168,7 +185,7 @@ class Batcher:
             if thread is None:
                 return True
             self._stopping = True
-            self._condition.notify_all()
+            self._wakeup.notify()
         thread.join(timeout)
         return not thread.is_alive()
 
@@ -182,11 +199,14 @@ class Batcher:
 
     def _lead(self) -> None:
         """Write the whole queue as one batch; the lock is released while it is written."""
-        rows = sorted(self._rows.values(), key=_task_id)  # one lock order for every writer
-        tickets, self._rows, self._tickets = self._tickets, {}, {}
+        taken, tickets = self._rows, self._tickets
+        self._rows, self._tickets = {}, {}
+        rows = list(taken.values())
+        if len(rows) > 1:
+            rows.sort(key=_task_id)  # one lock order for every writer
         self._taken += 1
         self._flushing = True
-        self._writing = frozenset(row.task_id for row in rows)
+        self._writing = taken
         failures: dict[str, BaseException] = {}
         self._condition.release()
         try:
@@ -197,7 +217,7 @@ class Batcher:
         finally:
             self._condition.acquire()
             self._flushing = False
-            self._writing = frozenset()
+            self._writing = {}
             self._finished += 1
             for task_id, waiting in tickets.items():
                 for ticket in waiting:
@@ -217,9 +237,12 @@ class Batcher:
             return {}
         driver = self.driver
         try:
-            for start in range(0, len(rows), self.max_rows):
-                chunk = rows[start : start + self.max_rows]
-                with_retry(driver, driver.ops.store_task_results, chunk)
+            if len(rows) <= self.max_rows:
+                with_retry(driver, driver.ops.store_task_results, rows)
+            else:
+                for start in range(0, len(rows), self.max_rows):
+                    chunk = rows[start : start + self.max_rows]
+                    with_retry(driver, driver.ops.store_task_results, chunk)
             return {}
         except Exception as exc:
             if len(rows) == 1 or driver.ops.is_transient_error(exc):
@@ -269,7 +292,7 @@ class Batcher:
                     return
                 if not self._rows:
                     if (now - idle_since < IDLE or self._urgent) and not self._stopping:
-                        self._condition.wait(self.max_delay)
+                        self._wakeup.wait(self.max_delay)
                         continue
                     # Nothing queued for a while: give the connection back, so an idle
                     # worker holds none; the next write reconnects.
@@ -279,14 +302,14 @@ class Batcher:
                     finally:
                         self._condition.acquire()
                     self._flusher_asleep = True
-                    self._condition.wait_for(lambda: bool(self._rows) or self._stopping)
+                    self._wakeup.wait_for(lambda: bool(self._rows) or self._stopping)
                     self._flusher_asleep = False
                     continue
                 idle_since = now
                 due = self._oldest + self.max_delay
                 urgent = self._urgent or self._stopping
                 if now < due and len(self._rows) < self.max_rows and not urgent:
-                    self._condition.wait(due - now)
+                    self._wakeup.wait(due - now)
                 elif self._flushing:
                     self._condition.wait()
                 else:

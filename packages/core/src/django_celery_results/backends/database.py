@@ -21,6 +21,7 @@ from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 from kombu.exceptions import DecodeError
 from kombu.serialization import registry
+from kombu.utils.json import dumps as json_dumps
 from kombu.utils.json import loads as json_loads
 
 from .. import batching
@@ -86,6 +87,13 @@ class DatabaseBackend(BaseDictBackend):
 
     def encode_content(self, data: Any) -> tuple[str, str, str]:
         """Serialize ``data``; binary payloads are base64 so every column holds text."""
+        if self._plain_json:
+            # What kombu's JSON encoder writes for every value the standard library's C
+            # encoder takes (its own hook only serves the types that one refuses).
+            try:
+                return self.content_type, self.content_encoding, json.dumps(data)
+            except (TypeError, ValueError):
+                pass  # datetimes, UUIDs, bytes…: kombu's encoder knows them
         content_type, content_encoding, content = self._encode(data)
         if content_encoding == "binary":
             content = b64encode(content)
@@ -127,6 +135,17 @@ class DatabaseBackend(BaseDictBackend):
         return None
 
     @cached_property
+    def _plain_json(self) -> bool:
+        """Return True when the backend serializes with kombu's own JSON encoder."""
+        encoder = getattr(registry, "_encoders", {}).get(self.serializer)
+        return (
+            encoder is not None
+            and encoder[0] == "application/json"
+            and encoder[2] is json_dumps
+            and self.content_type == "application/json"
+        )
+
+    @cached_property
     def _json_loads(self) -> Any:
         """Return kombu's JSON decoder when the backend decodes JSON with it, else None."""
         codec = getattr(registry, "_decoders", {}).get(self.content_type)
@@ -145,7 +164,7 @@ class DatabaseBackend(BaseDictBackend):
             "task_name": None,
             "worker": None,
         }
-        if request and self.app.conf.find_value_for_key("extended", "result"):
+        if request and self.app.conf.result_extended:
             # Protocol 2 sends reprs (argsrepr/kwargsrepr); protocol 1 only the values.
             task_args = getattr(request, "argsrepr", None)
             if task_args is None:
@@ -174,7 +193,7 @@ class DatabaseBackend(BaseDictBackend):
         ``periodic_task_name``. The worker is not known yet.
         """
         columns: dict[str, Any] = {"task_name": headers.get("task")}
-        if self.app.conf.find_value_for_key("extended", "result"):
+        if self.app.conf.result_extended:
             args, kwargs = headers.get("argsrepr"), headers.get("kwargsrepr")
             if (args is None or kwargs is None) and isinstance(body, tuple | list):
                 # Protocol 2 without reprs: the body is (args, kwargs, embed).
@@ -485,9 +504,16 @@ def fit_descriptive_columns(props: dict[str, Any]) -> dict[str, Any]:
     return props
 
 
+#: Column lengths by (model, field): they are fixed once the model is defined.
+_column_lengths: dict[tuple[type[Any], str], int] = {}
+
+
 def column_length(model: type[Any], field: str) -> int:
     """Return the ``max_length`` of a text column."""
-    return int(model._meta.get_field(field).max_length)
+    length = _column_lengths.get((model, field))
+    if length is None:
+        length = _column_lengths[model, field] = int(model._meta.get_field(field).max_length)
+    return length
 
 
 def trigger_callback(app: Any, callback: Any, group_result: GroupResult) -> None:

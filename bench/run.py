@@ -278,14 +278,15 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-#: Workloads of the batched table, and the raw figure each is compared with.
-BATCHED_ROWS = {
-    "lifecycle": "lifecycle",
-    "threads4": "threads4_multirow",
-    "threads8": "threads4_multirow",
-    "processes2": "threads4_multirow",
-    "chord4": "chord4",
-    "race": None,
+#: Workloads of the batched table, and the raw figures each is compared with: one
+#: single-statement upsert per state change, and 100-row multi-row upserts.
+BATCHED_ROWS: dict[str, tuple[str | None, str | None]] = {
+    "lifecycle": ("lifecycle", "lifecycle_multirow"),
+    "threads4": ("threads4", "threads4_multirow"),
+    "threads8": ("threads8", None),
+    "processes2": (None, None),
+    "chord4": ("chord4", None),
+    "race": (None, None),
 }
 
 
@@ -310,21 +311,30 @@ def batched_table(results: dict[str, Any]) -> str:
     def figure(value: float | None) -> str:
         return f"{value:,.0f}/s" if value else "-"
 
-    for workload, multirow in BATCHED_ROWS.items():
+    for workload, (single_name, multi_name) in BATCHED_ROWS.items():
         batched = rate("batched", workload)
         if batched is None:
             continue
-        single = rate("raw", workload if workload in ("lifecycle", "chord4") else "threads4")
-        multi = rate("raw", multirow if multirow != "chord4" else None)
+        single, multi = rate("raw", single_name), rate("raw", multi_name)
+        upstream = rate("upstream", workload)
         entry = results["batched"][workload]
         counts = [str(entry.get(key, "-")) for key in ("wrong", "lost", "errors")]
         cells = [
             figure(single), figure(multi), figure(batched), figure(rate("ours", workload)),
-            figure(rate("upstream", workload)), ratio(batched, single), ratio(batched, multi),
-            ratio(batched, rate("upstream", workload)), *counts,
+            figure(upstream), ratio(batched, single), ratio(batched, multi),
+            ratio(batched, upstream), *counts,
         ]  # fmt: skip
         lines.append(f"| {workload} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def render(path: Path) -> None:
+    """Print the tables of a ``--json`` file written by an earlier run."""
+    saved = json.loads(path.read_text())
+    print(table(saved))
+    if "batched" in saved:
+        print("\nBatched state updates (BATCH_WRITES):")
+        print(batched_table(saved))
 
 
 def main() -> None:
@@ -350,7 +360,11 @@ def main() -> None:
         help="Django OPTIONS of the PostgreSQL database, for every Django-based contender "
         "(default: psycopg's own prepare threshold, which Django turns off)",
     )
+    parser.add_argument("--render", type=Path, help="print the tables of a --json file")
     args = parser.parse_args()
+    if args.render:
+        render(args.render)
+        return
     server = make_server(args.db, args.options)
     ours = Path(sys.executable)
     vendor = VENDOR[args.db]

@@ -126,8 +126,13 @@ class DatabaseBackend(BaseDictBackend):
                 content = b64decode(content)
             elif self._json_loads is not None:
                 # What kombu's registry would call for JSON, without its lookups: a poll
-                # decodes four columns.
+                # decodes four columns. Kombu's object hook only revives {"__type__": …}
+                # dicts; text that cannot hold one (no marker, no escapes that could spell
+                # it) decodes the same with the standard library's shared decoder.
                 try:
+                    plain = isinstance(content, str) and "__type__" not in content
+                    if plain and "\\u" not in content:
+                        return json.loads(content)
                     return self._json_loads(content)
                 except ValueError as exc:
                     raise DecodeError(exc) from exc

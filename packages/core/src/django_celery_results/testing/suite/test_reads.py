@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import pytest
 from celery import states
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from kombu.serialization import registry
 
+from ...models import TaskResult
 from .helpers import new_id, row
+
+#: Results the JSON fast paths must write and read exactly as kombu's codec does.
+JSON_RESULTS = [
+    3,
+    "plain text",
+    "h\u00e9llo \u2603",
+    {"nested": [1, 2.5, None, True]},
+    datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    Decimal("1.50"),
+    b"\x00bytes",
+    {"text": "a value that mentions __type__", "n": 1},
+]
 
 
 class TestReads:
@@ -23,6 +42,16 @@ class TestReads:
         assert set(found) == set(ids)
         assert all(found[i].status == states.SUCCESS for i in ids)
         assert len(queries.captured_queries) == 1
+
+    @pytest.mark.parametrize("value", JSON_RESULTS, ids=repr)
+    def test_json_result_reads_as_kombu_decodes_it(self, backend: Any, value: Any) -> None:
+        task_id = new_id()
+        backend.store_result(task_id, value, states.SUCCESS)
+        text = TaskResult.objects.get(task_id=task_id).result
+        assert text == registry.dumps(value, serializer="json")[2]  # type: ignore[no-untyped-call]
+        expected = registry.loads(text, "application/json", "utf-8")  # type: ignore[no-untyped-call]
+        assert backend.get_task_meta(task_id, cache=False)["result"] == expected
+        assert expected == value or isinstance(value, bytes | Decimal)
 
     def test_no_ids(self, driver: Any) -> None:
         assert driver.ops.get_task_results([]) == {}

@@ -47,7 +47,7 @@ class MySQLOperations(GenericOperations):
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
-        self._statements: dict[tuple[int, str | None], str] = {}
+        self._statements: dict[tuple[int, int | str | None], str] = {}
         # Per client connection, forgotten with it: a new connection asks again.
         self._repeatable_read: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
@@ -128,7 +128,9 @@ class MySQLOperations(GenericOperations):
 
     def _upsert_statement(self, count: int, state: str | None) -> str:
         """Return the upsert of ``count`` rows (built once per size and test)."""
-        cache_key = (count, None if state is None else overwritable_sql(state))
+        # States of one precedence class share the test: key on the class, so the hot
+        # path builds no SQL.
+        cache_key = (count, None if state is None else precedence_class(state))
         sql = self._statements.get(cache_key)
         if sql is None:
             table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)

@@ -42,8 +42,8 @@ class PostgresOperations(GenericOperations):
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
-        self._statements: dict[tuple[int, str | None], str] = {}
-        self._read_cursors: weakref.WeakKeyDictionary[Any, psycopg.Cursor[Any]] = (
+        self._statements: dict[tuple[int, int | str | None], str] = {}
+        self._shared_cursors: weakref.WeakKeyDictionary[Any, psycopg.Cursor[Any]] = (
             weakref.WeakKeyDictionary()
         )
         self._read_fields = [f.attname for f in self.TaskResult._meta.concrete_fields]
@@ -97,19 +97,20 @@ class PostgresOperations(GenericOperations):
             psycopg.Cursor(connection.connection)
         )
 
-    def _read_cursor(self) -> Any:
-        """Like :meth:`_cursor`, reusing one psycopg cursor per connection for reads.
+    def _shared_cursor(self) -> Any:
+        """Like :meth:`_cursor`, reusing one psycopg cursor per connection.
 
-        A poll is one small SELECT; making a psycopg cursor costs a tenth of it. Only the
-        psycopg cursor is kept (with the connection it belongs to): Django's wrapper is
-        made each time, so query logging switched on meanwhile still sees the read.
+        A task write or a poll is one small statement; making a psycopg cursor costs a
+        tenth of it. Only the psycopg cursor is kept (with the connection it belongs to):
+        Django's wrapper is made each time, so query logging switched on meanwhile still
+        sees the statement. Callers use it without ``with``, which would close it.
         """
         connection = self.connection
         connection.ensure_connection()
         raw = connection.connection
-        cursor = self._read_cursors.get(raw)
+        cursor = self._shared_cursors.get(raw)
         if cursor is None or cursor.closed:
-            cursor = self._read_cursors[raw] = psycopg.Cursor(raw)
+            cursor = self._shared_cursors[raw] = psycopg.Cursor(raw)
         return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
 
     # -- tasks ---------------------------------------------------------------------------
@@ -134,21 +135,23 @@ class PostgresOperations(GenericOperations):
         key = precedence_class(rows[0].status)
         if any(precedence_class(row.status) != key for row in rows):
             state = None
-        with self._cursor() as cursor:
-            cursor.execute(self._upsert_statement(len(rows), state), params)
+        self._shared_cursor().execute(self._upsert_statement(len(rows), state), params)
 
     def _upsert_statement(self, count: int, state: str | None) -> str:
         """Return the upsert of ``count`` rows (built once per size and test)."""
-        test = self._precedence_test(state)
-        sql = self._statements.get((count, test))
+        # States of one precedence class share the test: key on the class, so the hot
+        # path builds no SQL.
+        cache_key = (count, None if state is None else precedence_class(state))
+        sql = self._statements.get(cache_key)
         if sql is None:
+            test = self._precedence_test(state)
             table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
             values = ", ".join([f"({', '.join(['%s'] * len(COLUMNS))})"] * count)
             sql = (
                 f"INSERT INTO {table} AS r ({', '.join(COLUMNS)}) VALUES {values} "
                 f"ON CONFLICT (task_id) DO UPDATE SET {self._assignments} WHERE {test}"
             )
-            self._statements[(count, test)] = sql
+            self._statements[cache_key] = sql
         return sql
 
     def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
@@ -205,7 +208,7 @@ class PostgresOperations(GenericOperations):
         # A polled single id is the common read; a scalar parameter plans as the unique
         # index lookup it is.
         condition, param = ("= %s", ids[0]) if len(ids) == 1 else ("= ANY(%s)", ids)
-        cursor = self._read_cursor()
+        cursor = self._shared_cursor()
         cursor.execute(self._select + condition, [param])
         rows = cursor.fetchall()
         found = (self.TaskResult.from_db(self.alias, self._read_fields, row) for row in rows)
@@ -216,18 +219,18 @@ class PostgresOperations(GenericOperations):
     def chord_part_return(self, group_id: str) -> int | None:
         """Decrement and read the counter in one ``UPDATE … RETURNING``."""
         table = self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
-        with self._cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET count = count - 1 "
-                "WHERE group_id = %s AND count > 0 RETURNING count",
-                [group_id],
-            )
-            row = cursor.fetchone()
-            if row is not None:
-                return int(row[0])
-            # Already at zero (a header task counted twice), or no counter at all.
-            cursor.execute(f"SELECT count FROM {table} WHERE group_id = %s", [group_id])
-            row = cursor.fetchone()
+        cursor = self._shared_cursor()
+        cursor.execute(
+            f"UPDATE {table} SET count = count - 1 "
+            "WHERE group_id = %s AND count > 0 RETURNING count",
+            [group_id],
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
+        # Already at zero (a header task counted twice), or no counter at all.
+        cursor.execute(f"SELECT count FROM {table} WHERE group_id = %s", [group_id])
+        row = cursor.fetchone()
         return None if row is None else int(row[0])
 
     # -- cleanup -------------------------------------------------------------------------

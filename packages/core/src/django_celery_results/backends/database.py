@@ -40,6 +40,9 @@ logger = get_logger(__name__)
 EXCEPTIONS_TO_CATCH: tuple[type[BaseException], ...] = (InterfaceError,)
 
 
+#: The ``result_extended`` columns, all None when it is off or there is no request.
+NOT_EXTENDED = ("periodic_task_name", "task_args", "task_kwargs", "task_name", "worker")
+
 #: The meta of a task that has no children and injected nothing: most tasks.
 _EMPTY_META: dict[str, Any] = {"children": []}
 
@@ -162,33 +165,22 @@ class DatabaseBackend(BaseDictBackend):
 
     def _get_extended_properties(self, request: Any, traceback: str | None) -> dict[str, Any]:
         """Return the ``result_extended`` columns: name, args, kwargs, worker, periodic name."""
-        extended_props: dict[str, Any] = {
-            "periodic_task_name": None,
-            "task_args": None,
-            "task_kwargs": None,
-            "task_name": None,
-            "worker": None,
+        if not (request and self.app.conf.result_extended):
+            return dict.fromkeys(NOT_EXTENDED)
+        # Protocol 2 sends reprs (argsrepr/kwargsrepr); protocol 1 only the values.
+        task_args = getattr(request, "argsrepr", None)
+        if task_args is None:
+            task_args = getattr(request, "args", None)
+        task_kwargs = getattr(request, "kwargsrepr", None)
+        if task_kwargs is None:
+            task_kwargs = getattr(request, "kwargs", None)
+        return {
+            "periodic_task_name": getattr(request, "periodic_task_name", None),
+            "task_args": None if task_args is None else self._encode_value(task_args),
+            "task_kwargs": None if task_kwargs is None else self._encode_value(task_kwargs),
+            "task_name": getattr(request, "task", None),
+            "worker": getattr(request, "hostname", None),
         }
-        if request and self.app.conf.result_extended:
-            # Protocol 2 sends reprs (argsrepr/kwargsrepr); protocol 1 only the values.
-            task_args = getattr(request, "argsrepr", None)
-            if task_args is None:
-                task_args = getattr(request, "args", None)
-            task_kwargs = getattr(request, "kwargsrepr", None)
-            if task_kwargs is None:
-                task_kwargs = getattr(request, "kwargs", None)
-            if task_args is not None:
-                task_args = self._encode_value(task_args)
-            if task_kwargs is not None:
-                task_kwargs = self._encode_value(task_kwargs)
-            extended_props.update(
-                periodic_task_name=getattr(request, "periodic_task_name", None),
-                task_args=task_args,
-                task_kwargs=task_kwargs,
-                task_name=getattr(request, "task", None),
-                worker=getattr(request, "hostname", None),
-            )
-        return extended_props
 
     def pending_row(self, task_id: str, headers: Any, body: Any) -> TaskRow:
         """Return the PENDING row of a task being sent, encoded as the worker encodes it.
@@ -505,7 +497,9 @@ def fit_descriptive_columns(props: dict[str, Any]) -> dict[str, Any]:
     for name in ("task_name", "worker", "periodic_task_name"):
         value = props.get(name)
         if isinstance(value, str):
-            props[name] = value[: column_length(TaskResult, name)]
+            length = column_length(TaskResult, name)
+            if len(value) > length:
+                props[name] = value[:length]
     return props
 
 

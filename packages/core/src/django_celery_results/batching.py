@@ -281,7 +281,10 @@ class Batcher:
         with self._condition:
             while True:
                 now = time.monotonic()
-                if self._stopping and not self._rows and not self._flushing:
+                if self._stopping and not self._rows:
+                    if self._flushing:  # another thread's write: let it finish first
+                        self._condition.wait()
+                        continue
                     self._stopping = False
                     self._thread = None
                     self._condition.release()
@@ -363,8 +366,11 @@ def release(timeout: float | None = 10.0) -> bool:
 
 
 def _forget_in_child() -> None:
-    # The parent's queue is the parent's to write; its threads do not exist here.
+    # The parent's queue is the parent's to write; its threads do not exist here, and a
+    # lock one of them held at the fork would stay held forever.
+    global _batchers_lock
     _batchers.clear()
+    _batchers_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -152,9 +152,11 @@ def release(timeout: float | None = 10.0) -> bool:
 
 
 def _forget_in_child() -> None:
-    # The parent's queue is the parent's to write; its thread does not exist here.
-    global _writer
+    # The parent's queue is the parent's to write; its thread does not exist here, and a
+    # lock it held at the fork would stay held forever.
+    global _writer, _writer_lock
     _writer = None
+    _writer_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -40,6 +40,9 @@ TRANSIENT_CODES = frozenset({1205, 1213, 1927, 2006, 2013, 2055, 4031})
 
 COLUMNS = TaskRow.COLUMNS
 DATE_COLUMNS = frozenset({"date_created", "date_started", "date_done"})
+#: Where the date columns start in a row's values: they are the last ones.
+FIRST_DATE = len(COLUMNS) - len(DATE_COLUMNS)
+assert set(COLUMNS[FIRST_DATE:]) == DATE_COLUMNS
 
 
 class MySQLOperations(GenericOperations):
@@ -106,7 +109,7 @@ class MySQLOperations(GenericOperations):
         MySQL applies a statement's rows in order, each against the row as the previous
         one left it, so a batch may hold the same task id twice.
         """
-        for batch in _batches(rows):
+        for batch in _batches(rows) if len(rows) > 1 else (rows,):
             self._upsert(batch)
 
     def _upsert(self, rows: Sequence[TaskRow]) -> None:
@@ -114,9 +117,10 @@ class MySQLOperations(GenericOperations):
         adapt = _fast_datetime_adapter(connection)
         params: list[Any] = []
         for row in rows:
-            for column, value in zip(COLUMNS, row.values(), strict=True):
-                # Dates as Django stores them here (naive text); text is left as is.
-                params.append(adapt(value) if column in DATE_COLUMNS else value)
+            # Dates as Django stores them here (naive text); text is left as is.
+            values = row.values()
+            params.extend(values[:FIRST_DATE])
+            params.extend([adapt(value) for value in values[FIRST_DATE:]])
         # One state's test when the rows share it (a lifecycle's writes, a batch of
         # STARTED); the rank comparison otherwise.
         state: str | None = rows[0].status

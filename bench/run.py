@@ -213,6 +213,8 @@ def timed_threads(target: Any, arguments: list[Any]) -> float:
 
 #: Workloads run in the first round only: long, and their spread is small.
 ONCE = {"cleanup"}
+#: Seconds of quiet before each contender's turn.
+SETTLE = 3.0
 
 
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -383,13 +385,21 @@ def main() -> None:
     try:
         run_workloads(ours, server, raw_db, args, BENCH_MIGRATE_ONLY="1")
         # Rounds interleave the contenders, so a drift of the machine (disk flushes, the
-        # other core's load) spreads over all of them instead of favouring one.
+        # other core's load) spreads over all of them instead of favouring one; each
+        # round starts with the next contender, so none always follows the same one,
+        # and a pause lets the server write back what the previous one left.
+        names = [*contenders, "raw"]
         for number in range(args.repeats):
             workloads = [w for w in args.workloads if number == 0 or w not in ONCE]
             one = argparse.Namespace(**{**vars(args), "repeats": 1, "workloads": workloads})
-            for name, (python, database, env) in contenders.items():
-                rounds[name].append(run_workloads(python, server, database, one, **env))
-            rounds["raw"].append(raw_limit(server, raw_db, one))
+            start = number % len(names)
+            for name in names[start:] + names[:start]:
+                time.sleep(SETTLE)
+                if name == "raw":
+                    rounds["raw"].append(raw_limit(server, raw_db, one))
+                else:
+                    python, database, env = contenders[name]
+                    rounds[name].append(run_workloads(python, server, database, one, **env))
             print(f"round {number + 1} of {args.repeats} done", file=sys.stderr)
     finally:
         server.drop_all()

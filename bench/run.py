@@ -115,27 +115,24 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
             cursor.execute(server.upsert, raw_row(task_id, "SUCCESS", "3", server))
         return n / (time.perf_counter() - started)
 
-    def lifecycle_multirow(batch: int = 100) -> float:
+    def write_multirow(target: Any, tasks: int, batch: int) -> None:
+        """Write ``tasks`` lifecycles, ``batch`` tasks per upsert (STARTED, then SUCCESS)."""
         statement = server.upsert_many(batch)
-        started = time.perf_counter()
-        for _ in range(n // batch):
+        for _ in range(tasks // batch):
             chunk = [str(uuid.uuid4()) for _ in range(batch)]
             for state, result in (("STARTED", pid), ("SUCCESS", "3")):
                 params = [v for t in chunk for v in raw_row(t, state, result, server)]
-                cursor.execute(statement, params)
+                target.execute(statement, params)
+
+    def lifecycle_multirow(batch: int = 100) -> float:
+        started = time.perf_counter()
+        write_multirow(cursor, n, batch)
         return (n // batch * batch) / (time.perf_counter() - started)
 
     def threads4_multirow(batch: int = 100, count: int = 4) -> float:
-        statement = server.upsert_many(batch)
-
         def work(tasks: int) -> None:
             own = server.connect(name)
-            own_cursor = own.cursor()
-            for _ in range(tasks // batch):
-                chunk = [str(uuid.uuid4()) for _ in range(batch)]
-                for state, result in (("STARTED", pid), ("SUCCESS", "3")):
-                    params = [v for t in chunk for v in raw_row(t, state, result, server)]
-                    own_cursor.execute(statement, params)
+            write_multirow(own.cursor(), tasks, batch)
             own.close()
 
         per_thread = n // count // batch * batch

@@ -287,11 +287,7 @@ class Batcher:
                         continue
                     self._stopping = False
                     self._thread = None
-                    self._condition.release()
-                    try:
-                        connections.close_all()
-                    finally:
-                        self._condition.acquire()
+                    self._close_connections()
                     return
                 if not self._rows:
                     if (now - idle_since < IDLE or self._urgent) and not self._stopping:
@@ -299,11 +295,7 @@ class Batcher:
                         continue
                     # Nothing queued for a while: give the connection back, so an idle
                     # worker holds none; the next write reconnects.
-                    self._condition.release()
-                    try:
-                        connections.close_all()  # this thread's connections only
-                    finally:
-                        self._condition.acquire()
+                    self._close_connections()
                     self._flusher_asleep = True
                     self._wakeup.wait_for(lambda: bool(self._rows) or self._stopping)
                     self._flusher_asleep = False
@@ -317,6 +309,14 @@ class Batcher:
                     self._condition.wait()
                 else:
                     self._lead()
+
+    def _close_connections(self) -> None:
+        """Close this thread's database connections, without holding the lock meanwhile."""
+        self._condition.release()
+        try:
+            connections.close_all()  # Django's connections are per thread: only ours
+        finally:
+            self._condition.acquire()
 
 
 def _task_id(row: TaskRow) -> str:

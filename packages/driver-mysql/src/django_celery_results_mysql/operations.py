@@ -112,15 +112,19 @@ class MySQLOperations(GenericOperations):
         for batch in _batches(rows) if len(rows) > 1 else (rows,):
             self._upsert(batch)
 
-    def _upsert(self, rows: Sequence[TaskRow]) -> None:
-        connection = self.connection
-        adapt = _fast_datetime_adapter(connection)
+    def _params(self, rows: Sequence[TaskRow]) -> list[Any]:
+        """Return the parameters of ``rows``, dates as Django stores them here (naive text)."""
+        adapt = _fast_datetime_adapter(self.connection)
         params: list[Any] = []
         for row in rows:
-            # Dates as Django stores them here (naive text); text is left as is.
             values = row.values()
             params.extend(values[:FIRST_DATE])
             params.extend([adapt(value) for value in values[FIRST_DATE:]])
+        return params
+
+    def _upsert(self, rows: Sequence[TaskRow]) -> None:
+        connection = self.connection
+        params = self._params(rows)
         # One state's test when the rows share it (a lifecycle's writes, a batch of
         # STARTED); the rank comparison otherwise.
         state: str | None = rows[0].status
@@ -148,14 +152,8 @@ class MySQLOperations(GenericOperations):
     def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
         """One multi-row upsert that only ever moves a stored ``date_created`` earlier."""
         for batch in _pow2_chunks(rows):
-            adapt = _fast_datetime_adapter(self.connection)
-            params = [
-                adapt(value) if column in DATE_COLUMNS else value
-                for row in batch
-                for column, value in zip(COLUMNS, row.values(), strict=True)
-            ]
             with self.connection.cursor() as cursor:
-                cursor.execute(self._pending_statement(len(batch)), params)
+                cursor.execute(self._pending_statement(len(batch)), self._params(batch))
 
     def _pending_statement(self, count: int) -> str:
         """Return the PENDING insert of ``count`` rows (built once per size)."""

@@ -15,6 +15,7 @@ multi-row upserts. Medians of ``--repeats`` runs; ratios printed.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -66,6 +67,7 @@ def run_workloads(
         "BENCH_TASKS": str(args.tasks),
         "BENCH_REPEATS": str(args.repeats),
         "BENCH_ONLY": ",".join(args.workloads),
+        "BENCH_SETTLE": str(WORKLOAD_SETTLE),
         **env,
     }
     environment.pop("DJANGO_SETTINGS_MODULE", None)
@@ -192,6 +194,8 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
     results = {}
     for label, workload in measured.items():
         if label.split("_")[0] in args.workloads:
+            time.sleep(WORKLOAD_SETTLE)
+            gc.collect()  # as workloads.py does: no contender pays for earlier garbage
             results[label] = {"rate": statistics.median(workload() for _ in range(repeats))}
     conn.close()
     return results
@@ -212,6 +216,9 @@ def timed_threads(target: Any, arguments: list[Any]) -> float:
 ONCE = {"cleanup"}
 #: Seconds of quiet before each contender's turn.
 SETTLE = 3.0
+#: Seconds before each workload: the server's background work after the previous one
+#: (InnoDB purge, PostgreSQL's WAL writer) would otherwise land in its timing.
+WORKLOAD_SETTLE = 1.0
 
 
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:

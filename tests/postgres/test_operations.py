@@ -70,6 +70,25 @@ def test_cleanup_deletes_chunks_by_row_address(driver: Any, db_alias: str) -> No
     assert TaskResult.objects.filter(task_id__in=[*ids, keep]).count() == 1
 
 
+def test_dates_read_as_the_orm_reads_them(driver: Any, db_alias: str) -> None:
+    # The driver loads timestamptz through psycopg's C loader, not Django's: same values,
+    # same tzinfo object, with and without microseconds.
+    done = timezone.now().replace(microsecond=123456)
+    started = done.replace(microsecond=0) - timedelta(days=400)
+    task_id = new_id()
+    driver.ops.store_task_results(
+        [row(task_id, states.SUCCESS, date_done=done, date_started=started)]
+    )
+    ours = driver.ops.get_task_results([task_id])[task_id]
+    orm = TaskResult.objects.using(db_alias).get(task_id=task_id)
+    for name in ("date_done", "date_started", "date_created"):
+        mine, theirs = getattr(ours, name), getattr(orm, name)
+        assert mine == theirs, name
+        assert mine.tzinfo is theirs.tzinfo, name
+    assert ours.date_done == done
+    assert ours.date_started == started
+
+
 def test_many_ids_in_one_array_parameter(driver: Any, db_alias: str) -> None:
     ids = [new_id() for _ in range(2500)]
     driver.ops.store_task_results([row(i, states.SUCCESS) for i in ids])

@@ -39,10 +39,10 @@ MAX_BYTES_PER_STATEMENT = 4 * 1024 * 1024
 TRANSIENT_CODES = frozenset({1205, 1213, 1927, 2006, 2013, 2055, 4031})
 
 COLUMNS = TaskRow.COLUMNS
-DATE_COLUMNS = frozenset({"date_created", "date_started", "date_done"})
-#: Where the date columns start in a row's values: they are the last ones.
+DATE_COLUMNS = ("date_created", "date_started", "date_done")
+#: Where the date columns start in a row's values: they are the last ones, in this order.
 FIRST_DATE = len(COLUMNS) - len(DATE_COLUMNS)
-assert set(COLUMNS[FIRST_DATE:]) == DATE_COLUMNS
+assert COLUMNS[FIRST_DATE:] == DATE_COLUMNS
 
 
 class MySQLOperations(GenericOperations):
@@ -112,27 +112,31 @@ class MySQLOperations(GenericOperations):
         for batch in _batches(rows) if len(rows) > 1 else (rows,):
             self._upsert(batch)
 
-    def _params(self, rows: Sequence[TaskRow]) -> list[Any]:
+    def _params(self, rows: Sequence[TaskRow], connection: Any) -> list[Any]:
         """Return the parameters of ``rows``, dates as Django stores them here (naive text)."""
-        adapt = _fast_datetime_adapter(self.connection)
+        adapt = _fast_datetime_adapter(connection)
         params: list[Any] = []
         for row in rows:
             values = row.values()
             params.extend(values[:FIRST_DATE])
-            params.extend([adapt(value) for value in values[FIRST_DATE:]])
+            # A row's dates are often one moment (created, started and done at once).
+            created, started, done = values[FIRST_DATE:]
+            done_text = adapt(done)
+            params.append(done_text if created is done else adapt(created))
+            params.append(done_text if started is done else adapt(started))
+            params.append(done_text)
         return params
 
     def _upsert(self, rows: Sequence[TaskRow]) -> None:
         connection = self.connection
-        params = self._params(rows)
+        params = self._params(rows, connection)
         # One state's test when the rows share it (a lifecycle's writes, a batch of
         # STARTED); the rank comparison otherwise.
         state: str | None = rows[0].status
         key = precedence_class(rows[0].status)
         if any(precedence_class(row.status) != key for row in rows):
             state = None
-        with connection.cursor() as cursor:
-            cursor.execute(self._upsert_statement(len(rows), state), params)
+        self._shared_cursor().execute(self._upsert_statement(len(rows), state), params)
 
     def _upsert_statement(self, count: int, state: str | None) -> str:
         """Return the upsert of ``count`` rows (built once per size and test)."""
@@ -151,9 +155,11 @@ class MySQLOperations(GenericOperations):
 
     def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
         """One multi-row upsert that only ever moves a stored ``date_created`` earlier."""
+        connection = self.connection
         for batch in _pow2_chunks(rows):
-            with self.connection.cursor() as cursor:
-                cursor.execute(self._pending_statement(len(batch)), self._params(batch))
+            with connection.cursor() as cursor:
+                params = self._params(batch, connection)
+                cursor.execute(self._pending_statement(len(batch)), params)
 
     def _pending_statement(self, count: int) -> str:
         """Return the PENDING insert of ``count`` rows (built once per size)."""
@@ -198,17 +204,17 @@ class MySQLOperations(GenericOperations):
         the client reads back with the statement's result: no second query, no lock held.
         """
         table = self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET count = LAST_INSERT_ID(count - 1) "
-                "WHERE group_id = %s AND count > 0",
-                [group_id],
-            )
-            if cursor.rowcount > 0:
-                return int(cursor.lastrowid)
-            # Already at zero (a header task counted twice), or no counter at all.
-            cursor.execute(f"SELECT count FROM {table} WHERE group_id = %s", [group_id])
-            row = cursor.fetchone()
+        cursor = self._shared_cursor()
+        cursor.execute(
+            f"UPDATE {table} SET count = LAST_INSERT_ID(count - 1) "
+            "WHERE group_id = %s AND count > 0",
+            [group_id],
+        )
+        if cursor.rowcount > 0:
+            return int(cursor.lastrowid)
+        # Already at zero (a header task counted twice), or no counter at all.
+        cursor.execute(f"SELECT count FROM {table} WHERE group_id = %s", [group_id])
+        row = cursor.fetchone()
         return None if row is None else int(row[0])
 
     # -- cleanup -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def run_workloads(
         "BENCH_TASKS": str(args.tasks),
         "BENCH_REPEATS": str(args.repeats),
         "BENCH_ONLY": ",".join(args.workloads),
-        "BENCH_SETTLE": str(WORKLOAD_SETTLE),
+        "BENCH_SETTLE": str(args.settle),
         **env,
     }
     environment.pop("DJANGO_SETTINGS_MODULE", None)
@@ -194,7 +195,7 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
     results = {}
     for label, workload in measured.items():
         if label.split("_")[0] in args.workloads:
-            time.sleep(WORKLOAD_SETTLE)
+            time.sleep(args.settle)
             gc.collect()  # as workloads.py does: no contender pays for earlier garbage
             results[label] = {"rate": statistics.median(workload() for _ in range(repeats))}
     conn.close()
@@ -214,11 +215,10 @@ def timed_threads(target: Any, arguments: list[Any]) -> float:
 
 #: Workloads run in the first round only: long, and their spread is small.
 ONCE = {"cleanup"}
-#: Seconds of quiet before each contender's turn.
-SETTLE = 3.0
-#: Seconds before each workload: the server's background work after the previous one
-#: (InnoDB purge, PostgreSQL's WAL writer) would otherwise land in its timing.
-WORKLOAD_SETTLE = 1.0
+#: Pause before each contender's turn, in multiples of ``--settle`` (the pause before
+#: each workload): the server's background work after the previous one (InnoDB purge,
+#: PostgreSQL's WAL writer) would otherwise land in the next one's timing.
+TURN_SETTLE = 3
 
 
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -356,6 +356,13 @@ def main() -> None:
     )
     parser.add_argument("--no-upstream", action="store_true", help="skip upstream 2.6.0")
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds of quiet before each workload, 3 times that before each contender, "
+        "which also waits for the server's deferred work (0: no pauses, for smoke tests)",
+    )
+    parser.add_argument(
         "--batched", action="store_true", help="add ours with BATCH_WRITES on as a contender"
     )
     parser.add_argument("--json", type=Path)
@@ -389,16 +396,19 @@ def main() -> None:
     try:
         run_workloads(ours, server, raw_db, args, BENCH_MIGRATE_ONLY="1")
         # Rounds interleave the contenders, so a drift of the machine (disk flushes, the
-        # other core's load) spreads over all of them instead of favouring one; each
-        # round starts with the next contender, so none always follows the same one,
-        # and a pause lets the server write back what the previous one left.
+        # other core's load) spreads over all of them instead of favouring one. Each
+        # round shuffles their order (seeded: runs repeat), so none always follows the
+        # same one; before each turn the server writes back what the previous one left.
         names = [*contenders, "raw"]
         for number in range(args.repeats):
             workloads = [w for w in args.workloads if number == 0 or w not in ONCE]
             one = argparse.Namespace(**{**vars(args), "repeats": 1, "workloads": workloads})
-            start = number % len(names)
-            for name in names[start:] + names[:start]:
-                time.sleep(SETTLE)
+            order = names[:]
+            random.Random(number).shuffle(order)
+            for name in order:
+                if args.settle:
+                    server.quiesce()
+                time.sleep(TURN_SETTLE * args.settle)
                 if name == "raw":
                     rounds["raw"].append(raw_limit(server, raw_db, one))
                 else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class Server:
         """Run :attr:`decrement`; return the new count."""
         cursor.execute(self.decrement, [group_id])
         return int(cursor.fetchone()[0])
+
+    def quiesce(self) -> None:
+        """Finish the server's deferred work before a contender's turn (nothing here)."""
 
     def drop_all(self) -> None:
         """Drop every database this server made."""
@@ -105,6 +109,10 @@ class Postgres(Server):
 
         return psycopg.connect(host="127.0.0.1", user="postgres", dbname=name, autocommit=True)
 
+    def quiesce(self) -> None:
+        """Write every dirty page now (``CHECKPOINT``), not during the next contender."""
+        self.admin.execute("CHECKPOINT")
+
     def drop_all(self) -> None:
         for name in self.names:
             self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -153,6 +161,16 @@ class MariaDB(Server):
     def decrement_and_read(self, cursor: Any, group_id: str) -> int:
         cursor.execute(self.decrement, [group_id])
         return int(cursor.lastrowid)
+
+    def quiesce(self) -> None:
+        """Wait (10 s at most) until InnoDB purged the old row versions left behind."""
+        cursor = self.admin.cursor()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
+            if int(cursor.fetchone()[1]) < 100:
+                return
+            time.sleep(0.1)
 
     def drop_all(self) -> None:
         for name in self.names:

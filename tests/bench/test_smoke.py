@@ -33,6 +33,8 @@ def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
             "--repeats",
             "1",
             "--no-upstream",
+            "--settle",
+            "0",
             "--json",
             str(out),
         ],

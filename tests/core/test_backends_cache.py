@@ -176,11 +176,13 @@ def test_groups_save_restore(app: Celery) -> None:
 
 
 def test_result_expires(app: Celery) -> None:
-    app.conf.result_expires = 1
+    # Django's database cache stores expiry times in whole seconds (rounded down), so a
+    # 1 s timeout may end at once: 2 s leave at least one whole second to read it back.
+    app.conf.result_expires = 2
     backend = type(app.backend)(app=app)
     backend.mark_as_done("short", 1)
     assert backend.get_task_meta("short")["status"] == states.SUCCESS
-    time.sleep(2.2)
+    time.sleep(3.2)
     assert backend.get_task_meta("short", cache=False)["status"] == states.PENDING
 
 

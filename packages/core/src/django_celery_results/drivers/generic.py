@@ -101,7 +101,9 @@ class GenericOperations(BaseOperations):
         connection.ensure_connection()
         raw = connection.connection
         kept_for, cursor = self._shared_cursors.get(connection, (None, None))
-        if kept_for is not raw or getattr(cursor, "closed", False):
+        # A client connection closed under it fails the statement (a transient error:
+        # core closes the connection, and the retry gets a new one, with a new cursor).
+        if kept_for is not raw:
             with connection.wrap_database_errors:  # as Django makes its cursors
                 cursor = self._new_shared_cursor(connection)
             self._shared_cursors[connection] = (raw, cursor)
@@ -202,11 +204,11 @@ class GenericOperations(BaseOperations):
 
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
         """Read the rows in chunks of :data:`READ_CHUNK` ids, one query per chunk."""
-        manager = self.TaskResult._default_manager.db_manager(self.alias)
-        found: dict[str, TaskResult] = {}
         ids = list(dict.fromkeys(task_ids))
         if len(ids) == 1:
             return self._get_one_task_result(ids[0])
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        found: dict[str, TaskResult] = {}
         for start in range(0, len(ids), READ_CHUNK):
             chunk = ids[start : start + READ_CHUNK]
             found.update((r.task_id, r) for r in manager.filter(task_id__in=chunk).order_by())

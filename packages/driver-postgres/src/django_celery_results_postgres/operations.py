@@ -119,14 +119,16 @@ class PostgresOperations(GenericOperations):
         """
         connection = self.connection
         connection.ensure_connection()
-        # _prepare_cursor is how Django wraps every cursor it makes (error translation,
-        # query logging); there is no public way to wrap a cursor of our own class.
+        # Wrapped as Django wraps its own cursors (see GenericOperations._shared_cursor).
         return connection._prepare_cursor(  # type: ignore[attr-defined]
-            psycopg.Cursor(connection.connection)
+            self._new_shared_cursor(connection)
         )
 
     def _new_shared_cursor(self, connection: Any) -> Any:
-        """A psycopg cursor that binds parameters on the server and loads dates in C."""
+        """A psycopg cursor that binds parameters on the server and loads dates in C.
+
+        Every cursor of this driver, kept (:meth:`_shared_cursor`) or not (:meth:`_cursor`).
+        """
         cursor = psycopg.Cursor(connection.connection)
         cursor.adapters.register_loader(_TIMESTAMPTZ_OID, _timestamptz_loader(connection.timezone))
         return cursor

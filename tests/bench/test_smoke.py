@@ -33,6 +33,7 @@ def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
             "--repeats",
             "1",
             "--no-upstream",
+            "--batched",
             "--settle",
             "0",
             "--json",
@@ -51,6 +52,29 @@ def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
     assert results["raw"]["lifecycle"]["rate"] > 0
     assert results["ours"]["race"]["wrong"] == 0
     assert results["ours"]["chord4"]["callbacks"] == 1
+    assert results["batched"]["threads4"]["lost"] == 0
+    assert results["batched"]["processes2"]["lost"] == 0
     if db != "sqlite":
         assert results["generic"]["driver"] == "GenericDriver"
         assert results["ours"]["driver"] != "GenericDriver"
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_batch_profile_runs_on_tiny_sizes(db: str) -> None:
+    if db == "postgres" and not strict():
+        server = SERVERS["postgres"]
+        if not reachable(server["HOST"], server["PORT"]):
+            pytest.skip(f"{db} is not running; start it with: {HOW_TO_START['postgres']}")
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "batches.py"), "--db", db, "--tasks", "40",
+         "--repeats", "1", "--workload", "threads4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    # 40 tasks in 4 threads: every task written, in at most one write per task.
+    assert "lost 0" in completed.stdout, completed.stdout
+    writes = int(completed.stdout.split(" writes of ")[0].rsplit(" ", 1)[1])
+    assert 1 <= writes <= 40

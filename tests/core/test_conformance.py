@@ -1,7 +1,13 @@
 """The conformance suite against the generic driver, on every database leg."""
 
+from celery import states
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
 from django_celery_results.drivers import BaseDriver, GenericDriver
+from django_celery_results.models import TaskResult
 from django_celery_results.testing.suite import *  # noqa: F403
+from django_celery_results.testing.suite.helpers import new_id, row
 
 # One alias per server: the connection-option variants are the drivers' business.
 CONFORMANCE_ALIASES = ["default", "postgres", "mysql"]
@@ -9,3 +15,26 @@ CONFORMANCE_ALIASES = ["default", "postgres", "mysql"]
 
 def test_core_runs_the_generic_driver(driver: BaseDriver) -> None:
     assert type(driver) is GenericDriver
+
+
+def test_a_batch_of_new_ids_is_one_insert(driver: BaseDriver, db_alias: str) -> None:
+    """The ORM's multi-row INSERT writes a batch of new tasks; nothing is read or updated."""
+    ids = [new_id() for _ in range(40)]  # 600 parameters: one statement on every database
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        driver.ops.store_task_results([row(task_id, states.SUCCESS) for task_id in ids])
+    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
+    assert statements == ["INSERT"]
+    assert TaskResult.objects.filter(task_id__in=ids, status=states.SUCCESS).count() == 40
+
+
+def test_a_batch_with_stored_ids_reads_them_back_once(driver: BaseDriver, db_alias: str) -> None:
+    """Rows the INSERT skipped are found by one read, then written one by one."""
+    stored, fresh = new_id(), new_id()
+    driver.ops.store_task_results([row(stored, states.STARTED)])
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        driver.ops.store_task_results([row(stored, states.SUCCESS), row(fresh, states.SUCCESS)])
+    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
+    assert statements == ["INSERT", "SELECT", "UPDATE"]
+    assert set(
+        TaskResult.objects.filter(task_id__in=[stored, fresh]).values_list("status", flat=True)
+    ) == {states.SUCCESS}

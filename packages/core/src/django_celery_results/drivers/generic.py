@@ -124,9 +124,39 @@ class GenericOperations(BaseOperations):
         is sent) and its later ones terminal, so a non-terminal row tries the INSERT first
         and a terminal one the UPDATE: a STARTED-then-SUCCESS lifecycle takes two
         statements, as many as a native upsert would.
+
+        Several rows (a batch of ``BATCH_WRITES``) are first inserted together, in one
+        INSERT that skips stored ids: a batch's tasks are mostly new, their STARTED merged
+        into their SUCCESS. Only the rows it did not insert go the row-by-row way.
         """
+        if len(rows) > 1:
+            rows = self._insert_new_rows(rows)
         for row in rows:
             self._store_task_row(row)
+
+    def _insert_new_rows(self, rows: Sequence[TaskRow]) -> Sequence[TaskRow]:
+        """Insert the rows of ids not stored yet, in few statements; return the others.
+
+        When the INSERT wrote fewer rows than it was given, each id's state and
+        ``date_done`` are read back: a row that does not find its own was skipped (its id
+        was stored, or the database refused it for another reason, as SQLite's OR IGNORE
+        and MySQL's IGNORE do) and is returned, to be written with the precedence rule.
+        """
+        if not self.connection.features.supports_ignore_conflicts:
+            return rows
+        if len({row.task_id for row in rows}) < len(rows):
+            return rows  # one id twice: its writes apply one after the other
+        objs = [self.TaskResult(**row.columns()) for row in rows]
+        if self._insert_many_ignoring(self.TaskResult, objs) == len(rows):
+            return ()
+        manager = self.TaskResult._default_manager.db_manager(self.alias)
+        ids = [row.task_id for row in rows]
+        stored: dict[str, tuple[str, Any]] = {}
+        for start in range(0, len(ids), READ_CHUNK):
+            found = manager.filter(task_id__in=ids[start : start + READ_CHUNK]).order_by()
+            for task_id, status, date_done in found.values_list("task_id", "status", "date_done"):
+                stored[task_id] = (status, date_done)
+        return [row for row in rows if stored.get(row.task_id) != (row.status, row.date_done)]
 
     def _store_task_row(self, row: TaskRow) -> None:
         if is_terminal(row.status):
@@ -405,19 +435,25 @@ class GenericOperations(BaseOperations):
             [obj], fields=fields, using=self.alias, raw=True
         )
 
-    def _insert_many_ignoring(self, model: type[Model], objs: Sequence[Model]) -> None:
+    def _insert_many_ignoring(self, model: type[Model], objs: Sequence[Model]) -> int:
         """Insert ``objs`` as given (``raw``), skipping stored unique keys, in few statements.
 
         ``bulk_create`` would run ``auto_now`` and replace our timestamps; this is its
-        INSERT with ``raw=True``, cut at the database's parameter limit.
+        INSERT with ``raw=True``, cut at the database's parameter limit. Returns how many
+        rows were inserted.
         """
         fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
         size = self.connection.ops.bulk_batch_size(fields, objs) or len(objs)
+        inserted = 0
         for start in range(0, len(objs), size):
             query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
             query.insert_values(fields, list(objs[start : start + size]), raw=True)
-            with self._savepoint():
-                query.get_compiler(using=self.alias).execute_sql(returning_fields=None)
+            # What SQLInsertCompiler.execute_sql runs, keeping each statement's row count.
+            with self._savepoint(), self.connection.cursor() as cursor:
+                for sql, params in query.get_compiler(using=self.alias).as_sql():
+                    cursor.execute(sql, params)
+                    inserted += max(cursor.rowcount, 0)
+        return inserted
 
     def _insert_unless_exists(self, model: type[Model], obj: Model) -> bool:
         """Insert ``obj`` as given; return False when its unique key is already stored.

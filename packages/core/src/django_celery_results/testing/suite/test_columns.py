@@ -37,6 +37,28 @@ class TestColumns:
             assert len(queries.captured_queries) == 1
         assert TaskResult.objects.filter(task_id__in=ids, status=states.STARTED).count() == 100
 
+    def test_a_batch_of_stored_and_new_ids(self, driver: Any) -> None:
+        """In one batch, stored ids follow the precedence rule and new ids are inserted."""
+        done, running, fresh = new_id(), new_id(), new_id()
+        driver.ops.store_task_results([row(done, states.SUCCESS, worker="w1")])
+        started = row(running, states.STARTED, date_started=later())
+        driver.ops.store_task_results([started])
+        driver.ops.store_task_results(
+            [
+                row(done, states.STARTED, worker="w2", date_started=later()),
+                row(running, states.SUCCESS, worker="w2"),
+                row(fresh, states.SUCCESS, worker="w2"),
+            ]
+        )
+        stored = {
+            r.task_id: r for r in TaskResult.objects.filter(task_id__in=[done, running, fresh])
+        }
+        assert (stored[done].status, stored[done].worker) == (states.SUCCESS, "w1")
+        assert stored[done].date_started is None
+        assert (stored[running].status, stored[running].worker) == (states.SUCCESS, "w2")
+        assert stored[running].date_started == started.date_started
+        assert (stored[fresh].status, stored[fresh].worker) == (states.SUCCESS, "w2")
+
     def test_refused_write_changes_no_column(self, driver: Any, db_alias: str) -> None:
         """A refused write leaves every column as stored, in one statement where promised.
 

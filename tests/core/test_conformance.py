@@ -2,6 +2,7 @@
 
 from celery import states
 from django.db import connections
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from django_celery_results.drivers import BaseDriver, GenericDriver
@@ -38,3 +39,19 @@ def test_a_batch_with_stored_ids_reads_them_back_once(driver: BaseDriver, db_ali
     assert set(
         TaskResult.objects.filter(task_id__in=[stored, fresh]).values_list("status", flat=True)
     ) == {states.SUCCESS}
+
+
+def test_with_pending_rows_a_batch_updates_first(driver: BaseDriver, db_alias: str) -> None:
+    """TRACK_PENDING stores every task at publish time: nothing to insert, nothing to read."""
+    ids = [new_id(), new_id()]
+    driver.ops.store_pending_results([row(task_id, states.PENDING) for task_id in ids])
+    with (
+        override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}),
+        CaptureQueriesContext(connections[db_alias]) as queries,
+    ):
+        driver.ops.store_task_results([row(task_id, states.SUCCESS) for task_id in ids])
+    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
+    assert statements == ["UPDATE", "UPDATE"]
+    assert set(TaskResult.objects.filter(task_id__in=ids).values_list("status", flat=True)) == {
+        states.SUCCESS
+    }

@@ -19,6 +19,7 @@ from django.db.models.sql.constants import ROW_COUNT
 from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
+from ..conf import app_settings
 from ..states import TERMINAL_STATES, is_terminal, overwritable_q
 from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
 
@@ -127,9 +128,11 @@ class GenericOperations(BaseOperations):
 
         Several rows (a batch of ``BATCH_WRITES``) are first inserted together, in one
         INSERT that skips stored ids: a batch's tasks are mostly new, their STARTED merged
-        into their SUCCESS. Only the rows it did not insert go the row-by-row way.
+        into their SUCCESS. Only the rows it did not insert go the row-by-row way. With
+        ``TRACK_PENDING`` every task has a row from the moment it was sent, so a batch
+        goes the row-by-row way from the start.
         """
-        if len(rows) > 1:
+        if len(rows) > 1 and not app_settings().TRACK_PENDING:
             rows = self._insert_new_rows(rows)
         for row in rows:
             self._store_task_row(row)

@@ -4,6 +4,7 @@ from celery import states
 from django.db import connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from django_celery_results.drivers import BaseDriver, GenericDriver
 from django_celery_results.models import TaskResult
@@ -55,3 +56,29 @@ def test_with_pending_rows_a_batch_updates_first(driver: BaseDriver, db_alias: s
     assert set(TaskResult.objects.filter(task_id__in=ids).values_list("status", flat=True)) == {
         states.SUCCESS
     }
+
+
+def test_a_merged_terminal_row_is_inserted_first(driver: BaseDriver, db_alias: str) -> None:
+    """A SUCCESS merged with a STARTED never written (batching) is new: one INSERT."""
+    task_id, started = new_id(), timezone.now()
+    merged = row(task_id, states.SUCCESS, date_started=started, date_created=started)
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        driver.ops.store_task_results([merged])
+    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
+    assert statements == ["INSERT"]
+    stored = TaskResult.objects.get(task_id=task_id)
+    assert (stored.status, stored.date_started, stored.date_created) == (
+        states.SUCCESS,
+        started,
+        started,
+    )
+
+
+def test_a_merged_terminal_row_of_a_stored_task(driver: BaseDriver, db_alias: str) -> None:
+    """When its task is stored after all, the skipped INSERT is followed by the UPDATE."""
+    task_id, started = new_id(), timezone.now()
+    driver.ops.store_task_results([row(task_id, states.STARTED, date_started=started)])
+    merged = row(task_id, states.SUCCESS, date_started=timezone.now(), date_created=started)
+    driver.ops.store_task_results([merged])
+    stored = TaskResult.objects.get(task_id=task_id)
+    assert (stored.status, stored.date_started) == (states.SUCCESS, started)

@@ -124,7 +124,8 @@ class GenericOperations(BaseOperations):
         A task's first write is usually a non-terminal state (STARTED, or PENDING when it
         is sent) and its later ones terminal, so a non-terminal row tries the INSERT first
         and a terminal one the UPDATE: a STARTED-then-SUCCESS lifecycle takes two
-        statements, as many as a native upsert would.
+        statements, as many as a native upsert would. A terminal row merged with a state
+        that was never written (batched writes) tries the INSERT first too.
 
         Several rows (a batch of ``BATCH_WRITES``) are first inserted together, in one
         INSERT that skips stored ids: a batch's tasks are mostly new, their STARTED merged
@@ -162,7 +163,14 @@ class GenericOperations(BaseOperations):
         return [row for row in rows if stored.get(row.task_id) != (row.status, row.date_done)]
 
     def _store_task_row(self, row: TaskRow) -> None:
-        if is_terminal(row.status):
+        # A terminal row usually finds its task's STARTED (or PENDING) row: update first.
+        # One merged with an earlier state this process never wrote (batched writes: its
+        # date_created is that state's) is most likely new, unless TRACK_PENDING stored
+        # every task when it was sent.
+        update_first = is_terminal(row.status) and (
+            row.date_created is None or app_settings().TRACK_PENDING
+        )
+        if update_first:
             if self._update_task(row) or self._insert_task(row):
                 return
         elif self._insert_task(row):

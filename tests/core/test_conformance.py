@@ -19,13 +19,17 @@ def test_core_runs_the_generic_driver(driver: BaseDriver) -> None:
     assert type(driver) is GenericDriver
 
 
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    """Return the kind of each captured statement (INSERT, SELECT, UPDATE …), in order."""
+    return [query["sql"].split(None, 1)[0].upper() for query in queries.captured_queries]
+
+
 def test_a_batch_of_new_ids_is_one_insert(driver: BaseDriver, db_alias: str) -> None:
     """The ORM's multi-row INSERT writes a batch of new tasks; nothing is read or updated."""
     ids = [new_id() for _ in range(40)]  # 600 parameters: one statement on every database
     with CaptureQueriesContext(connections[db_alias]) as queries:
         driver.ops.store_task_results([row(task_id, states.SUCCESS) for task_id in ids])
-    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
-    assert statements == ["INSERT"]
+    assert statements(queries) == ["INSERT"]
     assert TaskResult.objects.filter(task_id__in=ids, status=states.SUCCESS).count() == 40
 
 
@@ -35,8 +39,7 @@ def test_a_batch_with_stored_ids_reads_them_back_once(driver: BaseDriver, db_ali
     driver.ops.store_task_results([row(stored, states.STARTED)])
     with CaptureQueriesContext(connections[db_alias]) as queries:
         driver.ops.store_task_results([row(stored, states.SUCCESS), row(fresh, states.SUCCESS)])
-    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
-    assert statements == ["INSERT", "SELECT", "UPDATE"]
+    assert statements(queries) == ["INSERT", "SELECT", "UPDATE"]
     assert set(
         TaskResult.objects.filter(task_id__in=[stored, fresh]).values_list("status", flat=True)
     ) == {states.SUCCESS}
@@ -51,8 +54,7 @@ def test_with_pending_rows_a_batch_updates_first(driver: BaseDriver, db_alias: s
         CaptureQueriesContext(connections[db_alias]) as queries,
     ):
         driver.ops.store_task_results([row(task_id, states.SUCCESS) for task_id in ids])
-    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
-    assert statements == ["UPDATE", "UPDATE"]
+    assert statements(queries) == ["UPDATE", "UPDATE"]
     assert set(TaskResult.objects.filter(task_id__in=ids).values_list("status", flat=True)) == {
         states.SUCCESS
     }
@@ -64,8 +66,7 @@ def test_a_merged_terminal_row_is_inserted_first(driver: BaseDriver, db_alias: s
     merged = row(task_id, states.SUCCESS, date_started=started, date_created=started)
     with CaptureQueriesContext(connections[db_alias]) as queries:
         driver.ops.store_task_results([merged])
-    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
-    assert statements == ["INSERT"]
+    assert statements(queries) == ["INSERT"]
     stored = TaskResult.objects.get(task_id=task_id)
     assert (stored.status, stored.date_started, stored.date_created) == (
         states.SUCCESS,

@@ -124,6 +124,9 @@ class Batcher:
             self._queue(row)
             if not is_terminal(row.status):
                 if self._flusher_asleep or len(self._rows) >= self.max_rows:
+                    # One wake-up is enough (the flusher then looks at the queue): a
+                    # notify per queued row would keep it contending for the lock.
+                    self._flusher_asleep = False
                     self._wakeup.notify()
                 if self._thread is None:
                     self._start_flusher()
@@ -296,9 +299,10 @@ class Batcher:
                     # Nothing queued for a while: give the connection back, so an idle
                     # worker holds none; the next write reconnects.
                     self._close_connections()
-                    self._flusher_asleep = True
-                    self._wakeup.wait_for(lambda: bool(self._rows) or self._stopping)
-                    self._flusher_asleep = False
+                    if not self._rows and not self._stopping:
+                        self._flusher_asleep = True  # the next queued row wakes us
+                        self._wakeup.wait()
+                        self._flusher_asleep = False
                     continue
                 idle_since = now
                 due = self._oldest + self.max_delay

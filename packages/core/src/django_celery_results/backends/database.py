@@ -63,6 +63,8 @@ class DatabaseBackend(BaseDictBackend):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._encoded_constants: dict[tuple[str, str], str] = {}
+        #: The request and traceback of the last write, and its fitted extended columns.
+        self._last_extended: tuple[Any, str | None, dict[str, Any]] | None = None
 
     # -- drivers -------------------------------------------------------------------------
 
@@ -182,6 +184,21 @@ class DatabaseBackend(BaseDictBackend):
             "worker": getattr(request, "hostname", None),
         }
 
+    def _extended_columns(self, request: Any, traceback: str | None) -> dict[str, Any]:
+        """Return the fitted ``result_extended`` columns of a write, once per request.
+
+        A worker stores a task's STARTED, its progress and its outcome with one request
+        object: the writes after the first reuse its columns.
+        """
+        last = self._last_extended
+        if last is not None and last[0] is request and last[1] is traceback:
+            return last[2]
+        columns = fit_descriptive_columns(self._get_extended_properties(request, traceback))
+        if request is not None:
+            # Held, not weakly referenced: the identity test needs the request alive.
+            self._last_extended = (request, traceback, columns)
+        return columns
+
     def pending_row(self, task_id: str, headers: Any, body: Any) -> TaskRow:
         """Return the PENDING row of a task being sent, encoded as the worker encodes it.
 
@@ -248,7 +265,7 @@ class DatabaseBackend(BaseDictBackend):
         }
         encoded_meta = self._encode_meta(meta)
         happened = timezone.now()
-        extended = fit_descriptive_columns(self._get_extended_properties(request, traceback))
+        extended = self._extended_columns(request, traceback)
         row = TaskRow(
             task_id=task_id,
             status=state,

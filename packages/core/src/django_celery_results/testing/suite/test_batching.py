@@ -110,6 +110,23 @@ class TestCoalescing:
             assert wait_until(lambda: exists(task_id)), "the flusher never wrote the row"
         assert status_of(task_id) == states.STARTED
 
+    def test_flusher_wakes_from_idle_sleep(self, backend: Any) -> None:
+        # After IDLE seconds with nothing queued the flusher closes its connection and
+        # sleeps until a row is queued; each later row must still be written.
+        first, second = new_id(), new_id()
+        with (
+            override_settings(DJANGO_CELERY_RESULTS=QUICK),
+            mock.patch.object(batching, "IDLE", 0.05),
+        ):
+            backend.store_result(first, None, states.STARTED, request=request(first))
+            assert wait_until(lambda: exists(first)), "the flusher never wrote the row"
+            batcher = batching._batchers[backend._driver(TaskResult).alias]
+            for task_id in (second, new_id()):
+                assert wait_until(lambda: batcher._flusher_asleep), "the flusher never slept"
+                backend.store_result(task_id, None, states.STARTED, request=request(task_id))
+                assert wait_until(lambda: exists(task_id)), "the sleeping flusher never woke"  # noqa: B023
+        assert status_of(second) == states.STARTED
+
     def test_max_rows_writes_without_waiting(self, backend: Any) -> None:
         ids = [new_id() for _ in range(5)]
         settings = {"BATCH_WRITES": {"max_delay_ms": 60_000, "max_rows": 5}}

@@ -61,6 +61,28 @@ class TestStoreResult:
         assert meta["task_name"] == "tests.add"
         assert meta["worker"] == "celery@conformance"
 
+    def test_each_write_stores_its_own_request(self, backend: Any) -> None:
+        # The columns of a request are computed once and reused for its later writes:
+        # another request, or none, must not get them.
+        first, second, bare = new_id(), new_id(), new_id()
+        req = request(first)
+        backend.store_result(first, None, states.STARTED, request=req)
+        other = request(second, task="tests.mul", hostname="celery@other", argsrepr="(7,)")
+        backend.store_result(second, 6, states.SUCCESS, request=other)
+        backend.store_result(bare, 1, states.SUCCESS)
+        backend.store_result(first, "boom", states.FAILURE, traceback="Traceback…", request=req)
+        assert stored(first).status == states.FAILURE
+        columns = {
+            task_id: (obj.task_name, obj.worker, obj.task_args)
+            for task_id in (first, second, bare)
+            for obj in [stored(task_id)]
+        }
+        assert columns == {
+            first: ("tests.add", "celery@conformance", '"(1, 2)"'),
+            second: ("tests.mul", "celery@other", '"(7,)"'),
+            bare: (None, None, None),
+        }
+
     def test_protocol_1_stores_the_values(self, backend: Any) -> None:
         task_id = new_id()
         req = request(task_id, argsrepr=None, kwargsrepr=None)

@@ -78,3 +78,18 @@ def test_batch_profile_runs_on_tiny_sizes(db: str) -> None:
     assert "lost 0" in completed.stdout, completed.stdout
     writes = int(completed.stdout.split(" writes of ")[0].rsplit(" ", 1)[1])
     assert 1 <= writes <= 40
+
+
+def test_batch_profile_with_fake_writes_stores_nothing() -> None:
+    # --fake-write measures the batching alone: writes are sleeps, nothing is stored.
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "batches.py"), "--db", "sqlite", "--tasks", "40",
+         "--repeats", "1", "--workload", "lifecycle", "--fake-write", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "40 writes of 1.00 rows" in completed.stdout, completed.stdout
+    assert completed.stdout.rstrip().endswith("lost -"), completed.stdout

@@ -14,15 +14,23 @@ a process sharing one interpreter lock, these bound a threads workload (see
 ``--fake-write US`` replaces each database write by a sleep of US microseconds (the
 interpreter lock is released, as during a real write; nothing is stored): what is left
 is the cost of the backend and of the batching's coordination between threads.
+``--gevent`` runs the workload under gevent's monkey-patching: its threads are greenlets,
+as in a ``--pool=gevent`` worker.
 """
 
 from __future__ import annotations
+
+import sys
+
+if "--gevent" in sys.argv:  # patched before anything imports threading or sockets
+    from gevent import monkey
+
+    monkey.patch_all()
 
 import argparse
 import gc
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,6 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workload", default="threads4")
     parser.add_argument("--fake-write", type=float, metavar="US", help="sleep instead of writing")
+    parser.add_argument("--gevent", action="store_true", help="threads are greenlets")
     args = parser.parse_args()
     server = make_server(args.db, {"prepare_threshold": 5})
     name = server.create("batches")

@@ -80,11 +80,12 @@ def test_batch_profile_runs_on_tiny_sizes(db: str) -> None:
     assert 1 <= writes <= 40
 
 
-def test_batch_profile_with_fake_writes_stores_nothing() -> None:
+@pytest.mark.parametrize("extra", [[], ["--gevent"]], ids=["threads", "gevent"])
+def test_batch_profile_with_fake_writes_stores_nothing(extra: list[str]) -> None:
     # --fake-write measures the batching alone: writes are sleeps, nothing is stored.
     completed = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "batches.py"), "--db", "sqlite", "--tasks", "40",
-         "--repeats", "1", "--workload", "lifecycle", "--fake-write", "0"],
+         "--repeats", "1", "--workload", "lifecycle", "--fake-write", "0", *extra],
         capture_output=True,
         text=True,
         timeout=300,

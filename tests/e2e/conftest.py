@@ -78,10 +78,12 @@ FULL = [
     Combo("postgres", "vendor", "rabbitmq", "prefork"),
     Combo("mysql", "vendor", "rabbitmq", "threads"),
 ]
-#: The full scenario set once more with batched writes, in both pool kinds.
+#: The full scenario set once more with batched writes, in every pool kind.
 BATCHED = [
     Combo("postgres", "vendor", "redis", "prefork", batched=True),
     Combo("mysql", "vendor", "rabbitmq", "threads", batched=True),
+    Combo("postgres", "vendor", "rabbitmq", "gevent", batched=True),
+    Combo("mysql", "vendor", "redis", "gevent", batched=True),
 ]
 SMOKE = [
     Combo("postgres", "generic", "redis", "threads"),

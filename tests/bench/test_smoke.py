@@ -59,38 +59,38 @@ def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
         assert results["ours"]["driver"] != "GenericDriver"
 
 
+def run_batch_profile(*args: str) -> str:
+    """Run ``bench/batches.py`` on 40 tasks, once, with ``args``; return what it printed."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "batches.py"), "--tasks", "40", "--repeats", "1",
+         *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
 def test_batch_profile_runs_on_tiny_sizes(db: str) -> None:
     if db == "postgres" and not strict():
         server = SERVERS["postgres"]
         if not reachable(server["HOST"], server["PORT"]):
             pytest.skip(f"{db} is not running; start it with: {HOW_TO_START['postgres']}")
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "batches.py"), "--db", db, "--tasks", "40",
-         "--repeats", "1", "--workload", "threads4"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    printed = run_batch_profile("--db", db, "--workload", "threads4")
     # 40 tasks in 4 threads: every task written, in at most one write per task.
-    assert "lost 0" in completed.stdout, completed.stdout
-    writes = int(completed.stdout.split(" writes of ")[0].rsplit(" ", 1)[1])
+    assert "lost 0" in printed, printed
+    writes = int(printed.split(" writes of ")[0].rsplit(" ", 1)[1])
     assert 1 <= writes <= 40
 
 
 @pytest.mark.parametrize("extra", [[], ["--gevent"]], ids=["threads", "gevent"])
 def test_batch_profile_with_fake_writes_stores_nothing(extra: list[str]) -> None:
     # --fake-write measures the batching alone: writes are sleeps, nothing is stored.
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "batches.py"), "--db", "sqlite", "--tasks", "40",
-         "--repeats", "1", "--workload", "lifecycle", "--fake-write", "0", *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "40 writes of 1.00 rows" in completed.stdout, completed.stdout
-    assert completed.stdout.rstrip().endswith("lost -"), completed.stdout
+    printed = run_batch_profile(
+        "--db", "sqlite", "--workload", "lifecycle", "--fake-write", "0", *extra
+    )
+    assert "40 writes of 1.00 rows" in printed, printed
+    assert printed.rstrip().endswith("lost -"), printed

@@ -8,8 +8,15 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 SCRIPT = """
 import sys
+
+if sys.argv[3] == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
 
 import django
 from django.conf import settings
@@ -33,9 +40,12 @@ app.backend.store_result(sys.argv[2], {"step": 1}, "PROGRESS")
 """
 
 
-def test_queued_state_is_written_at_exit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("concurrency", ["threads", "gevent"])
+def test_queued_state_is_written_at_exit(tmp_path: Path, concurrency: str) -> None:
+    # gevent: a --pool=gevent worker's flusher is a greenlet, and exits the same way.
     database, task_id = tmp_path / "exit.sqlite3", str(uuid.uuid4())
-    subprocess.run([sys.executable, "-c", SCRIPT, str(database), task_id], check=True, timeout=120)
+    command = [sys.executable, "-c", SCRIPT, str(database), task_id, concurrency]
+    subprocess.run(command, check=True, timeout=120)
     with sqlite3.connect(database) as connection:
         rows = connection.execute(
             "SELECT status, result FROM django_celery_results_taskresult WHERE task_id = ?",

@@ -4,16 +4,22 @@
 # Where `pip install --user uv` puts uv.
 export PATH := $(HOME)/.local/bin:$(PATH)
 
+# The tests on another Python: `make test PYTHON=3.13` (a version, or an interpreter's path).
+PYTHON ?=
+
+# The demo installs core and its Celery and Django only: in the virtual workspace a plain
+# `uv run` would install every member, and the MySQL driver's client compiles against
+# MariaDB headers that a fresh machine does not have.
 demo:
 	@./scripts/bootstrap
-	uv run --locked python example/manage.py demo
+	uv run --locked --package django-celery-results --no-default-groups python example/manage.py demo
 
 test:
 	@./scripts/bootstrap --system-deps
-	uv run --locked --all-groups pytest
+	@./scripts/test $(PYTHON)
 
 lint:
-	@./scripts/bootstrap
-	uv run --locked ruff check .
-	uv run --locked ruff format --check .
-	uv run --locked mypy
+	@./scripts/bootstrap --system-deps
+	uv run --locked --all-groups ruff check .
+	uv run --locked --all-groups ruff format --check .
+	uv run --locked --all-groups mypy

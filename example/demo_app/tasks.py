@@ -60,3 +60,17 @@ def report_progress(self, steps: int) -> dict[str, object]:  # type: ignore[no-u
     for step in range(steps):
         self.update_state(state="PROGRESS", meta={"step": step})
     return {"steps": steps, "batched": app_settings().BATCH_WRITES is not None}
+
+
+@shared_task(bind=True, max_retries=1)
+def retry_later(self, seconds: float) -> str:  # type: ignore[no-untyped-def]
+    """Retry once after ``seconds``: the worker stores RETRY, and the task waits its ETA."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=seconds)
+    return "retried"
+
+
+@shared_task(ignore_result=True)
+def fire_and_forget(value: int) -> int:
+    """A task whose definition ignores its result: nothing of it is ever stored."""
+    return value

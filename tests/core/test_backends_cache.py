@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -145,6 +146,34 @@ def test_success_is_not_overwritten(app: Celery) -> None:
     backend.mark_as_done("t3", 1)
     backend.mark_as_started("t3")
     assert backend.get_task_meta("t3", cache=False)["status"] == states.SUCCESS
+
+
+def test_exists_is_a_stored_key(app: Celery) -> None:
+    """``AsyncResult.exists()``: a stored result in any state, PENDING included."""
+    backend = app.backend
+    backend.store_result("pending-1", None, states.PENDING)
+    backend.mark_as_done("done-1", 1)
+    assert app.AsyncResult("pending-1").exists() is True
+    assert app.AsyncResult("done-1").exists() is True
+    assert app.AsyncResult("never-sent").exists() is False
+    app.AsyncResult("done-1").forget()
+    assert app.AsyncResult("done-1").exists() is False
+
+
+def test_uuid_task_ids(app: Celery) -> None:
+    """A ``uuid.UUID`` id names the same result as its text, as Celery's key-value backends."""
+    backend, task_id = app.backend, uuid.uuid4()
+    backend.mark_as_done(task_id, {"x": 1})
+    assert backend.get_key_for_task(task_id) == f"celery-task-meta-{task_id}"
+    assert backend.get_task_meta(task_id)["result"] == {"x": 1}
+    assert app.AsyncResult(str(task_id)).get(timeout=5) == {"x": 1}
+    assert backend.task_result_exists(task_id) is True
+    other = uuid.uuid4()
+    backend.mark_as_done(other, 2)
+    joined = {key: meta["result"] for key, meta in backend.get_many([task_id, other], timeout=5)}
+    assert joined == {task_id: {"x": 1}, other: 2}
+    backend.forget(task_id)
+    assert backend.task_result_exists(task_id) is False
 
 
 def test_group_join_reads_many_keys_at_once(app: Celery) -> None:

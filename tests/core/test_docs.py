@@ -46,3 +46,38 @@ def test_readme_opens_with_the_two_commands() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:", makefile, re.MULTILINE)
     assert re.search(r"^test:", makefile, re.MULTILINE)
+
+
+def ci_version_legs() -> list[str]:
+    """Return the Python versions ``.ci/run`` runs the suite on (``make test PYTHON=X``)."""
+    return re.findall(r"^make test PYTHON=(\d+\.\d+)$", (ROOT / ".ci/run").read_text(), re.M)
+
+
+def test_ci_runs_both_version_legs_with_the_readmes_command() -> None:
+    assert ci_version_legs() == ["3.11", "3.13"]
+    assert "./scripts/fresh-demo" in (ROOT / ".ci/run").read_text()
+
+
+@pytest.mark.parametrize("package", ["core", "driver-postgres", "driver-mysql"])
+def test_classifiers_say_exactly_what_ci_tests(package: str) -> None:
+    """Each Python leg of CI, and the Django the lock gives that Python, are classified."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "packages" / package / "pyproject.toml").read_text())
+    classifiers = project["project"]["classifiers"]
+    pythons = {c.rsplit(" :: ", 1)[1] for c in classifiers if re.match(r"Prog.* :: 3\.\d+$", c)}
+    djangos = {c.rsplit(" :: ", 1)[1] for c in classifiers if re.match(r"Frame.* :: \d", c)}
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    locked = [p for p in lock["package"] if p["name"] == "django"]
+    # Django 5.2 for Python < 3.12 and 6.1 for the rest: the lock's resolution markers say so.
+    by_python = {
+        leg: next(
+            p["version"]
+            for p in locked
+            if any(f"python_full_version {'<' if leg < '3.12' else '>='} '3.12'" in m
+                   for m in p.get("resolution-markers", []))
+        )
+        for leg in ci_version_legs()
+    }  # fmt: skip
+    assert pythons == set(ci_version_legs())
+    assert djangos == {".".join(v.split(".")[:2]) for v in by_python.values()}

@@ -43,3 +43,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Chord callback tsum: 46" in output
     assert "Stored group result: <Group: " in output
     assert "/admin/django_celery_results/taskresult/" in output
+    # The admin hint names an interpreter that has the demo's packages: it runs as printed.
+    [hint] = [line.split() for line in lines if line.endswith(" createsuperuser")]
+    checked = subprocess.run(
+        [*hint[:-1], "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stderr[-3000:]

@@ -20,8 +20,10 @@ ALL = ["PENDING", "RECEIVED", "STARTED", "RETRY", "PROGRESS", "FAILURE", "REVOKE
         ("SUCCESS", "FAILURE", False),
         ("SUCCESS", "STARTED", False),
         ("FAILURE", "SUCCESS", True),
-        ("FAILURE", "REVOKED", True),
+        ("FAILURE", "REVOKED", False),  # a late revoke broadcast keeps the outcome
         ("REVOKED", "FAILURE", True),
+        ("REVOKED", "REVOKED", True),
+        ("REVOKED", "SUCCESS", True),
         ("FAILURE", "RETRY", False),
         ("REVOKED", "STARTED", False),
         ("STARTED", "RETRY", True),
@@ -72,7 +74,7 @@ def test_overwritable_q_agrees_with_may_overwrite() -> None:
 def test_rank_case_literal_sql() -> None:
     sql = states.rank_case_literal_sql("status")
     assert "%s" not in sql
-    assert "WHEN 'SUCCESS' THEN 3" in sql
+    assert "WHEN 'SUCCESS' THEN 4" in sql
 
 
 @pytest.mark.django_db

@@ -117,6 +117,8 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
     #: More environment for the example project's settings (``DEMO_*``).
     extra_env: dict[str, str] | None = None
+    #: The node name before ``@host`` (default: the queue); several workers need their own.
+    node: str | None = None
 
     def environment(self) -> dict[str, str]:
         """Point the example project at this combination's test database and broker."""
@@ -145,7 +147,7 @@ class Worker:
         command = [
             sys.executable, "-m", "celery", "-A", "demo_project", "worker",
             f"--pool={self.combo.pool}", "--concurrency=2", "--loglevel=warning",
-            "-Q", self.queue, "-n", f"{self.queue}@%h",
+            "-Q", self.queue, "-n", f"{self.node or self.queue}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         self.process = subprocess.Popen(

@@ -41,10 +41,11 @@ class Command(BaseCommand):
             self.report(sent)
         finally:
             stop_worker(worker)
+        manage = manage_command()
         self.stdout.write(
             "\nSee them in the admin:\n"
-            "  uv run python example/manage.py createsuperuser\n"
-            "  uv run python example/manage.py runserver\n"
+            f"  {manage} createsuperuser\n"
+            f"  {manage} runserver\n"
             "  then open http://127.0.0.1:8000/admin/django_celery_results/taskresult/\n"
         )
 
@@ -114,8 +115,21 @@ class Command(BaseCommand):
         self.stdout.write(f"Chord callback tsum: {sent['chord'].get(timeout=5)}")
         self.stdout.write(
             "Waiting: sent → started (TRACK_PENDING records the send); processing: started → "
-            "done. Per task name: python example/manage.py celery_results_stats"
+            f"done. Per task name: {manage_command()} celery_results_stats"
         )
+
+
+def manage_command() -> str:
+    """Return how to run ``manage.py`` with the demo's own interpreter, from here.
+
+    Not ``uv run``: in the workspace it would install every member, and the MySQL
+    driver's client does not build without MariaDB headers.
+    """
+    here = Path.cwd()
+    return " ".join(
+        os.path.relpath(path, here) if Path(path).is_relative_to(here) else str(path)
+        for path in (sys.executable, EXAMPLE_DIR / "manage.py")
+    )
 
 
 def seconds(span: Any) -> str:

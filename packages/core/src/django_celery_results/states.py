@@ -4,8 +4,10 @@ The rule (DESIGN §6): once a row is SUCCESS nothing overwrites it, and a termin
 (SUCCESS, FAILURE, REVOKED) is never overwritten by a non-terminal one, however late or
 duplicated the write. PENDING, written when a task is sent, never overwrites anything
 but PENDING. Everything else may move freely between non-terminal states (STARTED,
-RETRY, RECEIVED, custom progress states), and FAILURE and REVOKED may replace each
-other or be replaced by SUCCESS (a redelivered task that succeeds after all).
+RETRY, RECEIVED, custom progress states). Among the terminal states a task's own outcome
+wins over a revoke: REVOKED never replaces FAILURE (a revoke broadcast reaching a worker
+after the task failed), FAILURE replaces REVOKED, and SUCCESS replaces both (a
+redelivered task that succeeds after all).
 
 Each state has a rank; a write is applied when the stored rank is not higher than the
 new one, and never over SUCCESS. Drivers express the same rule in SQL with
@@ -23,7 +25,7 @@ SUCCESS = states.SUCCESS
 TERMINAL_STATES = frozenset(states.READY_STATES)
 
 #: Rank of the states that are not plain "in progress" (rank 1).
-_RANKS = {PENDING: 0, states.FAILURE: 2, states.REVOKED: 2, SUCCESS: 3}
+_RANKS = {PENDING: 0, states.REVOKED: 2, states.FAILURE: 3, SUCCESS: 4}
 IN_PROGRESS_RANK = 1
 
 
@@ -42,14 +44,24 @@ def is_terminal(state: str) -> bool:
     return state in TERMINAL_STATES
 
 
+def outranking(new: str) -> list[str]:
+    """Return the named states a write of ``new`` may not overwrite (for ranks above 0).
+
+    Every state ranked above ``new``, and SUCCESS; unnamed (custom) states rank as in
+    progress, below every state this is asked for.
+    """
+    new_rank = rank(new)
+    return sorted({state for state, r in _RANKS.items() if r > new_rank} | {SUCCESS})
+
+
 def overwritable_q(new: str, field: str = "status") -> Q:
     """Return a filter that matches the stored rows ``new`` may overwrite."""
-    new_rank = rank(new)
-    if new_rank == 0:
+    if rank(new) == 0:
         return Q(**{field: PENDING})
-    if new_rank == IN_PROGRESS_RANK:
-        return ~Q(**{f"{field}__in": sorted(TERMINAL_STATES)})
-    return ~Q(**{field: SUCCESS})
+    refused = outranking(new)
+    if len(refused) == 1:
+        return ~Q(**{field: refused[0]})
+    return ~Q(**{f"{field}__in": refused})
 
 
 def overwritable_sql(new: str, column: str = "status") -> str:
@@ -59,18 +71,20 @@ def overwritable_sql(new: str, column: str = "status") -> str:
     whose statement writes rows of one known state, it is shorter to parse and cheaper
     to run than comparing two :func:`rank_case_literal_sql` expressions.
     """
-    new_rank = rank(new)
-    if new_rank == 0:
+    if rank(new) == 0:
         return f"{column} = {_literal(PENDING)}"
-    if new_rank == IN_PROGRESS_RANK:
-        terminal = ", ".join(_literal(state) for state in sorted(TERMINAL_STATES))
-        return f"{column} NOT IN ({terminal})"
-    return f"{column} <> {_literal(SUCCESS)}"
+    refused = outranking(new)
+    if len(refused) == 1:
+        return f"{column} <> {_literal(refused[0])}"
+    return f"{column} NOT IN ({', '.join(_literal(state) for state in refused)})"
 
 
 def precedence_class(new: str) -> int:
-    """Return a key that is equal for states :func:`overwritable_sql` writes the same test."""
-    return min(rank(new), 2)
+    """Return a key that is equal for states :func:`overwritable_sql` writes the same test.
+
+    The rank, but SUCCESS shares the test of the rank below it (both refuse only SUCCESS).
+    """
+    return min(rank(new), _RANKS[SUCCESS] - 1)
 
 
 def _literal(name: str) -> str:
@@ -118,6 +132,7 @@ __all__ = [
     "final_state",
     "is_terminal",
     "may_overwrite",
+    "outranking",
     "overwritable_q",
     "rank",
     "rank_case_literal_sql",

@@ -327,6 +327,21 @@ class DatabaseBackend(BaseDictBackend):
             obj = self.TaskModel(task_id=task_id)
         return self._meta_from_row(obj)
 
+    def task_result_exists(self, task_id: str) -> bool:
+        """Return True when a result of ``task_id`` is stored, PENDING included.
+
+        What ``AsyncResult.exists()`` asks (Celery 5.7). With ``TRACK_PENDING`` a task
+        that was sent has a row before any worker runs it, so it exists; an id never sent,
+        forgotten or cleaned up has none. One indexed query; nothing is decoded. Rows this
+        process queued (batched states, PENDING rows being sent) are written first.
+        """
+        from .. import pending  # pending imports this module to recognise the backend
+
+        batching.flush_task_ids((task_id,))
+        pending.flush()
+        driver = self._driver(self.TaskModel, write=False)
+        return bool(with_retry(driver, driver.ops.task_result_exists, task_id))
+
     def get_many(
         self,
         task_ids: Iterable[str],
@@ -474,12 +489,33 @@ class DatabaseBackend(BaseDictBackend):
             gid, [result_from_tuple(r, app=self.app) for r in json.loads(sub_tasks)], app=self.app
         )
         if not self._all_ready(deps):
+            if getattr(request, "ignore_result", False):
+                self._drop_unfinishable_chord(driver, gid, request)
+                return
             # A header task ran twice and counted twice: the last real part fires.
             logger.info("Chord %s counted down, but not all header tasks are ready yet.", gid)
             return
         if with_retry(driver, driver.ops.claim_chord, gid):
             callback = maybe_signature(request.chord, app=self.app)
             trigger_callback(app=self.app, callback=callback, group_result=deps)
+
+    def _drop_unfinishable_chord(self, driver: BaseDriver, gid: str, request: Any) -> None:
+        """Remove the counter of a chord whose last part stored no result (upstream's way).
+
+        Its result was not stored (``ignore_result``), so the header rows cannot show
+        that every part finished, and no other part is left to count: the counter would
+        stay forever. The callback can only fire when every header result is ready.
+        """
+        if with_retry(driver, driver.ops.claim_chord, gid):
+            logger.warning(
+                "Chord %s: its callback can't fire. The last header task (%s) counted "
+                "down the chord, but not every header result is stored and ready: header "
+                "tasks that ignore their results (ignore_result=True) leave nothing to "
+                "join. The chord's counter is removed; store the header tasks' results "
+                "for the callback to run.",
+                gid,
+                request.id,
+            )
 
     def _all_ready(self, deps: GroupResult) -> bool:
         """Return True when every header result is in a ready state (one query)."""

@@ -188,6 +188,14 @@ class BaseOperations:
         """Return the stored rows of ``task_ids`` by task id; missing ids are absent."""
         raise NotImplementedError("a driver must provide get_task_results()")
 
+    def task_result_exists(self, task_id: str) -> bool:
+        """Return True when a row of ``task_id`` is stored, in any state (PENDING too).
+
+        ``AsyncResult.exists()`` asks this. One indexed lookup that reads no column is
+        enough; this portable fallback reads the row through :meth:`get_task_results`.
+        """
+        return task_id in self.get_task_results([task_id])
+
     def delete_task_result(self, task_id: str) -> None:
         """Delete the row of ``task_id``, if there is one."""
         raise NotImplementedError("a driver must provide delete_task_result()")

@@ -177,7 +177,7 @@ class GenericOperations(BaseOperations):
             return
         # The row exists (maybe inserted by another writer since our UPDATE): precedence
         # decides inside the UPDATE, and a refused write changes nothing.
-        if self._update_task(row) or self._task_exists(row.task_id):
+        if self._update_task(row) or self.task_result_exists(row.task_id):
             return
         # Neither inserted nor stored: the INSERT skipped the row for another reason than
         # its id (SQLite's OR IGNORE and MySQL's IGNORE also skip other errors). Insert it
@@ -217,8 +217,8 @@ class GenericOperations(BaseOperations):
                 )
             )
 
-    def _task_exists(self, task_id: str) -> bool:
-        """Return True when a row for ``task_id`` is stored."""
+    def task_result_exists(self, task_id: str) -> bool:
+        """``SELECT 1 … WHERE task_id = %s LIMIT 1``: the unique index answers, no row is read."""
         manager = self.TaskResult._default_manager.db_manager(self.alias)
         return manager.filter(task_id=task_id).exists()
 

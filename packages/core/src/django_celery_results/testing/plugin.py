@@ -21,6 +21,7 @@ import pytest
 from celery import Celery
 from django.conf import settings
 from django.db import connections
+from django.test import override_settings
 
 from ..drivers import BaseDriver, get_driver
 from .router import use_alias
@@ -132,3 +133,26 @@ def result_app(result_app_config: dict[str, Any]) -> Iterator[Celery]:
 def backend(result_app: Celery, db_alias: str) -> Any:
     """The ``django-db`` result backend, writing to the alias under test."""
     return result_app.backend
+
+
+@pytest.fixture
+def sender(result_app: Celery, backend: Any) -> Iterator[Celery]:
+    """``result_app`` as the current app with ``TRACK_PENDING`` on, sending for real.
+
+    Its broker is kombu's in-memory transport: tasks are published (and PENDING rows
+    recorded), and no worker runs them.
+    """
+    from celery import _state
+
+    from .. import pending  # imports the models: not before Django is set up
+
+    result_app.conf.broker_url = "memory://"
+    previous = _state.get_current_app()
+    result_app.set_current()
+    try:
+        with override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}):
+            yield result_app
+            assert pending.flush(10), "the PENDING writer did not finish"
+    finally:
+        previous.set_current()
+        pending.release()  # its connection would keep the test database from being dropped

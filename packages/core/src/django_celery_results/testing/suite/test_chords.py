@@ -31,10 +31,18 @@ class Chord:
         backend.apply_chord(header, self.callback)
         self.backend = backend
 
-    def finish(self, index: int, value: Any = None, state: str = states.SUCCESS) -> None:
+    def finish(
+        self,
+        index: int,
+        value: Any = None,
+        state: str = states.SUCCESS,
+        ignore_result: bool = False,
+    ) -> None:
         """Store the result of header task ``index`` the way a worker does."""
         part_id = self.part_ids[index]
-        req = request(part_id, group=self.group_id, chord=dict(self.callback))
+        req = request(
+            part_id, group=self.group_id, chord=dict(self.callback), ignore_result=ignore_result
+        )
         if state == states.SUCCESS:
             self.backend.mark_as_done(part_id, index if value is None else value, request=req)
         else:
@@ -83,6 +91,34 @@ class TestChords:
             chord.finish(3)
             chord.finish(3)
         assert trigger.call_count == 1
+
+    def test_header_that_ignores_results_drops_the_counter(
+        self, backend: Any, result_app: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Nothing shows the header finished: the counter goes, the callback can't fire."""
+        chord = Chord(result_app, backend, 3)
+        with mock.patch(TRIGGER) as trigger, caplog.at_level(logging.WARNING):
+            for i in range(3):
+                chord.finish(i, ignore_result=True)
+        assert not trigger.called
+        assert not ChordCounter.objects.filter(group_id=chord.group_id).exists()
+        assert not TaskResult.objects.filter(task_id__in=chord.part_ids).exists()
+        assert f"Chord {chord.group_id}: its callback can't fire" in caplog.text
+        assert "ignore_result=True" in caplog.text
+
+    def test_part_that_ignores_its_result_fires_a_ready_header(
+        self, backend: Any, result_app: Any
+    ) -> None:
+        """The last part's result is not stored, but every header result is: it fires."""
+        chord = Chord(result_app, backend, 3)
+        backend.store_result(chord.part_ids[2], 2, states.SUCCESS)  # stored by an earlier run
+        with mock.patch.object(Signature, "delay") as delay:
+            chord.finish(0)
+            chord.finish(1)
+            assert not delay.called
+            chord.finish(2, ignore_result=True)
+        delay.assert_called_once_with([0, 1, 2])
+        assert not ChordCounter.objects.filter(group_id=chord.group_id).exists()
 
     def test_failing_header_task_fails_the_callback(self, backend: Any, result_app: Any) -> None:
         chord = Chord(result_app, backend, 2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -11,7 +10,6 @@ from unittest import mock
 import pytest
 from celery import group, states
 from django.db import connections, transaction
-from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -19,25 +17,6 @@ from ... import pending
 from ...models import GroupResult as GroupResultModel
 from ...models import TaskResult
 from .helpers import new_id, row
-
-TRACKING = {"TRACK_PENDING": True}
-
-
-@pytest.fixture
-def sender(result_app: Any, backend: Any) -> Iterator[Any]:
-    """``result_app`` as the current app, with the in-memory broker: sends are real."""
-    from celery import _state
-
-    result_app.conf.broker_url = "memory://"
-    previous = _state.get_current_app()
-    result_app.set_current()
-    try:
-        with override_settings(DJANGO_CELERY_RESULTS=TRACKING):
-            yield result_app
-            assert pending.flush(10), "the PENDING writer did not finish"
-    finally:
-        previous.set_current()
-        pending.release()  # its connection would keep the test database from being dropped
 
 
 class TestPendingAtPublish:

@@ -31,6 +31,8 @@ def expected(first: str, second: str) -> str:
         return second if first == states.PENDING else first
     if first in (states.FAILURE, states.REVOKED) and second in IN_PROGRESS:
         return first
+    if first == states.FAILURE and second == states.REVOKED:
+        return first  # a revoke never replaces the task's own outcome
     return second
 
 

@@ -1,0 +1,59 @@
+"""``AsyncResult.exists()`` (Celery 5.7): a stored row in any state, PENDING included."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from celery import states
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from ... import pending
+from ...models import TaskResult
+from .helpers import new_id, row
+
+
+class TestExists:
+    """``backend.task_result_exists`` and the driver's ``task_result_exists``."""
+
+    def test_unknown_id_does_not_exist(self, backend: Any, result_app: Any) -> None:
+        assert result_app.AsyncResult(new_id()).exists() is False
+
+    def test_every_stored_state_exists(self, backend: Any, result_app: Any) -> None:
+        for state in (states.PENDING, states.STARTED, "PROGRESS", states.SUCCESS):
+            task_id = new_id()
+            backend.store_result(task_id, None, state)
+            assert result_app.AsyncResult(task_id).exists() is True, state
+
+    def test_sent_task_exists_before_a_worker_runs_it(self, sender: Any) -> None:
+        """With TRACK_PENDING the sender sees its task at once (its PENDING row is flushed)."""
+        result = sender.send_task("tests.add", args=(1, 2))
+        assert result.state == states.PENDING
+        assert result.exists() is True
+
+    def test_ignored_result_does_not_exist(self, sender: Any) -> None:
+        result = sender.send_task("tests.add", ignore_result=True)
+        assert pending.flush(10)
+        assert result.exists() is False
+
+    def test_forgotten_and_cleaned_up_do_not_exist(self, backend: Any, result_app: Any) -> None:
+        forgotten, expired = new_id(), new_id()
+        backend.store_result(forgotten, 1, states.SUCCESS)
+        backend.store_result(expired, 1, states.SUCCESS)
+        result_app.AsyncResult(forgotten).forget()
+        TaskResult.objects.filter(task_id=expired).update(date_done="2000-01-01T00:00:00Z")
+        backend.cleanup()
+        assert result_app.AsyncResult(forgotten).exists() is False
+        assert result_app.AsyncResult(expired).exists() is False
+
+    def test_one_query_that_reads_no_column(self, driver: Any, db_alias: str) -> None:
+        task_id = new_id()
+        driver.ops.store_task_results([row(task_id, states.SUCCESS, result='"x" ' * 1000)])
+        with CaptureQueriesContext(connections[db_alias]) as queries:
+            assert driver.ops.task_result_exists(task_id) is True
+            assert driver.ops.task_result_exists(new_id()) is False
+        assert len(queries.captured_queries) == 2
+        for query in queries.captured_queries:
+            selected = query["sql"].upper().split(" FROM ")[0]
+            assert not {"RESULT", "META"} & set(re.findall(r"\w+", selected)), query["sql"]

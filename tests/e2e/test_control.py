@@ -1,0 +1,181 @@
+"""Several real workers on one queue: revoke broadcasts, the admin's terminate, ignored results.
+
+Celery's ``revoke`` reaches every worker, and each one that sees the task PENDING, RECEIVED
+or RETRY stores REVOKED without the task's request: three workers make three writes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import chord, states
+from django.contrib import admin
+from django.contrib.messages.storage.fallback import FallbackStorage
+from django.test import RequestFactory
+
+import demo_app.tasks  # noqa: F401  (the sender knows the definitions: ignore_result)
+from django_celery_results.admin import TaskResultAdmin
+from django_celery_results.models import ChordCounter, TaskResult
+
+from .conftest import TIMEOUT, Brokers, Combo, Worker, client_app, combo_params, wait_until
+
+T = "demo_app.tasks."
+WORKERS = 3
+COMBOS = [
+    Combo("default", "generic", "redis", "prefork"),
+    Combo("postgres", "vendor", "rabbitmq", "prefork"),
+    Combo("mysql", "vendor", "redis", "prefork"),
+]
+pytestmark = pytest.mark.parametrize("combo", combo_params(COMBOS), indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def workers(
+    combo: Combo, brokers: Brokers, django_db_setup: None, django_db_blocker: Any
+) -> Iterator[list[Worker]]:
+    """WORKERS workers reading one queue, each under a node name of its own."""
+    brokers.ensure(combo.broker)
+    queue = f"e2e-{uuid.uuid4().hex[:10]}"
+    started = [Worker(combo, queue=queue, node=f"{queue}-{n}") for n in range(WORKERS)]
+    for worker in started:
+        worker.start()
+    app = client_app(combo, queue)
+    try:
+        wait_until(lambda: len(ours(app.control.ping(timeout=1), queue)) == WORKERS,
+                   what=f"{WORKERS} workers to answer a ping")  # fmt: skip
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def worker(workers: list[Worker]) -> Worker:
+    """The first worker: the ``app`` fixture sends to its queue, which all of them read."""
+    return workers[0]
+
+
+def ours(replies: list[dict[str, Any]] | None, queue: str) -> list[str]:
+    """Return the node names of this module's workers among broadcast ``replies``."""
+    return [node for reply in replies or [] for node in reply if node.startswith(queue)]
+
+
+def revoke_everywhere(app: Any, worker: Worker, task_id: str) -> None:
+    """Broadcast ``revoke`` and wait until every worker has handled it."""
+    replies = app.control.revoke(task_id, reply=True, timeout=10, limit=WORKERS)
+    assert len(ours(replies, worker.queue)) == WORKERS, replies
+
+
+def terminate_from_the_admin(*task_ids: str) -> None:
+    """Run the admin's "Terminate selected tasks" action on the rows of ``task_ids``."""
+    request = RequestFactory().post("/admin/django_celery_results/taskresult/")
+    request.session = {}  # type: ignore[attr-defined]
+    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    model_admin = TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+    model_admin.terminate_task(request, TaskResult.objects.filter(task_id__in=task_ids))
+
+
+def waiting_to_retry(app: Any) -> TaskResult:
+    """Send a task that retries in a minute; return its RETRY row, written by a worker."""
+    result = app.send_task(T + "retry_later", args=(60,))
+    return wait_until(  # type: ignore[no-any-return]
+        lambda: TaskResult.objects.filter(task_id=result.id, status=states.RETRY).first(),
+        what="the RETRY state",
+    )
+
+
+def columns(row: TaskResult) -> list[Any]:
+    return [getattr(row, field.attname) for field in TaskResult._meta.concrete_fields]
+
+
+def test_every_worker_revokes_and_the_row_keeps_its_request(app: Any, worker: Worker) -> None:
+    retrying = waiting_to_retry(app)
+    revoke_everywhere(app, worker, retrying.task_id)
+    [stored] = TaskResult.objects.filter(task_id=retrying.task_id)
+    assert stored.status == states.REVOKED
+    assert (stored.task_name, stored.task_args, stored.worker) == (
+        retrying.task_name,
+        '"(60,)"',
+        retrying.worker,
+    )
+    assert stored.worker is not None
+    assert stored.worker.startswith(worker.queue)
+    assert app.AsyncResult(stored.task_id).state == states.REVOKED
+
+
+@pytest.mark.parametrize("task", ["add", "fail"])
+def test_a_revoke_after_the_outcome_changes_nothing(app: Any, worker: Worker, task: str) -> None:
+    result = app.send_task(T + task, args=(1, 2) if task == "add" else ("boom",))
+    result.get(timeout=TIMEOUT, propagate=False)
+    before = columns(TaskResult.objects.get(task_id=result.id))
+    revoke_everywhere(app, worker, result.id)
+    terminate_from_the_admin(result.id)
+    assert len(ours(app.control.ping(timeout=5), worker.queue)) == WORKERS  # terminate handled
+    assert columns(TaskResult.objects.get(task_id=result.id)) == before
+
+
+def test_the_admins_terminate_revokes_a_waiting_task(app: Any) -> None:
+    retrying = waiting_to_retry(app)
+    terminate_from_the_admin(retrying.task_id)
+    stored = wait_until(
+        lambda: TaskResult.objects.filter(task_id=retrying.task_id, status=states.REVOKED).first(),
+        what="the terminated task's REVOKED state",
+    )
+    assert (stored.task_name, stored.task_args, stored.worker) == (
+        retrying.task_name,
+        retrying.task_args,
+        retrying.worker,
+    )
+
+
+def test_the_admins_terminate_stops_a_running_task(app: Any) -> None:
+    result = app.send_task(T + "slow", args=(60,))
+    wait_until(
+        lambda: TaskResult.objects.filter(task_id=result.id, status=states.STARTED).exists(),
+        what="the slow task to start",
+    )
+    started = time.monotonic()
+    terminate_from_the_admin(result.id)
+    stored = wait_until(
+        lambda: TaskResult.objects.filter(task_id=result.id, status=states.REVOKED).first(),
+        what="the running task's REVOKED state",
+    )
+    assert time.monotonic() - started < 60  # killed, not finished
+    assert stored.worker is not None
+    assert stored.task_name == T + "slow"
+
+
+def sentinel(app: Any) -> Any:
+    """A task linked after an ignored one: when it is done, the ignored one finished."""
+    task_id = str(uuid.uuid4())
+    return app.signature(T + "add", args=(0, 0), immutable=True, options={"task_id": task_id})
+
+
+@pytest.mark.parametrize("how", ["apply_async", "definition"])
+def test_an_ignored_result_is_never_stored(app: Any, how: str) -> None:
+    after = sentinel(app)
+    if how == "apply_async":
+        result = app.send_task(T + "add", args=(1, 1), ignore_result=True, link=after)
+    else:
+        result = app.send_task(T + "fire_and_forget", args=(1,), link=after)
+    app.AsyncResult(after.options["task_id"]).get(timeout=TIMEOUT)
+    assert not TaskResult.objects.filter(task_id=result.id).exists()
+    assert result.exists() is False
+
+
+def test_a_chord_whose_header_ignores_results_leaves_no_counter(app: Any) -> None:
+    # The header waits two seconds, so its counter is seen before the parts count it down.
+    header = [app.signature(T + "fire_and_forget", args=(i,), countdown=2) for i in range(3)]
+    result = chord(header)(app.signature(T + "tsum"))
+    group_id = result.parent.id
+    assert ChordCounter.objects.filter(group_id=group_id, count=3).exists()
+    wait_until(
+        lambda: not ChordCounter.objects.filter(group_id=group_id).exists(),
+        what="the chord's counter to be removed",
+    )
+    assert not TaskResult.objects.filter(task_id=result.id).exists()  # the callback never ran

@@ -1,11 +1,13 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing.
 .PHONY: demo test lint
 
-# Where `pip install --user uv` puts uv.
-export PATH := $(HOME)/.local/bin:$(PATH)
+# Where scripts/bootstrap may put uv: `pip install --user`, or a virtualenv of its own
+# (last, so that virtualenv's python3 never shadows yours).
+export PATH := $(HOME)/.local/bin:$(PATH):$(CURDIR)/.uv/bin
 
 # The tests on another Python: `make test PYTHON=3.13` (a version, or an interpreter's path).
-PYTHON ?=
+# Set here, not taken from the environment, where PYTHON often means something else.
+PYTHON =
 
 # The demo installs core and its Celery and Django only: in the virtual workspace a plain
 # `uv run` would install every member, and the MySQL driver's client compiles against
@@ -16,7 +18,7 @@ demo:
 
 test:
 	@./scripts/bootstrap --system-deps
-	@./scripts/test $(PYTHON)
+	@./scripts/test '$(PYTHON)'
 
 lint:
 	@./scripts/bootstrap --system-deps

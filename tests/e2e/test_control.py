@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -33,10 +34,18 @@ COMBOS = [
 pytestmark = pytest.mark.parametrize("combo", combo_params(COMBOS), indirect=True, scope="module")
 
 
+@dataclass
+class Workers:
+    """This module's workers and their node names (broadcasts go to these only)."""
+
+    started: list[Worker]
+    nodes: list[str]
+
+
 @pytest.fixture(scope="module")
 def workers(
     combo: Combo, brokers: Brokers, django_db_setup: None, django_db_blocker: Any
-) -> Iterator[list[Worker]]:
+) -> Iterator[Workers]:
     """WORKERS workers reading one queue, each under a node name of its own."""
     brokers.ensure(combo.broker)
     queue = f"e2e-{uuid.uuid4().hex[:10]}"
@@ -45,9 +54,9 @@ def workers(
         worker.start()
     app = client_app(combo, queue)
     try:
-        wait_until(lambda: len(ours(app.control.ping(timeout=1), queue)) == WORKERS,
-                   what=f"{WORKERS} workers to answer a ping")  # fmt: skip
-        yield started
+        nodes = wait_until(lambda: ours(app.control.ping(timeout=1), queue),
+                           what=f"{WORKERS} workers to answer a ping")  # fmt: skip
+        yield Workers(started, nodes)
     finally:
         for worker in started:
             worker.stop()
@@ -55,20 +64,39 @@ def workers(
 
 
 @pytest.fixture(scope="module")
-def worker(workers: list[Worker]) -> Worker:
+def worker(workers: Workers) -> Worker:
     """The first worker: the ``app`` fixture sends to its queue, which all of them read."""
-    return workers[0]
+    return workers.started[0]
 
 
-def ours(replies: list[dict[str, Any]] | None, queue: str) -> list[str]:
-    """Return the node names of this module's workers among broadcast ``replies``."""
-    return [node for reply in replies or [] for node in reply if node.startswith(queue)]
+def ours(replies: list[dict[str, Any]] | None, queue: str) -> list[str] | None:
+    """Return the node names of this module's workers among ``replies``, once all answered.
+
+    Workers of another run on the same broker (other queues) also answer broadcasts.
+    """
+    nodes = sorted(node for reply in replies or [] for node in reply if node.startswith(queue))
+    return nodes if len(nodes) == WORKERS else None
 
 
-def revoke_everywhere(app: Any, worker: Worker, task_id: str) -> None:
-    """Broadcast ``revoke`` and wait until every worker has handled it."""
-    replies = app.control.revoke(task_id, reply=True, timeout=10, limit=WORKERS)
-    assert len(ours(replies, worker.queue)) == WORKERS, replies
+def revoke_everywhere(app: Any, workers: Workers, task_id: str) -> None:
+    """Send ``revoke`` to every worker and wait until each has handled it."""
+    replies = app.control.revoke(
+        task_id, destination=workers.nodes, reply=True, timeout=10, limit=WORKERS
+    )
+    assert len(replies) == WORKERS, replies
+
+
+def wait_until_idle(app: Any, workers: Workers) -> None:
+    """Wait until no worker runs a task: what they ran has been stored (or not) by then.
+
+    Broadcasts are handled in order, so this also follows any sent before it.
+    """
+
+    def idle() -> bool:
+        active = app.control.inspect(destination=workers.nodes, timeout=2).active() or {}
+        return len(active) == WORKERS and not any(active.values())
+
+    wait_until(idle, what="the workers to finish their tasks")
 
 
 def terminate_from_the_admin(*task_ids: str) -> None:
@@ -93,9 +121,11 @@ def columns(row: TaskResult) -> list[Any]:
     return [getattr(row, field.attname) for field in TaskResult._meta.concrete_fields]
 
 
-def test_every_worker_revokes_and_the_row_keeps_its_request(app: Any, worker: Worker) -> None:
+def test_every_worker_revokes_and_the_row_keeps_its_request(
+    app: Any, workers: Workers, worker: Worker
+) -> None:
     retrying = waiting_to_retry(app)
-    revoke_everywhere(app, worker, retrying.task_id)
+    revoke_everywhere(app, workers, retrying.task_id)
     [stored] = TaskResult.objects.filter(task_id=retrying.task_id)
     assert stored.status == states.REVOKED
     assert (stored.task_name, stored.task_args, stored.worker) == (
@@ -109,13 +139,15 @@ def test_every_worker_revokes_and_the_row_keeps_its_request(app: Any, worker: Wo
 
 
 @pytest.mark.parametrize("task", ["add", "fail"])
-def test_a_revoke_after_the_outcome_changes_nothing(app: Any, worker: Worker, task: str) -> None:
+def test_a_revoke_after_the_outcome_changes_nothing(
+    app: Any, workers: Workers, task: str
+) -> None:
     result = app.send_task(T + task, args=(1, 2) if task == "add" else ("boom",))
     result.get(timeout=TIMEOUT, propagate=False)
     before = columns(TaskResult.objects.get(task_id=result.id))
-    revoke_everywhere(app, worker, result.id)
+    revoke_everywhere(app, workers, result.id)
     terminate_from_the_admin(result.id)
-    assert len(ours(app.control.ping(timeout=5), worker.queue)) == WORKERS  # terminate handled
+    wait_until_idle(app, workers)  # the terminate broadcast was handled before this one
     assert columns(TaskResult.objects.get(task_id=result.id)) == before
 
 
@@ -157,20 +189,24 @@ def sentinel(app: Any) -> Any:
 
 
 @pytest.mark.parametrize("how", ["apply_async", "definition"])
-def test_an_ignored_result_is_never_stored(app: Any, how: str) -> None:
+def test_an_ignored_result_is_never_stored(app: Any, workers: Workers, how: str) -> None:
     after = sentinel(app)
     if how == "apply_async":
         result = app.send_task(T + "add", args=(1, 1), ignore_result=True, link=after)
     else:
         result = app.send_task(T + "fire_and_forget", args=(1,), link=after)
+    # The link is sent before the task's own result would be written: wait for both.
     app.AsyncResult(after.options["task_id"]).get(timeout=TIMEOUT)
+    wait_until_idle(app, workers)
     assert not TaskResult.objects.filter(task_id=result.id).exists()
     assert result.exists() is False
 
 
-def test_a_chord_whose_header_ignores_results_leaves_no_counter(app: Any) -> None:
-    # The header waits two seconds, so its counter is seen before the parts count it down.
-    header = [app.signature(T + "fire_and_forget", args=(i,), countdown=2) for i in range(3)]
+def test_a_chord_whose_header_ignores_results_leaves_no_counter(
+    app: Any, workers: Workers
+) -> None:
+    # The header waits a few seconds, so its counter is seen before the parts count it down.
+    header = [app.signature(T + "fire_and_forget", args=(i,), countdown=3) for i in range(3)]
     result = chord(header)(app.signature(T + "tsum"))
     group_id = result.parent.id
     assert ChordCounter.objects.filter(group_id=group_id, count=3).exists()
@@ -178,4 +214,5 @@ def test_a_chord_whose_header_ignores_results_leaves_no_counter(app: Any) -> Non
         lambda: not ChordCounter.objects.filter(group_id=group_id).exists(),
         what="the chord's counter to be removed",
     )
+    wait_until_idle(app, workers)
     assert not TaskResult.objects.filter(task_id=result.id).exists()  # the callback never ran

@@ -60,6 +60,14 @@ class CacheBackend(KeyValueStoreBackend):
         found = self.cache_backend.get_many(text_keys)
         return [found.get(key) for key in text_keys]
 
+    def task_result_exists(self, task_id: Any) -> bool:
+        """Return True when a result of ``task_id`` is stored, in any state (Celery 5.7).
+
+        Asks the cache for the key (``has_key``: Redis ``EXISTS``, one indexed lookup in a
+        ``DatabaseCache``) instead of fetching and unpickling the result.
+        """
+        return bool(self.cache_backend.has_key(bytes_to_str(self.get_key_for_task(task_id))))
+
     def set(self, key: str | bytes, value: Any) -> None:
         """Store ``value`` under ``key`` for ``result_expires`` seconds (or for good)."""
         self.cache_backend.set(bytes_to_str(key), value, self.timeout)

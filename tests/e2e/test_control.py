@@ -139,9 +139,7 @@ def test_every_worker_revokes_and_the_row_keeps_its_request(
 
 
 @pytest.mark.parametrize("task", ["add", "fail"])
-def test_a_revoke_after_the_outcome_changes_nothing(
-    app: Any, workers: Workers, task: str
-) -> None:
+def test_a_revoke_after_the_outcome_changes_nothing(app: Any, workers: Workers, task: str) -> None:
     result = app.send_task(T + task, args=(1, 2) if task == "add" else ("boom",))
     result.get(timeout=TIMEOUT, propagate=False)
     before = columns(TaskResult.objects.get(task_id=result.id))

@@ -27,6 +27,18 @@ from .helpers import new_id, request, row, status_of, stored
 from .test_concurrency import SEQUENCE, close_before_fork, run_threads
 from .test_state_precedence import ALL as STATES
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = [
+    "TestCoalescing",
+    "TestGroupCommit",
+    "TestNothingLost",
+    "TestPrecedence",
+    "TestReadYourWrites",
+    "TestTransactions",
+    "batched",
+    "test_batching_is_off_by_default",
+]
+
 #: Queued non-terminal states wait for a terminal write, a read or a flush.
 HOLD = {"BATCH_WRITES": {"max_delay_ms": 60_000}}
 #: Queued non-terminal states are written by the flusher thread almost at once.

@@ -17,6 +17,9 @@ from django.test.utils import CaptureQueriesContext
 from ...models import ChordCounter, TaskResult
 from .helpers import new_id, request
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestChords"]
+
 TRIGGER = "django_celery_results.backends.database.trigger_callback"
 
 

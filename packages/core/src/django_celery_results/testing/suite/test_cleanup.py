@@ -13,6 +13,9 @@ from django.utils import timezone
 from ...models import ChordCounter, GroupResult, TaskResult
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestCleanup"]
+
 
 def age_rows(model: type[Any], ids: list[str], field: str, days: int) -> None:
     model.objects.filter(**{f"{field}__in": ids}).update(

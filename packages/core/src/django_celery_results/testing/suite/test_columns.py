@@ -19,6 +19,9 @@ from ...drivers import GenericDriver
 from ...models import TaskResult
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestColumns"]
+
 
 def later() -> datetime:
     """Return a timestamp strictly after the previous one."""

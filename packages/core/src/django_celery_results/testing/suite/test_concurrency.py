@@ -15,6 +15,9 @@ from django.db import connections
 from ...models import TaskResult
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestConcurrentWriters"]
+
 #: What a task's writes can look like to the database: retries, a redelivered task that
 #: reports again, a STARTED that arrives after the result.
 SEQUENCE = [

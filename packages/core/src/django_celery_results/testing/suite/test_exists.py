@@ -19,6 +19,9 @@ from ... import pending
 from ...models import TaskResult
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestExists"]
+
 
 class TestExists:
     """``backend.task_result_exists`` and the driver's ``task_result_exists``."""

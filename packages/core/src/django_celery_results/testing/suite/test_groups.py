@@ -13,6 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from ...models import GroupResult as GroupResultModel
 from .helpers import loads, new_id
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestGroups"]
+
 
 def make_group(app: Any, size: int) -> GroupResult:
     return GroupResult(new_id(), [app.AsyncResult(new_id()) for _ in range(size)], app=app)

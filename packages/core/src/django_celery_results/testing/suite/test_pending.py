@@ -18,6 +18,9 @@ from ...models import GroupResult as GroupResultModel
 from ...models import TaskResult
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestPendingAndTransactions", "TestPendingAtPublish", "TestPendingWrites"]
+
 
 class TestPendingAtPublish:
     """``before_task_publish`` writes a PENDING row stamped with the send time."""

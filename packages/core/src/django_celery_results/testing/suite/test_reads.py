@@ -16,6 +16,9 @@ from kombu.serialization import registry
 from ...models import TaskResult
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestReads"]
+
 #: Results the JSON fast paths must write and read exactly as kombu's codec does.
 JSON_RESULTS = [
     3,

@@ -17,6 +17,9 @@ from django.db import connections
 from ...models import TaskResult
 from .helpers import new_id, request
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestRevokeBroadcast"]
+
 WORKERS = 4
 
 

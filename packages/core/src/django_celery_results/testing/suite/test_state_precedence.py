@@ -10,6 +10,9 @@ from celery import states
 from ...models import TaskResult
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestStatePrecedence"]
+
 ALL = [
     states.PENDING,
     states.RECEIVED,

@@ -11,6 +11,9 @@ from django.utils import timezone
 
 from .helpers import new_id, row
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestTimelineStats", "timeline"]
+
 
 @pytest.fixture
 def timeline(driver: Any) -> str:

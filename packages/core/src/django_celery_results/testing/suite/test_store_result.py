@@ -14,6 +14,9 @@ from ...backends.database import InvalidTaskId
 from ...models import TaskResult
 from .helpers import column_length, loads, new_id, request, row, status_of, stored
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestStoreResult"]
+
 
 class TestStoreResult:
     """``store_result`` and friends write what upstream wrote, once per state change."""

@@ -15,6 +15,9 @@ from ...models import TaskResult
 from ..provision import break_connection
 from .helpers import new_id, status_of
 
+#: What a driver's ``from django_celery_results.testing.suite import *`` takes.
+__all__ = ["TestTransientErrors"]
+
 NO_PAUSE = {"DJANGO_CELERY_RESULTS": {"RETRY_BACKOFF": 0.001, "MAX_RETRIES": 3}}
 
 

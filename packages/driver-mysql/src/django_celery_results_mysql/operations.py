@@ -39,10 +39,8 @@ MAX_BYTES_PER_STATEMENT = 4 * 1024 * 1024
 TRANSIENT_CODES = frozenset({1205, 1213, 1927, 2006, 2013, 2055, 4031})
 
 COLUMNS = TaskRow.COLUMNS
-DATE_COLUMNS = ("date_created", "date_started", "date_done")
-#: Where the date columns start in a row's values: they are the last ones, in this order.
-FIRST_DATE = len(COLUMNS) - len(DATE_COLUMNS)
-assert COLUMNS[FIRST_DATE:] == DATE_COLUMNS
+#: Where the date columns start in a row's values: ``TaskRow`` puts them last.
+FIRST_DATE = len(COLUMNS) - len(TaskRow.DATE_COLUMNS)
 
 
 class MySQLOperations(GenericOperations):

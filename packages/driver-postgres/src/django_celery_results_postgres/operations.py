@@ -190,7 +190,7 @@ class PostgresOperations(GenericOperations):
         if sql is None:
             table = self.connection.ops.quote_name(self.TaskResult._meta.db_table)
             arrays = ", ".join(
-                "%b::timestamptz[]" if column.startswith("date_") else "%b::text[]"
+                "%b::timestamptz[]" if column in TaskRow.DATE_COLUMNS else "%b::text[]"
                 for column in COLUMNS
             )
             sql = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,26 +44,13 @@ class TaskRow:
     #: state this row was merged with (batched writes).
     date_created: datetime | None = None
 
-    #: Every column of a new row, in the order drivers write them (``values()``).
-    COLUMNS: ClassVar[tuple[str, ...]] = (
-        "task_id",
-        "status",
-        "content_type",
-        "content_encoding",
-        "result",
-        "traceback",
-        "meta",
-        "periodic_task_name",
-        "task_name",
-        "task_args",
-        "task_kwargs",
-        "worker",
-        "date_created",
-        "date_started",
-        "date_done",
-    )
+    #: The timestamps, last in :attr:`COLUMNS` (drivers adapt them apart from the text).
+    DATE_COLUMNS: ClassVar[tuple[str, ...]] = ("date_created", "date_started", "date_done")
+    #: Every column of a new row, in the order drivers write them (``values()``): the
+    #: fields in their order, the dates last. Set below, from the fields.
+    COLUMNS: ClassVar[tuple[str, ...]]
     #: Columns a write replaces on an existing row (all but the id and the dates).
-    REPLACED: ClassVar[tuple[str, ...]] = COLUMNS[1:12]
+    REPLACED: ClassVar[tuple[str, ...]]
 
     #: Descriptive columns a write without them (``None``) leaves as stored, so a write
     #: made without the task's request (a manual ``store_result``) keeps its name and args.
@@ -103,6 +90,15 @@ class TaskRow:
     def columns(self) -> dict[str, Any]:
         """Return every column of a new row, by name."""
         return dict(zip(self.COLUMNS, self.values(), strict=True))
+
+
+TaskRow.COLUMNS = (
+    *(f.name for f in fields(TaskRow) if f.name not in TaskRow.DATE_COLUMNS),
+    *TaskRow.DATE_COLUMNS,
+)
+TaskRow.REPLACED = tuple(
+    name for name in TaskRow.COLUMNS if name != "task_id" and name not in TaskRow.DATE_COLUMNS
+)
 
 
 def error_chain(exc: BaseException) -> Iterator[BaseException]:

@@ -25,3 +25,4 @@ lint:
 	uv run --locked --all-groups ruff check .
 	uv run --locked --all-groups ruff format --check .
 	uv run --locked --all-groups mypy
+	uv run --locked --all-groups lint-imports

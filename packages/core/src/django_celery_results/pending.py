@@ -21,7 +21,6 @@ from celery import current_app
 from celery.signals import before_task_publish, worker_process_shutdown
 from django.db import connections
 
-from .backends.database import DatabaseBackend
 from .conf import app_settings
 from .drivers import TaskRow
 from .retry import with_retry
@@ -186,11 +185,14 @@ def record_pending(
     task_id = headers.get("id") or (body.get("id") if isinstance(body, dict) else None)
     app = current_app._get_current_object()
     backend = app.backend
-    if not task_id or not isinstance(backend, DatabaseBackend) or ignores_result(app, headers):
+    # The backends that build PENDING rows are django-db's (``DatabaseBackend.pending_row``);
+    # asked by attribute, since the backends sit above this module.
+    pending_row = getattr(backend, "pending_row", None)
+    if not task_id or pending_row is None or ignores_result(app, headers):
         return
     if "task" not in headers and isinstance(body, dict):  # protocol 1
         headers = {**headers, "task": body.get("task")}
-    writer().add(backend.pending_row(task_id, headers, body))
+    writer().add(pending_row(task_id, headers, body))
 
 
 @worker_process_shutdown.connect(dispatch_uid="django_celery_results.pending.shutdown")

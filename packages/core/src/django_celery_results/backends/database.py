@@ -24,7 +24,7 @@ from kombu.serialization import registry
 from kombu.utils.json import dumps as json_dumps
 from kombu.utils.json import loads as json_loads
 
-from .. import batching
+from .. import batching, pending
 from ..conf import app_settings
 from ..drivers import BaseDriver, TaskRow, driver_for_model
 from ..drivers.manager import driver_for_alias
@@ -335,8 +335,6 @@ class DatabaseBackend(BaseDictBackend):
         forgotten or cleaned up has none. One indexed query; nothing is decoded. Rows this
         process queued (batched states, PENDING rows being sent) are written first.
         """
-        from .. import pending  # pending imports this module to recognise the backend
-
         batching.flush_task_ids((task_id,))
         pending.flush()
         driver = self._driver(self.TaskModel, write=False)

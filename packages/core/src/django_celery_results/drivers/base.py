@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from ..stats import TaskStats
 
 
+#: The app label of the models (upstream's): drivers get them from Django's app registry.
+APP_LABEL = "django_celery_results"
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRow:
     """One state change of one task, as it is written to the ``TaskResult`` table.

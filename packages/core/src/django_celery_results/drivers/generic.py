@@ -7,8 +7,9 @@ import weakref
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from django.apps import apps
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Model, Q, Value, When
 from django.db.models.constants import OnConflict
@@ -21,10 +22,10 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..states import TERMINAL_STATES, is_terminal, overwritable_q
-from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
+from .base import APP_LABEL, BaseDriver, BaseFeatures, BaseOperations, TaskRow
 
 if TYPE_CHECKING:
-    from ..models import GroupResult, TaskResult
+    from ..models import ChordCounter, GroupResult, TaskResult
     from ..stats import TaskStats
 
 #: Parts of error messages that mean the database will accept the same statement again
@@ -74,11 +75,10 @@ class GenericOperations(BaseOperations):
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
-        from ..models import ChordCounter, GroupResult, TaskResult
-
-        self.TaskResult = TaskResult
-        self.GroupResult = GroupResult
-        self.ChordCounter = ChordCounter
+        # Through the app registry, not by import: the models' managers import the drivers.
+        self.TaskResult = cast("type[TaskResult]", apps.get_model(APP_LABEL, "TaskResult"))
+        self.GroupResult = cast("type[GroupResult]", apps.get_model(APP_LABEL, "GroupResult"))
+        self.ChordCounter = cast("type[ChordCounter]", apps.get_model(APP_LABEL, "ChordCounter"))
         self._insert_sql: dict[type[Model], str] = {}
         self._select_one: tuple[str, SQLCompiler, dict[int, Any], list[str]] | None = None
         #: Per Django connection (one per thread): its client connection and cursor.

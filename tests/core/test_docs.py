@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from django_celery_results.conf import AppSettings
-from django_celery_results.drivers import hookspecs
+from django_celery_results.drivers import BaseOperations, GenericOperations, hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = [
@@ -81,3 +81,27 @@ def test_classifiers_say_exactly_what_ci_tests(package: str) -> None:
     }  # fmt: skip
     assert pythons == set(ci_version_legs())
     assert djangos == {".".join(v.split(".")[:2]) for v in by_python.values()}
+
+
+def public_methods(cls: type) -> list[str]:
+    return [
+        name
+        for name, value in vars(cls).items()
+        if not name.startswith("_") and inspect.isfunction(value)
+    ]
+
+
+@pytest.mark.parametrize("name", public_methods(BaseOperations))
+def test_every_operation_has_its_row_in_writing_a_driver(name: str) -> None:
+    text = (ROOT / "docs" / "writing-a-driver.md").read_text()
+    assert re.search(rf"^\| (.* / )?`{name}\(", text, re.MULTILINE), (
+        f"docs/writing-a-driver.md has no row for the operation {name}()"
+    )
+
+
+@pytest.mark.parametrize("name", public_methods(GenericOperations))
+def test_every_public_helper_of_the_generic_driver_is_documented(name: str) -> None:
+    if name in public_methods(BaseOperations):
+        return  # an operation: its row is checked above
+    text = (ROOT / "docs" / "writing-a-driver.md").read_text()
+    assert f"{name}(" in text, f"docs/writing-a-driver.md does not mention {name}()"

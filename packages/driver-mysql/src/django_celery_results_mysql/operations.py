@@ -134,7 +134,7 @@ class MySQLOperations(GenericOperations):
         key = precedence_class(rows[0].status)
         if any(precedence_class(row.status) != key for row in rows):
             state = None
-        self._shared_cursor().execute(self._upsert_statement(len(rows), state), params)
+        self.shared_cursor().execute(self._upsert_statement(len(rows), state), params)
 
     def _upsert_statement(self, count: int, state: str | None) -> str:
         """Return the upsert of ``count`` rows (built once per size and test)."""
@@ -202,7 +202,7 @@ class MySQLOperations(GenericOperations):
         the client reads back with the statement's result: no second query, no lock held.
         """
         table = self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
-        cursor = self._shared_cursor()
+        cursor = self.shared_cursor()
         cursor.execute(
             f"UPDATE {table} SET count = LAST_INSERT_ID(count - 1) "
             "WHERE group_id = %s AND count > 0",

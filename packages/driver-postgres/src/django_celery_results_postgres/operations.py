@@ -119,15 +119,15 @@ class PostgresOperations(GenericOperations):
         """
         connection = self.connection
         connection.ensure_connection()
-        # Wrapped as Django wraps its own cursors (see GenericOperations._shared_cursor).
+        # Wrapped as Django wraps its own cursors (see GenericOperations.shared_cursor).
         return connection._prepare_cursor(  # type: ignore[attr-defined]
-            self._new_shared_cursor(connection)
+            self.new_shared_cursor(connection)
         )
 
-    def _new_shared_cursor(self, connection: Any) -> Any:
+    def new_shared_cursor(self, connection: Any) -> Any:
         """A psycopg cursor that binds parameters on the server and loads dates in C.
 
-        Every cursor of this driver, kept (:meth:`_shared_cursor`) or not (:meth:`_cursor`).
+        Every cursor of this driver, kept (:meth:`shared_cursor`) or not (:meth:`_cursor`).
         """
         cursor = psycopg.Cursor(connection.connection)
         cursor.adapters.register_loader(_TIMESTAMPTZ_OID, _timestamptz_loader(connection.timezone))
@@ -155,7 +155,7 @@ class PostgresOperations(GenericOperations):
         key = precedence_class(rows[0].status)
         if any(precedence_class(row.status) != key for row in rows):
             state = None
-        self._shared_cursor().execute(self._upsert_statement(len(rows), state), params)
+        self.shared_cursor().execute(self._upsert_statement(len(rows), state), params)
 
     def _upsert_statement(self, count: int, state: str | None) -> str:
         """Return the upsert of ``count`` rows (built once per size and test)."""
@@ -228,7 +228,7 @@ class PostgresOperations(GenericOperations):
         # A polled single id is the common read; a scalar parameter plans as the unique
         # index lookup it is.
         condition, param = ("= %s", ids[0]) if len(ids) == 1 else ("= ANY(%s)", ids)
-        cursor = self._shared_cursor()
+        cursor = self.shared_cursor()
         cursor.execute(self._select + condition, [param])
         rows = cursor.fetchall()
         found = (self.TaskResult.from_db(self.alias, self._read_fields, row) for row in rows)
@@ -239,7 +239,7 @@ class PostgresOperations(GenericOperations):
     def chord_part_return(self, group_id: str) -> int | None:
         """Decrement and read the counter in one ``UPDATE … RETURNING``."""
         table = self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
-        cursor = self._shared_cursor()
+        cursor = self.shared_cursor()
         cursor.execute(
             f"UPDATE {table} SET count = count - 1 "
             "WHERE group_id = %s AND count > 0 RETURNING count",

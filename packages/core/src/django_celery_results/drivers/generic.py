@@ -88,7 +88,7 @@ class GenericOperations(BaseOperations):
 
     # -- cursors -------------------------------------------------------------------------
 
-    def _shared_cursor(self) -> Any:
+    def shared_cursor(self) -> Any:
         """A Django cursor over one client cursor kept per client connection.
 
         A task write or a poll is one small statement; making and closing a cursor for
@@ -106,14 +106,14 @@ class GenericOperations(BaseOperations):
         # core closes the connection, and the retry gets a new one, with a new cursor).
         if kept_for is not raw:
             with connection.wrap_database_errors:  # as Django makes its cursors
-                cursor = self._new_shared_cursor(connection)
+                cursor = self.new_shared_cursor(connection)
             self._shared_cursors[connection] = (raw, cursor)
         # _prepare_cursor is how Django wraps every cursor it makes (error translation,
         # query logging); there is no public way to wrap a cursor made beforehand.
         return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
 
-    def _new_shared_cursor(self, connection: Any) -> Any:
-        """Return the client cursor :meth:`_shared_cursor` keeps: the backend's own."""
+    def new_shared_cursor(self, connection: Any) -> Any:
+        """Return the client cursor :meth:`shared_cursor` keeps: the backend's own."""
         return connection.create_cursor()
 
     # -- tasks ---------------------------------------------------------------------------
@@ -271,7 +271,7 @@ class GenericOperations(BaseOperations):
             names = [column.target.attname for column in columns]
             self._select_one = (sql, compiler, compiler.get_converters(columns), names)
         sql, compiler, converters, names = self._select_one
-        cursor = self._shared_cursor()
+        cursor = self.shared_cursor()
         cursor.execute(sql, [task_id])
         rows = cursor.fetchall()
         if converters:

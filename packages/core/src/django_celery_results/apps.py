@@ -15,8 +15,13 @@ class CeleryResultConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        """Register the system checks and the publish-time PENDING handler."""
+        """Register the system checks, the PENDING handler and the writers' life cycle."""
         from . import (
+            batching,
             checks,  # noqa: F401 - registers the checks on import
-            pending,  # noqa: F401 - connects before_task_publish on import
+            pending,
+            writers,
         )
+
+        pending.connect()
+        writers.install(batching.WRITER, pending.WRITER)

@@ -16,26 +16,25 @@ rows per database alias:
   was queued, or as soon as ``max_rows`` are waiting.
 
 Reads of a queued task id in the same process flush first. The queue is flushed at
-interpreter exit and when a worker process shuts down; a forked child starts empty.
+interpreter exit and when a worker process shuts down; a forked child starts empty (the
+life cycle of ``writers``, wired in ``AppConfig.ready()``).
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from celery.signals import worker_process_shutdown
 from django.db import connections
 
 from .conf import BatchWrites, app_settings
 from .drivers.base import BaseDriver, TaskRow
 from .retry import with_retry
 from .states import is_terminal, may_overwrite
+from .writers import BackgroundWriter
 
 logger = logging.getLogger(__name__)
 
@@ -369,19 +368,12 @@ def release(timeout: float | None = 10.0) -> bool:
     return all([batcher.stop(timeout) for batcher in batchers])
 
 
-def _forget_in_child() -> None:
-    # The parent's queue is the parent's to write; its threads do not exist here, and a
-    # lock one of them held at the fork would stay held forever.
+def forget_in_child() -> None:
+    """Start a forked child with no queues (``writers`` calls it after a fork)."""
     global _batchers_lock
     _batchers.clear()
     _batchers_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
-atexit.register(flush, 5.0)
-
-
-@worker_process_shutdown.connect(dispatch_uid="django_celery_results.batching.shutdown")
-def _flush_on_worker_shutdown(**kwargs: Any) -> None:
-    # A prefork child leaves with os._exit, past atexit: write what it queued.
-    flush(5.0)
+#: What ``AppConfig.ready()`` hands to :func:`writers.install`.
+WRITER = BackgroundWriter("batching", flush, forget_in_child)

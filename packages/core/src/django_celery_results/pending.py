@@ -10,20 +10,19 @@ database. Writes go through their own connection, outside any transaction of the
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from celery import current_app
-from celery.signals import before_task_publish, worker_process_shutdown
+from celery.signals import before_task_publish
 from django.db import connections
 
 from .conf import app_settings
 from .drivers import TaskRow
 from .retry import with_retry
+from .writers import BackgroundWriter
 
 logger = logging.getLogger(__name__)
 
@@ -150,16 +149,15 @@ def release(timeout: float | None = 10.0) -> bool:
     return True if _writer is None else _writer.release(timeout)
 
 
-def _forget_in_child() -> None:
-    # The parent's queue is the parent's to write; its thread does not exist here, and a
-    # lock it held at the fork would stay held forever.
+def forget_in_child() -> None:
+    """Start a forked child with an empty queue (``writers`` calls it after a fork)."""
     global _writer, _writer_lock
     _writer = None
     _writer_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
-atexit.register(flush, 5.0)
+#: What ``AppConfig.ready()`` hands to :func:`writers.install`.
+WRITER = BackgroundWriter("pending", flush, forget_in_child)
 
 
 def ignores_result(app: Any, headers: Mapping[str, Any]) -> bool:
@@ -171,7 +169,6 @@ def ignores_result(app: Any, headers: Mapping[str, Any]) -> bool:
     return bool(ignore)
 
 
-@before_task_publish.connect(dispatch_uid="django_celery_results.pending")
 def record_pending(
     sender: str | None = None,
     body: Any = None,
@@ -195,7 +192,6 @@ def record_pending(
     writer().add(pending_row(task_id, headers, body))
 
 
-@worker_process_shutdown.connect(dispatch_uid="django_celery_results.pending.shutdown")
-def _flush_on_worker_shutdown(**kwargs: Any) -> None:
-    # A prefork child leaves with os._exit, past atexit: flush what its tasks sent.
-    flush(5.0)
+def connect() -> None:
+    """Record PENDING rows of the tasks this process sends (``AppConfig.ready()``)."""
+    before_task_publish.connect(record_pending, dispatch_uid="django_celery_results.pending")

@@ -1,17 +1,22 @@
 """Test helpers that differ per database vendor, looked up by ``connection.vendor``.
 
-A driver registers its own versions with ``@break_connection.for_vendor("…")``, the way
-SQLAlchemy's ``testing.provision`` lets dialects override helpers.
+A driver package registers its own versions in a ``provision`` module of its own, with
+``@break_connection.for_vendor("…")``, the way SQLAlchemy's dialects override the helpers
+of ``testing.provision``; core imports that module for the vendor under test.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from django.db import connections
 
 from ..drivers import BaseDriver
+from ..drivers.manager import ENTRY_POINT_GROUP
 
 R = TypeVar("R")
 
@@ -37,7 +42,9 @@ class VendorHelper(Generic[R]):
 
     def __call__(self, driver: BaseDriver) -> R:
         """Run the helper registered for the driver's vendor, or the default."""
-        return self.vendors.get(driver.connection.vendor, self.default)(driver)
+        vendor = driver.connection.vendor
+        load_vendor_provision(vendor)
+        return self.vendors.get(vendor, self.default)(driver)
 
 
 @VendorHelper
@@ -48,25 +55,7 @@ def break_connection(driver: BaseDriver) -> None:
     connection.connection.close()  # behind Django's back: it still thinks it is open
 
 
-@break_connection.for_vendor("postgresql")
-def _terminate_postgres_backend(driver: BaseDriver) -> None:
-    """Have the server kill our session from another connection (pg_terminate_backend)."""
-    connection = driver.connection
-    connection.ensure_connection()
-    pid = connection.connection.info.backend_pid
-    _run_on_fresh_connection(driver.alias, "SELECT pg_terminate_backend(%s)", [pid])
-
-
-@break_connection.for_vendor("mysql")
-def _kill_mysql_connection(driver: BaseDriver) -> None:
-    """Have the server kill our session from another connection (KILL)."""
-    connection = driver.connection
-    connection.ensure_connection()
-    thread_id = connection.connection.thread_id()
-    _run_on_fresh_connection(driver.alias, f"KILL {int(thread_id)}", [])
-
-
-def _run_on_fresh_connection(alias: str, sql: str, params: list[int]) -> None:
+def run_on_fresh_connection(alias: str, sql: str, params: list[int]) -> None:
     """Run one statement on a second connection to ``alias``, then close it."""
     other = connections.create_connection(alias)
     try:
@@ -74,3 +63,24 @@ def _run_on_fresh_connection(alias: str, sql: str, params: list[int]) -> None:
             cursor.execute(sql, params)
     finally:
         other.close()
+
+
+#: Vendors whose driver package's ``provision`` module was looked for already.
+_loaded: set[str] = set()
+
+
+def load_vendor_provision(vendor: str) -> None:
+    """Import the ``provision`` module of the driver package installed for ``vendor``.
+
+    The package is the one whose ``django_celery_results.drivers`` entry point is named
+    after the vendor; its helpers then serve every driver on that vendor's databases (the
+    generic one too). A package without a ``provision`` module keeps the defaults.
+    """
+    if vendor in _loaded:
+        return
+    _loaded.add(vendor)
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP, name=vendor):
+        package = entry_point.module.rpartition(".")[0] or entry_point.module
+        name = f"{package}.provision"
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)

@@ -37,10 +37,22 @@ class TxIsolationWarning(UserWarning):
 class ResultManager(models.Manager[M], Generic[M]):
     """Generic manager for celery results."""
 
+    #: The id the last read found no row for (see :meth:`note_missing`).
+    _last_missing: str | None = None
+
     def warn_if_repeatable_read(self) -> None:
         """Warn when the read database polls inside old snapshots (MySQL's default)."""
         if get_driver(self.connection_for_read()).ops.uses_repeatable_read():
             warnings.warn(TxIsolationWarning(W_ISOLATION_REP.strip()), stacklevel=2)
+
+    def note_missing(self, key: str) -> None:
+        """Record a read that found no row for ``key``; the second in a row may warn.
+
+        Polling an id that stays missing is what a repeatable-read snapshot looks like.
+        """
+        if self._last_missing == key:
+            self.warn_if_repeatable_read()
+        self._last_missing = key
 
     def connection_for_write(self) -> BaseDatabaseWrapper:
         """Return the connection Django's routers pick for writes of this model."""
@@ -76,16 +88,12 @@ class ResultManager(models.Manager[M], Generic[M]):
 class TaskResultManager(ResultManager["TaskResult"]):
     """Manager for :class:`~.models.TaskResult` models."""
 
-    _last_id: str | None = None
-
     def get_task(self, task_id: str) -> TaskResult:
         """Get result for task by ``task_id``; an unsaved PENDING row when there is none."""
         try:
             return self.get(task_id=task_id)
         except self.model.DoesNotExist:
-            if self._last_id == task_id:
-                self.warn_if_repeatable_read()
-            self._last_id = task_id
+            self.note_missing(task_id)
             return self.model(task_id=task_id)
 
     def store_result(
@@ -135,16 +143,12 @@ class TaskResultManager(ResultManager["TaskResult"]):
 class GroupResultManager(ResultManager["GroupResult"]):
     """Manager for :class:`~.models.GroupResult` models."""
 
-    _last_id: str | None = None
-
     def get_group(self, group_id: str) -> GroupResult:
         """Get result for group by ``group_id``; an unsaved row when there is none."""
         try:
             return self.get(group_id=group_id)
         except self.model.DoesNotExist:
-            if self._last_id == group_id:
-                self.warn_if_repeatable_read()
-            self._last_id = group_id
+            self.note_missing(group_id)
             return self.model(group_id=group_id)
 
     def store_group_result(

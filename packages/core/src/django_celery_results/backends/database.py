@@ -320,10 +320,7 @@ class DatabaseBackend(BaseDictBackend):
         driver = self._driver(self.TaskModel, write=False)
         obj = with_retry(driver, driver.ops.get_task_results, [task_id]).get(task_id)
         if obj is None:
-            manager = self.TaskModel._default_manager
-            if manager._last_id == task_id:
-                manager.warn_if_repeatable_read()
-            manager._last_id = task_id
+            self.TaskModel._default_manager.note_missing(task_id)
             obj = self.TaskModel(task_id=task_id)
         return self._meta_from_row(obj)
 

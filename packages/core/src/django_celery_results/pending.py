@@ -162,11 +162,19 @@ WRITER = BackgroundWriter("pending", flush, forget_in_child)
 
 def ignores_result(app: Any, headers: Mapping[str, Any]) -> bool:
     """Return True when the task being sent stores no result (``ignore_result``)."""
-    ignore = headers.get("ignore_result")
-    if ignore is None:
-        task = app.tasks.get(headers.get("task"))
-        ignore = task.ignore_result if task is not None else app.conf.task_ignore_result
-    return bool(ignore)
+    return result_ignored(app, headers.get("ignore_result"), headers.get("task"))
+
+
+def result_ignored(app: Any, flag: bool | None, task_name: str | None) -> bool:
+    """Return True when a task's result is not stored: its message's flag, else its task's.
+
+    A task sent by name carries no flag (``None``); the worker then follows the task's
+    definition, as Celery 5.6.3's ``get_actual_ignore_result`` does.
+    """
+    if flag is None:
+        task = app.tasks.get(task_name or "")
+        flag = task.ignore_result if task is not None else app.conf.task_ignore_result
+    return bool(flag)
 
 
 def record_pending(

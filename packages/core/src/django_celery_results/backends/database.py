@@ -402,7 +402,9 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             gid, [result_from_tuple(r, app=self.app) for r in json.loads(sub_tasks)], app=self.app
         )
         if not self._all_ready(deps):
-            if self._ignores_result(request):
+            # The request's own flag (Context keeps a class-level default: not that one).
+            flag = vars(request).get("ignore_result") if hasattr(request, "__dict__") else None
+            if pending.result_ignored(self.app, flag, getattr(request, "task", None)):
                 self._drop_unfinishable_chord(driver, gid, request)
                 return
             # A header task ran twice and counted twice: the last real part fires.
@@ -415,18 +417,6 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         if with_retry(driver, driver.ops.claim_chord, gid):
             callback = maybe_signature(request.chord, app=self.app)
             trigger_callback(app=self.app, callback=callback, group_result=deps)
-
-    def _ignores_result(self, request: Any) -> bool:
-        """Return True when ``request``'s result is not stored: its own flag, else its task's.
-
-        A task sent by name carries no flag (``None``); the worker then follows the task's
-        definition, as Celery 5.6.3's ``get_actual_ignore_result`` does.
-        """
-        flag = vars(request).get("ignore_result") if hasattr(request, "__dict__") else None
-        if flag is None:
-            task = self.app.tasks.get(getattr(request, "task", None) or "")
-            flag = task.ignore_result if task is not None else self.app.conf.task_ignore_result
-        return bool(flag)
 
     def _drop_unfinishable_chord(self, driver: BaseDriver, gid: str, request: Any) -> None:
         """Remove the counter of a chord whose last part stored no result (upstream's way).

@@ -4,22 +4,8 @@
 fixtures they need, nothing else.
 """
 
-from . import (
-    test_batching,
-    test_chords,
-    test_cleanup,
-    test_columns,
-    test_concurrency,
-    test_exists,
-    test_groups,
-    test_pending,
-    test_reads,
-    test_revoke,
-    test_state_precedence,
-    test_stats,
-    test_store_result,
-    test_transient_errors,
-)
+from types import ModuleType
+
 from .test_batching import *
 from .test_chords import *
 from .test_cleanup import *
@@ -35,22 +21,11 @@ from .test_stats import *
 from .test_store_result import *
 from .test_transient_errors import *
 
-#: Every suite module, in the order above.
-MODULES = (
-    test_batching,
-    test_chords,
-    test_cleanup,
-    test_columns,
-    test_concurrency,
-    test_exists,
-    test_groups,
-    test_pending,
-    test_reads,
-    test_revoke,
-    test_state_precedence,
-    test_stats,
-    test_store_result,
-    test_transient_errors,
+#: Every suite module (the imports above bound each one in this package), by name.
+MODULES = tuple(
+    value
+    for name, value in sorted(globals().items())
+    if name.startswith("test_") and isinstance(value, ModuleType)
 )
 
 __all__ = [name for module in MODULES for name in module.__all__]

@@ -10,8 +10,9 @@ after the task failed), FAILURE replaces REVOKED, and SUCCESS replaces both (a
 redelivered task that succeeds after all).
 
 Each state has a rank; a write is applied when the stored rank is not higher than the
-new one, and never over SUCCESS. Drivers express the same rule in SQL with
-:func:`rank_case_sql`, so the check happens inside the write statement itself.
+new one, and never over SUCCESS. Core's statements express the same rule in SQL with
+:func:`overwritable_sql` and :func:`overwritable_by_rank_sql`, so the check happens
+inside the write statement itself.
 """
 
 from collections.abc import Iterable
@@ -79,6 +80,18 @@ def overwritable_sql(new: str, column: str = "status") -> str:
     return f"{column} NOT IN ({', '.join(_literal(state) for state in refused)})"
 
 
+def overwritable_by_rank_sql(stored: str, new: str) -> str:
+    """Return the SQL test that the state in ``stored`` may be overwritten by ``new``'s.
+
+    Both are SQL expressions (columns); for statements whose rows bring different states,
+    so the test compares ranks row by row. SUCCESS is never overwritten.
+    """
+    return (
+        f"{stored} <> {_literal(SUCCESS)} AND ({rank_case_literal_sql(stored)}) "
+        f"<= ({rank_case_literal_sql(new)})"
+    )
+
+
 def precedence_class(new: str) -> int:
     """Return a key that is equal for states :func:`overwritable_sql` writes the same test.
 
@@ -133,7 +146,10 @@ __all__ = [
     "is_terminal",
     "may_overwrite",
     "outranking",
+    "overwritable_by_rank_sql",
     "overwritable_q",
+    "overwritable_sql",
+    "precedence_class",
     "rank",
     "rank_case_literal_sql",
     "rank_case_sql",

@@ -21,6 +21,7 @@ from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow, error_chain
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
 from .manager import driver_for_model, get_driver
+from .sql import SQLOperations
 
 __all__ = [
     "BaseDriver",
@@ -29,6 +30,7 @@ __all__ = [
     "GenericDriver",
     "GenericFeatures",
     "GenericOperations",
+    "SQLOperations",
     "TaskRow",
     "driver_for_model",
     "error_chain",

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from django.apps import apps
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 if TYPE_CHECKING:
     from django.db.models import Model
 
-    from ..models import GroupResult, TaskResult
+    from ..models import ChordCounter, GroupResult, TaskResult
     from ..stats import TaskStats
 
 
@@ -155,6 +157,16 @@ class BaseOperations:
 
     def __init__(self, driver: BaseDriver) -> None:
         self.driver = driver
+        # Through the app registry, not by import: the models' managers import the drivers.
+        #: The result models, for ORM queries and ``_meta`` (the user's swapped-in
+        #: managers and table names included).
+        self.TaskResult = cast("type[TaskResult]", apps.get_model(APP_LABEL, "TaskResult"))
+        self.GroupResult = cast("type[GroupResult]", apps.get_model(APP_LABEL, "GroupResult"))
+        self.ChordCounter = cast("type[ChordCounter]", apps.get_model(APP_LABEL, "ChordCounter"))
+        #: Per Django connection (one per thread): its client connection and cursor.
+        self._shared_cursors: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def alias(self) -> str:
@@ -165,6 +177,57 @@ class BaseOperations:
     def connection(self) -> BaseDatabaseWrapper:
         """The calling thread's connection to the alias."""
         return self.driver.connection
+
+    @property
+    def task_table(self) -> str:
+        """The ``TaskResult`` table's name, quoted for the alias's database."""
+        return self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+
+    @property
+    def group_table(self) -> str:
+        """The ``GroupResult`` table's name, quoted for the alias's database."""
+        return self.connection.ops.quote_name(self.GroupResult._meta.db_table)
+
+    @property
+    def chord_counter_table(self) -> str:
+        """The ``ChordCounter`` table's name, quoted for the alias's database."""
+        return self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
+
+    # -- cursors -------------------------------------------------------------------------
+
+    def shared_cursor(self) -> Any:
+        """A Django cursor over one client cursor kept per client connection.
+
+        A task write or a poll is one small statement; making and closing a cursor for
+        it costs a tenth of its client time. Django's wrapper is made each time (query
+        logging switched on meanwhile still sees the statement, errors are still
+        translated), so only the client cursor is kept, with the connection it belongs
+        to. Callers use it without ``with``, which would close it.
+        """
+        connection = self.connection
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+        raw = connection.connection
+        kept_for, cursor = self._shared_cursors.get(connection, (None, None))
+        # A client connection closed under it fails the statement (a transient error:
+        # core closes the connection, and the retry gets a new one, with a new cursor).
+        if kept_for is not raw:
+            with connection.wrap_database_errors:  # as Django makes its cursors
+                cursor = self.new_shared_cursor(connection)
+            self._shared_cursors[connection] = (raw, cursor)
+        # _prepare_cursor is how Django wraps every cursor it makes (error translation,
+        # query logging); there is no public way to wrap a cursor made beforehand.
+        return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
+
+    def new_shared_cursor(self, connection: Any) -> Any:
+        """Return the client cursor :meth:`shared_cursor` keeps: the backend's own."""
+        return connection.create_cursor()
+
+    def cursor(self) -> Any:
+        """Return a new Django cursor for a few statements, to use with ``with``."""
+        return self.connection.cursor()
+
+    # -- operations ----------------------------------------------------------------------
 
     def store_task_results(self, rows: Sequence[TaskRow]) -> None:
         """Insert or update one row per item, in order, applying the state precedence rule.

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from django.apps import apps
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Model, Q, Value, When
 from django.db.models.constants import OnConflict
@@ -22,10 +20,10 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..states import TERMINAL_STATES, is_terminal, overwritable_q
-from .base import APP_LABEL, BaseDriver, BaseFeatures, BaseOperations, TaskRow
+from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
 
 if TYPE_CHECKING:
-    from ..models import ChordCounter, GroupResult, TaskResult
+    from ..models import GroupResult, TaskResult
     from ..stats import TaskStats
 
 #: Parts of error messages that mean the database will accept the same statement again
@@ -75,46 +73,8 @@ class GenericOperations(BaseOperations):
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)
-        # Through the app registry, not by import: the models' managers import the drivers.
-        self.TaskResult = cast("type[TaskResult]", apps.get_model(APP_LABEL, "TaskResult"))
-        self.GroupResult = cast("type[GroupResult]", apps.get_model(APP_LABEL, "GroupResult"))
-        self.ChordCounter = cast("type[ChordCounter]", apps.get_model(APP_LABEL, "ChordCounter"))
         self._insert_sql: dict[type[Model], str] = {}
         self._select_one: tuple[str, SQLCompiler, dict[int, Any], list[str]] | None = None
-        #: Per Django connection (one per thread): its client connection and cursor.
-        self._shared_cursors: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    # -- cursors -------------------------------------------------------------------------
-
-    def shared_cursor(self) -> Any:
-        """A Django cursor over one client cursor kept per client connection.
-
-        A task write or a poll is one small statement; making and closing a cursor for
-        it costs a tenth of its client time. Django's wrapper is made each time (query
-        logging switched on meanwhile still sees the statement, errors are still
-        translated), so only the client cursor is kept, with the connection it belongs
-        to. Callers use it without ``with``, which would close it.
-        """
-        connection = self.connection
-        connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        raw = connection.connection
-        kept_for, cursor = self._shared_cursors.get(connection, (None, None))
-        # A client connection closed under it fails the statement (a transient error:
-        # core closes the connection, and the retry gets a new one, with a new cursor).
-        if kept_for is not raw:
-            with connection.wrap_database_errors:  # as Django makes its cursors
-                cursor = self.new_shared_cursor(connection)
-            self._shared_cursors[connection] = (raw, cursor)
-        # _prepare_cursor is how Django wraps every cursor it makes (error translation,
-        # query logging); there is no public way to wrap a cursor made beforehand.
-        return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
-
-    def new_shared_cursor(self, connection: Any) -> Any:
-        """Return the client cursor :meth:`shared_cursor` keeps: the backend's own."""
-        return connection.create_cursor()
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -261,18 +221,41 @@ class GenericOperations(BaseOperations):
         Polling one task is the hottest read, and compiling its queryset costs several
         times the query itself; the statement and the column converters never change.
         """
-        if self._select_one is None:
-            query = self.TaskResult._default_manager.filter(task_id=_PLACEHOLDER).order_by()
-            compiler = query.query.get_compiler(using=self.alias)
-            sql, params = compiler.as_sql()
-            if list(params) != [_PLACEHOLDER]:  # pragma: no cover - a custom manager's filter
-                raise RuntimeError(f"cannot reuse the task result query {sql!r}")
-            columns = [expression for expression, _, _ in compiler.select]
-            names = [column.target.attname for column in columns]
-            self._select_one = (sql, compiler, compiler.get_converters(columns), names)
-        sql, compiler, converters, names = self._select_one
+        select = self._select_one or self._compile_select()
+        return self._load(select, select[0], [task_id])
+
+    def task_select_sql(self) -> str:
+        """Return the ORM's ``SELECT`` of one task's row, ending in ``task_id = %s``."""
+        return (self._select_one or self._compile_select())[0]
+
+    def load_task_results(self, sql: str, params: Sequence[Any]) -> dict[str, TaskResult]:
+        """Run a ``SELECT`` of :meth:`task_select_sql`'s columns; return its rows by task id.
+
+        The ORM's converters are applied as a queryset would (MySQL's naive dates become
+        aware), without building one.
+        """
+        return self._load(self._select_one or self._compile_select(), sql, params)
+
+    def _compile_select(self) -> tuple[str, SQLCompiler, dict[int, Any], list[str]]:
+        query = self.TaskResult._default_manager.filter(task_id=_PLACEHOLDER).order_by()
+        compiler = query.query.get_compiler(using=self.alias)
+        sql, params = compiler.as_sql()
+        if list(params) != [_PLACEHOLDER]:  # pragma: no cover - a custom manager's filter
+            raise RuntimeError(f"cannot reuse the task result query {sql!r}")
+        columns = [expression for expression, _, _ in compiler.select]
+        names = [column.target.attname for column in columns]
+        self._select_one = (sql, compiler, compiler.get_converters(columns), names)
+        return self._select_one
+
+    def _load(
+        self,
+        select: tuple[str, SQLCompiler, dict[int, Any], list[str]],
+        sql: str,
+        params: Sequence[Any],
+    ) -> dict[str, TaskResult]:
+        _, compiler, converters, names = select
         cursor = self.shared_cursor()
-        cursor.execute(sql, [task_id])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
         if converters:
             rows = list(compiler.apply_converters(rows, converters))

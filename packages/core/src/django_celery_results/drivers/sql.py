@@ -1,0 +1,327 @@
+"""The fast paths' statements, written once by core; a vendor driver supplies the fragments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.db.models import Model
+from django.db.models.deletion import Collector
+from django.db.utils import InterfaceError
+from django.utils import timezone
+
+from ..states import overwritable_by_rank_sql, overwritable_sql, precedence_class
+from .base import TaskRow, error_chain
+from .generic import GenericOperations
+
+if TYPE_CHECKING:
+    from ..models import TaskResult
+
+COLUMNS = TaskRow.COLUMNS
+#: The columns of a group's row, in the order the group upsert writes them.
+GROUP_COLUMNS = (
+    "group_id",
+    "date_created",
+    "date_done",
+    "content_type",
+    "content_encoding",
+    "result",
+)
+#: What a group upsert replaces on a stored group (its ``date_created`` stays).
+GROUP_REPLACED = GROUP_COLUMNS[2:]
+
+
+class SQLOperations(GenericOperations):
+    """Upserts, counters, reads and cleanup as single statements, with vendor fragments.
+
+    Core owns each statement's shape and meaning (which columns a write replaces, the
+    state precedence test, what a conflict keeps); a vendor overrides the fragment
+    methods below for what its database spells differently, the way Django's
+    ``DatabaseOperations.on_conflict_suffix_sql`` lets the compiler own the ``INSERT``.
+    The defaults are PostgreSQL's and SQLite's spelling (``ON CONFLICT … DO UPDATE``,
+    ``EXCLUDED``). Statements are built once per row count and precedence class and kept:
+    a write builds no SQL.
+    """
+
+    #: Rows per multi-row statement: keep ``max_rows_per_statement * len(TaskRow.COLUMNS)``
+    #: below the database's limit of bind parameters.
+    max_rows_per_statement: ClassVar[int] = 500
+    #: The condition that matches ``task_id`` against one array parameter holding many
+    #: ids (``"= ANY(%s)"``), or ``None`` to read many ids as ``IN`` lists, chunked.
+    ids_array_match_sql: ClassVar[str | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._statements: dict[tuple[str, int, int | None], str] = {}
+
+    # -- fragments a vendor overrides -----------------------------------------------------
+
+    def insert_into_sql(self, table: str) -> str:
+        """Return the head of an upsert into ``table``, naming the stored row if needed."""
+        return f"INSERT INTO {table}"
+
+    def values_sql(self, count: int, width: int) -> str:
+        """Return the ``VALUES`` part of ``count`` rows of ``width`` parameters each.
+
+        A database that names the new row by an alias (MySQL 8's ``AS new``) adds it here.
+        """
+        row = f"({', '.join(['%s'] * width)})"
+        return "VALUES " + ", ".join([row] * count)
+
+    def new_value_sql(self, column: str) -> str:
+        """Return how an upsert's conflict clause names the new row's ``column``."""
+        return f"EXCLUDED.{column}"
+
+    def stored_value_sql(self, column: str) -> str:
+        """Return how an upsert's conflict clause names the stored row's ``column``."""
+        return column
+
+    def upsert_sql(
+        self, key: str, assignments: Sequence[tuple[str, str]], test: str | None
+    ) -> str:
+        """Return the conflict clause: on a stored ``key``, assign when ``test`` holds.
+
+        ``assignments`` are ``(column, expression)`` pairs in the order they must apply
+        (``status`` last, so every expression before it reads the stored state); ``test``
+        is the SQL condition under which the stored row may change (``None``: always).
+        """
+        sets = ", ".join(f"{column} = {value}" for column, value in assignments)
+        where = "" if test is None else f" WHERE {test}"
+        return f"ON CONFLICT ({key}) DO UPDATE SET {sets}{where}"
+
+    def rows_from_arrays_sql(self) -> str | None:
+        """Return a ``SELECT`` turning one array parameter per column into rows, or ``None``.
+
+        With it (PostgreSQL's ``unnest``), PENDING rows go in one statement text whatever
+        their count, with one parameter per :attr:`TaskRow.COLUMNS` entry.
+        """
+        return None
+
+    def task_row_chunks(self, rows: Sequence[TaskRow]) -> Iterable[Sequence[TaskRow]]:
+        """Cut rows into statements, keeping their order.
+
+        No chunk holds one task id twice (an upsert may not change a row twice), and none
+        holds more than :attr:`max_rows_per_statement` rows.
+        """
+        if len(rows) == 1:
+            return (rows,)
+        size = self.max_rows_per_statement
+        return [wave[i : i + size] for wave in waves(rows) for i in range(0, len(wave), size)]
+
+    def pending_row_chunks(self, rows: Sequence[TaskRow]) -> Iterable[Sequence[TaskRow]]:
+        """Cut PENDING rows into statements (see :meth:`task_row_chunks`)."""
+        if self.rows_from_arrays_sql() is not None:
+            return waves(rows)  # arrays have no parameter limit
+        return self.task_row_chunks(rows)
+
+    def task_row_params(self, rows: Sequence[TaskRow]) -> list[Any]:
+        """Return the parameters of rows in :attr:`TaskRow.COLUMNS` order, row after row.
+
+        Text and aware datetimes as they are; a client that wants dates another way
+        overrides this (it is every write's hot path).
+        """
+        params: list[Any] = []
+        for row in rows:
+            params.extend(row.values())
+        return params
+
+    def adapt_datetime(self, value: datetime) -> Any:
+        """Return a datetime as the client library takes it (Django's adaptation)."""
+        return self.connection.ops.adapt_datetimefield_value(value)
+
+    def decrement_chord_counter(self, cursor: Any, group_id: str) -> int | None:
+        """Decrement a counter above zero in one statement; return its new count.
+
+        Returns ``None`` when no row was decremented (no counter, or one at zero).
+        """
+        cursor.execute(
+            f"UPDATE {self.chord_counter_table} SET count = count - 1 "
+            "WHERE group_id = %s AND count > 0 RETURNING count",
+            [group_id],
+        )
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    def delete_expired_chunk_sql(self, table: str) -> str:
+        """Return a ``DELETE`` of the oldest rows of ``table`` done before ``%s``, ``%s`` of them.
+
+        Its parameters are the cutoff and the chunk size; the default addresses the
+        chunk by primary key.
+        """
+        return (
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
+            "WHERE date_done < %s ORDER BY date_done LIMIT %s)"
+        )
+
+    def client_error_is_transient(self, error: BaseException) -> bool | None:
+        """Judge one error of a chain by the database client's codes.
+
+        Return ``None`` when ``error`` is not the client's; the chain's first verdict
+        decides, and without one the generic message test does.
+        """
+        return None
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def store_task_results(self, rows: Sequence[TaskRow]) -> None:
+        """Write rows with multi-row upserts whose conflict clause applies precedence."""
+        for chunk in self.task_row_chunks(rows):
+            # Rows of one precedence class share a test written for their state (a
+            # lifecycle's writes, a batch of STARTED); mixed rows compare ranks.
+            key: int | None = precedence_class(chunk[0].status)
+            if any(precedence_class(row.status) != key for row in chunk):
+                key = None
+            sql = self._statements.get(("task", len(chunk), key))
+            if sql is None:
+                sql = self._task_upsert(len(chunk), key, chunk[0].status)
+            self.shared_cursor().execute(sql, self.task_row_params(chunk))
+
+    def _task_upsert(self, count: int, key: int | None, state: str) -> str:
+        new, stored = self.new_value_sql, self.stored_value_sql
+        if key is None:
+            test = overwritable_by_rank_sql(stored("status"), new("status"))
+        else:
+            test = overwritable_sql(state, stored("status"))
+        assignments = []
+        for column in (*TaskRow.REPLACED, "date_started", "date_done"):
+            if column == "status":
+                continue  # last: see upsert_sql
+            if column == "date_started":
+                value = f"COALESCE({stored(column)}, {new(column)})"
+            elif column in TaskRow.KEPT_WHEN_NONE:
+                value = f"COALESCE({new(column)}, {stored(column)})"
+            else:
+                value = new(column)
+            assignments.append((column, value))
+        assignments.append(("status", new("status")))
+        sql = self._insert(self.task_table, COLUMNS, count)
+        sql += " " + self.upsert_sql("task_id", assignments, test)
+        self._statements[("task", count, key)] = sql
+        return sql
+
+    def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
+        """Insert PENDING rows; a stored one only has its ``date_created`` moved earlier."""
+        arrays = self.rows_from_arrays_sql()
+        for chunk in self.pending_row_chunks(rows):
+            count = 0 if arrays is not None else len(chunk)
+            sql = self._statements.get(("pending", count, None))
+            if sql is None:
+                sql = self._pending_upsert(count, arrays)
+            params: list[Any]
+            if arrays is not None:
+                params = [
+                    list(column) for column in zip(*(r.values() for r in chunk), strict=True)
+                ]
+            else:
+                params = self.task_row_params(chunk)
+            with self.cursor() as cursor:
+                cursor.execute(sql, params)
+
+    def _pending_upsert(self, count: int, arrays: str | None) -> str:
+        new, stored = self.new_value_sql("date_created"), self.stored_value_sql("date_created")
+        head = self.insert_into_sql(self.task_table)
+        source = arrays if arrays is not None else self.values_sql(count, len(COLUMNS))
+        conflict = self.upsert_sql("task_id", [("date_created", new)], f"{stored} > {new}")
+        sql = f"{head} ({', '.join(COLUMNS)}) {source} {conflict}"
+        self._statements[("pending", count, None)] = sql
+        return sql
+
+    def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
+        """Read many ids with one array parameter where the vendor has one."""
+        ids = list(dict.fromkeys(task_ids))
+        if len(ids) < 2 or self.ids_array_match_sql is None:
+            return super().get_task_results(ids)
+        sql = self._statements.get(("read", 0, None))
+        if sql is None:
+            one = self.task_select_sql()
+            if not one.endswith("= %s"):  # pragma: no cover - a custom manager's filter
+                raise RuntimeError(f"cannot reuse the task result query {one!r}")
+            sql = self._statements[("read", 0, None)] = (
+                one[: -len("= %s")] + self.ids_array_match_sql
+            )
+        return self.load_task_results(sql, [ids])
+
+    # -- groups --------------------------------------------------------------------------
+
+    def store_group_result(
+        self, group_id: str, content_type: str, content_encoding: str, result: str | None
+    ) -> None:
+        """Insert or replace the group's row in one upsert."""
+        sql = self._statements.get(("group", 1, None))
+        if sql is None:
+            assignments = [(column, self.new_value_sql(column)) for column in GROUP_REPLACED]
+            sql = self._insert(self.group_table, GROUP_COLUMNS, 1)
+            sql += " " + self.upsert_sql("group_id", assignments, None)
+            self._statements[("group", 1, None)] = sql
+        now = self.adapt_datetime(timezone.now())
+        with self.cursor() as cursor:
+            cursor.execute(sql, [group_id, now, now, content_type, content_encoding, result])
+
+    # -- chords --------------------------------------------------------------------------
+
+    def chord_part_return(self, group_id: str) -> int | None:
+        """Decrement and read the counter in one statement (a second one at zero)."""
+        cursor = self.shared_cursor()
+        remaining = self.decrement_chord_counter(cursor, group_id)
+        if remaining is not None:
+            return remaining
+        # Already at zero (a header task counted twice), or no counter at all.
+        cursor.execute(
+            f"SELECT count FROM {self.chord_counter_table} WHERE group_id = %s", [group_id]
+        )
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    # -- cleanup -------------------------------------------------------------------------
+
+    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+        """Delete oldest first, one statement per chunk, each its own short transaction.
+
+        When Django must delete (a model points at the rows, or delete signals listen),
+        the ORM's deletes run instead.
+        """
+        manager = model._default_manager.db_manager(self.alias)
+        if not Collector(using=self.alias).can_fast_delete(manager.filter(date_done__lt=cutoff)):
+            return super().delete_expired(model, cutoff, batch_size)
+        sql = self.delete_expired_chunk_sql(self.connection.ops.quote_name(model._meta.db_table))
+        params = [self.adapt_datetime(cutoff), batch_size]
+        total = 0
+        while True:
+            with self.cursor() as cursor:
+                cursor.execute(sql, params)
+                deleted: int = cursor.rowcount
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    # -- errors --------------------------------------------------------------------------
+
+    def is_transient_error(self, exc: BaseException) -> bool:
+        """Ask :meth:`client_error_is_transient` along the chain, then the generic test."""
+        if isinstance(exc, InterfaceError):
+            return True
+        for error in error_chain(exc):
+            verdict = self.client_error_is_transient(error)
+            if verdict is not None:
+                return verdict
+        return super().is_transient_error(exc)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _insert(self, table: str, columns: Sequence[str], count: int) -> str:
+        head = self.insert_into_sql(table)
+        return f"{head} ({', '.join(columns)}) {self.values_sql(count, len(columns))}"
+
+
+def waves(rows: Sequence[TaskRow]) -> list[list[TaskRow]]:
+    """Split rows so no wave holds a task id twice; a later write lands in a later wave."""
+    result: list[list[TaskRow]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        index = seen.get(row.task_id, 0)
+        seen[row.task_id] = index + 1
+        if index == len(result):
+            result.append([])
+        result[index].append(row)
+    return result

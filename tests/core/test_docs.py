@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from django_celery_results.conf import AppSettings
-from django_celery_results.drivers import BaseOperations, GenericOperations, hookspecs
+from django_celery_results.drivers import (
+    BaseOperations,
+    GenericOperations,
+    SQLOperations,
+    hookspecs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = [
@@ -105,3 +110,18 @@ def test_every_public_helper_of_the_generic_driver_is_documented(name: str) -> N
         return  # an operation: its row is checked above
     text = (ROOT / "docs" / "writing-a-driver.md").read_text()
     assert f"{name}(" in text, f"docs/writing-a-driver.md does not mention {name}()"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        name
+        for name in public_methods(SQLOperations)
+        if name not in public_methods(BaseOperations) + public_methods(GenericOperations)
+    ],
+)
+def test_every_fragment_has_its_row_in_writing_a_driver(name: str) -> None:
+    text = (ROOT / "docs" / "writing-a-driver.md").read_text()
+    assert re.search(rf"^\| (.* / )?`{name}\(", text, re.MULTILINE), (
+        f"docs/writing-a-driver.md has no row for the fragment {name}()"
+    )

@@ -32,7 +32,6 @@ from django.db import connections
 
 from .conf import BatchWrites, app_settings
 from .drivers.base import BaseDriver, TaskRow
-from .retry import with_retry
 from .states import is_terminal, may_overwrite
 from .writers import BackgroundWriter
 
@@ -240,11 +239,11 @@ class Batcher:
         driver = self.driver
         try:
             if len(rows) <= self.max_rows:
-                with_retry(driver, driver.ops.store_task_results, rows)
+                driver.retrying.store_task_results(rows)
             else:
                 for start in range(0, len(rows), self.max_rows):
                     chunk = rows[start : start + self.max_rows]
-                    with_retry(driver, driver.ops.store_task_results, chunk)
+                    driver.retrying.store_task_results(chunk)
             return {}
         except Exception as exc:
             if len(rows) == 1 or driver.ops.is_transient_error(exc):
@@ -253,7 +252,7 @@ class Batcher:
                 failures = {}
                 for row in rows:
                     try:
-                        with_retry(driver, driver.ops.store_task_results, [row])
+                        driver.retrying.store_task_results([row])
                     except Exception as row_exc:
                         failures[row.task_id] = row_exc
         # Terminal callers get their error raised; nobody waits for the others: log them.

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from .conf import app_settings
 from .drivers import BaseDriver, TaskRow, get_driver
-from .retry import with_retry
 from .utils import now
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ class ResultManager(models.Manager[M], Generic[M]):
         driver = self.driver(self._db)
         cutoff = now() - maybe_timedelta(expires)
         size = batch_size or app_settings().CLEANUP_BATCH_SIZE
-        return with_retry(driver, driver.ops.delete_expired, self.model, cutoff, size)
+        return driver.retrying.delete_expired(self.model, cutoff, size)
 
 
 class TaskResultManager(ResultManager["TaskResult"]):
@@ -136,7 +135,7 @@ class TaskResultManager(ResultManager["TaskResult"]):
             date_started=_started_at(kwargs.get("date_started")),
         )
         driver = self.driver(using)
-        with_retry(driver, driver.ops.store_task_results, [row])
+        driver.retrying.store_task_results([row])
         return self.db_manager(driver.alias).get(task_id=task_id)
 
 
@@ -161,9 +160,7 @@ class GroupResultManager(ResultManager["GroupResult"]):
     ) -> GroupResult:
         """Store the result of a group, and return its row."""
         driver = self.driver(using)
-        with_retry(
-            driver, driver.ops.store_group_result, group_id, content_type, content_encoding, result
-        )
+        driver.retrying.store_group_result(group_id, content_type, content_encoding, result)
         return self.db_manager(driver.alias).get(group_id=group_id)
 
 

@@ -21,7 +21,6 @@ from django.db import connections
 
 from .conf import app_settings
 from .drivers import TaskRow
-from .retry import with_retry
 from .writers import BackgroundWriter
 
 logger = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ def write(rows: list[TaskRow]) -> None:
 
     try:
         driver = driver_for_model(TaskResult)
-        with_retry(driver, driver.ops.store_pending_results, rows)
+        driver.retrying.store_pending_results(rows)
     except Exception:
         ids = ", ".join(row.task_id for row in rows[:20])
         more = f" and {len(rows) - 20} more" if len(rows) > 20 else ""

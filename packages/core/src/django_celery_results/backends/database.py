@@ -19,13 +19,12 @@ from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 from kombu.exceptions import DecodeError
 
-from .. import batching, pending
+from .. import pending, store
 from ..conf import app_settings
 from ..drivers import BaseDriver, TaskRow, driver_for_model
 from ..drivers.manager import driver_for_alias
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
-from ..retry import with_retry
 from ..utils import now
 from .encoding import ContentEncoding
 
@@ -196,17 +195,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             date_started=happened if state == states.STARTED else None,
             **extended,
         )
-        driver = self._driver(self.TaskModel, using)
-        batcher = batching.batcher_for(driver)
-        if batcher is None:
-            with_retry(driver, driver.ops.store_task_results, [row])
-        elif driver.connection.in_atomic_block:
-            # Inside the caller's transaction the write belongs to it, as without
-            # batching; what was queued before it is written outside, and kept.
-            batcher.flush_ids((task_id,))
-            with_retry(driver, driver.ops.store_task_results, [row])
-        else:
-            batcher.store(row)
+        store.store_task_row(self._driver(self.TaskModel, using), row)
         return encoded
 
     def _meta_from_row(self, obj: TaskResult) -> dict[str, Any]:
@@ -234,9 +223,8 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         """Get task metadata for a task by id (PENDING when there is no row)."""
-        batching.flush_task_ids((task_id,))
         driver = self._driver(self.TaskModel, write=False)
-        obj = with_retry(driver, driver.ops.get_task_results, [task_id]).get(task_id)
+        obj = store.read_task_results(driver, (task_id,)).get(task_id)
         if obj is None:
             self.TaskModel._default_manager.note_missing(task_id)
             obj = self.TaskModel(task_id=task_id)
@@ -250,10 +238,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         forgotten or cleaned up has none. One indexed query; nothing is decoded. Rows this
         process queued (batched states, PENDING rows being sent) are written first.
         """
-        batching.flush_task_ids((task_id,))
-        pending.flush()
-        driver = self._driver(self.TaskModel, write=False)
-        return bool(with_retry(driver, driver.ops.task_result_exists, task_id))
+        return store.task_result_exists(self._driver(self.TaskModel, write=False), task_id)
 
     def get_many(
         self,
@@ -282,8 +267,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         iterations = 0
         elapsed = 0.0
         while pending:
-            batching.flush_task_ids(pending)
-            rows = with_retry(driver, driver.ops.get_task_results, sorted(pending))
+            rows = store.read_task_results(driver, sorted(pending))
             for task_id, obj in rows.items():
                 if obj.status not in READY_STATES:
                     continue
@@ -307,9 +291,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
                 break
 
     def _forget(self, task_id: str) -> None:
-        batching.flush_task_ids((task_id,))  # a queued state must not bring it back
-        driver = self._driver(self.TaskModel)
-        with_retry(driver, driver.ops.delete_task_result, task_id)
+        store.delete_task_result(self._driver(self.TaskModel), task_id)
 
     def cleanup(self) -> None:
         """Delete expired results; ``result_expires`` of ``None`` or 0 keeps everything.
@@ -322,7 +304,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         driver = self._driver(ChordCounter)
         cutoff = now() - maybe_timedelta(self.expires)
         batch_size = app_settings().CLEANUP_BATCH_SIZE
-        with_retry(driver, driver.ops.delete_expired_chord_counters, cutoff, batch_size)
+        driver.retrying.delete_expired_chord_counters(cutoff, batch_size)
         self.TaskModel._default_manager.delete_expired(self.expires)
         self.GroupModel._default_manager.delete_expired(self.expires)
 
@@ -331,7 +313,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
     def _restore_group(self, group_id: str) -> dict[str, Any]:
         """Return the stored group meta; its ``result`` is ``None`` when there is none."""
         driver = self._driver(self.GroupModel, write=False)
-        obj = with_retry(driver, driver.ops.get_group_result, group_id)
+        obj = driver.retrying.get_group_result(group_id)
         if obj is None:
             obj = self.GroupModel(group_id=group_id)
         res = obj.as_dict()
@@ -345,9 +327,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         check_id_length(group_id, self.GroupModel, "group_id")
         content_type, content_encoding, encoded = self.encode_content(group_result.as_tuple())
         driver = self._driver(self.GroupModel)
-        with_retry(
-            driver,
-            driver.ops.store_group_result,
+        driver.retrying.store_group_result(
             group_id,
             content_type,
             content_encoding,
@@ -357,7 +337,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
     def _delete_group(self, group_id: str) -> None:
         driver = self._driver(self.GroupModel)
-        with_retry(driver, driver.ops.delete_group_result, group_id)
+        driver.retrying.delete_group_result(group_id)
 
     # -- chords --------------------------------------------------------------------------
 
@@ -370,9 +350,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         results = [r.as_tuple() for r in header_result]
         chord_size = body.get("chord_size", None) or len(results)
         driver = self._driver(ChordCounter)
-        with_retry(
-            driver,
-            driver.ops.create_chord_counter,
+        driver.retrying.create_chord_counter(
             header_result.id,
             json.dumps(results),
             chord_size,
@@ -389,13 +367,13 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         if not gid or not tid:
             return
         driver = self._driver(ChordCounter)
-        remaining = with_retry(driver, driver.ops.chord_part_return, gid)
+        remaining = driver.retrying.chord_part_return(gid)
         if remaining is None:
             logger.warning("Can't find ChordCounter for Group %s", gid)
             return
         if remaining > 0:
             return
-        sub_tasks = with_retry(driver, driver.ops.get_chord_sub_tasks, gid)
+        sub_tasks = driver.retrying.get_chord_sub_tasks(gid)
         if sub_tasks is None:
             return  # another part fired the callback
         deps = GroupResult(
@@ -414,7 +392,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
                 gid,
             )
             return
-        if with_retry(driver, driver.ops.claim_chord, gid):
+        if driver.retrying.claim_chord(gid):
             callback = maybe_signature(request.chord, app=self.app)
             trigger_callback(app=self.app, callback=callback, group_result=deps)
 
@@ -425,7 +403,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         that every part finished, and no other part is left to count: the counter would
         stay forever. The callback can only fire when every header result is ready.
         """
-        if with_retry(driver, driver.ops.claim_chord, gid):
+        if driver.retrying.claim_chord(gid):
             logger.warning(
                 "Chord %s: its callback can't fire. The last header task (%s) counted "
                 "down the chord, but not every header result is stored and ready: header "
@@ -443,9 +421,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         if not all(isinstance(r, AsyncResult) for r in deps.results):
             return bool(deps.ready())
         ids = [r.id for r in deps.results]
-        batching.flush_task_ids(ids)
-        driver = self._driver(self.TaskModel, write=False)
-        rows = with_retry(driver, driver.ops.get_task_results, ids)
+        rows = store.read_task_results(self._driver(self.TaskModel, write=False), ids)
         return all(
             task_id in rows and rows[task_id].status in states.READY_STATES for task_id in ids
         )

@@ -12,6 +12,8 @@ from django.apps import apps
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from .retry import RetryingOperations
+
 if TYPE_CHECKING:
     from django.db.models import Model
 
@@ -348,10 +350,15 @@ class BaseDriver:
     features_class: ClassVar[type[BaseFeatures]] = BaseFeatures
     ops_class: ClassVar[type[BaseOperations]] = BaseOperations
 
-    def __init__(self, alias: str) -> None:
+    def __init__(self, alias: str, *, pending_rows: bool = False) -> None:
         self.alias = alias
+        #: Are PENDING rows written when tasks are sent (``TRACK_PENDING``)? Then a
+        #: worker's write usually finds its row, and writers may try the UPDATE first.
+        self.pending_rows = pending_rows
         self.features = self.features_class(self)
         self.ops = self.ops_class(self)
+        #: :attr:`ops` with every call retried after a transient error: how core calls.
+        self.retrying = cast(BaseOperations, RetryingOperations(self))
 
     @property
     def connection(self) -> BaseDatabaseWrapper:

@@ -18,7 +18,6 @@ from django.db.models.sql.constants import ROW_COUNT
 from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
-from ..conf import app_settings
 from ..states import TERMINAL_STATES, is_terminal, overwritable_q
 from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
 
@@ -93,7 +92,7 @@ class GenericOperations(BaseOperations):
         ``TRACK_PENDING`` every task has a row from the moment it was sent, so a batch
         goes the row-by-row way from the start.
         """
-        if len(rows) > 1 and not app_settings().TRACK_PENDING:
+        if len(rows) > 1 and not self.driver.pending_rows:
             rows = self._insert_new_rows(rows)
         for row in rows:
             self._store_task_row(row)
@@ -128,7 +127,7 @@ class GenericOperations(BaseOperations):
         # date_created is that state's) is most likely new, unless TRACK_PENDING stored
         # every task when it was sent.
         update_first = is_terminal(row.status) and (
-            row.date_created is None or app_settings().TRACK_PENDING
+            row.date_created is None or self.driver.pending_rows
         )
         if update_first:
             if self._update_task(row) or self._insert_task(row):

@@ -9,9 +9,11 @@ import threading
 
 import pluggy
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
+from django.dispatch import receiver
 
 from ..conf import app_settings
 from . import hookspecs
@@ -90,7 +92,8 @@ def driver_for_alias(alias: str) -> BaseDriver:
             driver = _instances.get(alias)
             if driver is None:
                 vendor = connections[alias].vendor
-                driver = driver_class_for_vendor(vendor)(alias)
+                pending_rows = app_settings().TRACK_PENDING
+                driver = driver_class_for_vendor(vendor)(alias, pending_rows=pending_rows)
                 _instances[alias] = driver
     return driver
 
@@ -99,6 +102,19 @@ def driver_for_model(model: type[Model], *, write: bool = True) -> BaseDriver:
     """Return the driver of the database Django's routers pick for ``model``."""
     alias = router.db_for_write(model) if write else router.db_for_read(model)
     return driver_for_alias(alias or "default")
+
+
+@receiver(setting_changed)
+def _restrategize_drivers(setting: str, **kwargs: object) -> None:
+    """Give the built drivers the strategies of changed settings (tests override them).
+
+    Runs after ``conf`` forgot the old settings (its receiver was connected first).
+    """
+    if setting == "DJANGO_CELERY_RESULTS":
+        pending_rows = app_settings().TRACK_PENDING
+        with _lock:
+            for driver in _instances.values():
+                driver.pending_rows = pending_rows
 
 
 def reset() -> None:

@@ -233,6 +233,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
             if key in measured[0]:
                 entry[key] = sum(m[key] for m in measured)
         entry["runs"] = len(measured)
+        entry["rates"] = [m["rate"] for m in measured]
         merged[workload] = entry
     return merged
 
@@ -334,6 +335,29 @@ def batched_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def baseline_table(results: dict[str, Any]) -> str:
+    """Format this checkout against ``--baseline``: medians, the runs' spread, the ratio."""
+    lines = [
+        "| workload | baseline | this checkout | this/baseline | baseline runs | this runs |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+
+    def spread(entry: dict[str, Any]) -> str:
+        rates = entry.get("rates") or [entry["rate"]]
+        return f"{min(rates):,.0f} to {max(rates):,.0f}"
+
+    for workload in ROWS:
+        before = results["baseline"].get(workload)
+        after = results.get("ours", {}).get(workload)
+        if not (before and after):
+            continue
+        lines.append(
+            f"| {workload} | {before['rate']:,.0f}/s | {after['rate']:,.0f}/s "
+            f"| {after['rate'] / before['rate']:.2f}x | {spread(before)} | {spread(after)} |"
+        )
+    return "\n".join(lines)
+
+
 def render(path: Path) -> None:
     """Print the tables of a ``--json`` file written by an earlier run."""
     saved = json.loads(path.read_text())
@@ -341,6 +365,9 @@ def render(path: Path) -> None:
     if "batched" in saved:
         print("\nBatched state updates (BATCH_WRITES):")
         print(batched_table(saved))
+    if "baseline" in saved:
+        print("\nThis checkout against the baseline (--baseline), driver on:")
+        print(baseline_table(saved))
 
 
 def main() -> None:
@@ -365,6 +392,12 @@ def main() -> None:
     parser.add_argument(
         "--batched", action="store_true", help="add ours with BATCH_WRITES on as a contender"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="the Python of another checkout's environment (e.g. an older commit's "
+        ".venv/bin/python), run as one more contender: before/after in one interleaved run",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--options",
@@ -387,6 +420,8 @@ def main() -> None:
     if vendor in registered_vendors():
         env = {"BENCH_DISABLED_DRIVERS": vendor}
         contenders["generic"] = (ours, server.create("generic"), env)
+    if args.baseline:
+        contenders["baseline"] = (args.baseline, server.create("baseline"), {})
     if args.batched:
         contenders["batched"] = (ours, server.create("batched"), {"BENCH_BATCH_WRITES": "1"})
     if not args.no_upstream:
@@ -426,6 +461,9 @@ def main() -> None:
     if "batched" in results:
         print("\nBatched state updates (BATCH_WRITES):")
         print(batched_table(results))
+    if "baseline" in results:
+        print("\nThis checkout against the baseline (--baseline), driver on:")
+        print(baseline_table(results))
     if args.json:
         args.json.write_text(json.dumps({"db": args.db, "tasks": args.tasks, **results}, indent=2))
 

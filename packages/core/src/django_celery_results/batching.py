@@ -28,17 +28,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connections
-
 from .conf import BatchWrites, app_settings
 from .drivers.base import BaseDriver, TaskRow
 from .states import is_terminal, may_overwrite
-from .writers import BackgroundWriter
+from .writers import IDLE, BackgroundWriter, close_connections
 
 logger = logging.getLogger(__name__)
-
-#: Seconds without a queued row after which the flusher thread closes its connection.
-IDLE = 5.0
 
 
 def merge(queued: TaskRow, new: TaskRow) -> TaskRow:
@@ -288,15 +283,14 @@ class Batcher:
                         continue
                     self._stopping = False
                     self._thread = None
-                    self._close_connections()
+                    close_connections(self._condition)
                     return
                 if not self._rows:
                     if (now - idle_since < IDLE or self._urgent) and not self._stopping:
                         self._wakeup.wait(self.max_delay)
                         continue
-                    # Nothing queued for a while: give the connection back, so an idle
-                    # worker holds none; the next write reconnects.
-                    self._close_connections()
+                    # Nothing queued for a while: give the connection back.
+                    close_connections(self._condition)
                     if not self._rows and not self._stopping:
                         self._flusher_asleep = True  # the next queued row wakes us
                         self._wakeup.wait()
@@ -311,14 +305,6 @@ class Batcher:
                     self._condition.wait()
                 else:
                     self._lead()
-
-    def _close_connections(self) -> None:
-        """Close this thread's database connections, without holding the lock meanwhile."""
-        self._condition.release()
-        try:
-            connections.close_all()  # Django's connections are per thread: only ours
-        finally:
-            self._condition.acquire()
 
 
 def _task_id(row: TaskRow) -> str:

@@ -17,11 +17,10 @@ from typing import Any
 
 from celery import current_app
 from celery.signals import before_task_publish
-from django.db import connections
 
 from .conf import app_settings
 from .drivers import TaskRow
-from .writers import BackgroundWriter
+from .writers import IDLE, BackgroundWriter, close_connections
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +29,6 @@ logger = logging.getLogger(__name__)
 LINGER = 0.01
 #: Rows per write; more wait for the next one.
 MAX_ROWS = 1000
-#: Seconds without a send after which the writer closes its database connection.
-IDLE = 5.0
 
 
 class PendingWriter:
@@ -84,11 +81,9 @@ class PendingWriter:
                     lambda: bool(self._rows) or self._release, IDLE
                 )
                 if idle or (self._release and not self._rows):
-                    # Nothing sent for a while (or asked to): give the connection back,
-                    # so an idle web process holds none and a test database can be
-                    # dropped. The next write reconnects.
+                    # Nothing sent for a while (or asked to): give the connection back.
                     self._release = False
-                    connections.close_all()
+                    close_connections(self._condition)
                     self._condition.notify_all()
                     continue
                 if len(self._rows) < MAX_ROWS:

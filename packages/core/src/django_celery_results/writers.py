@@ -17,9 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from celery.signals import worker_process_shutdown
+from django.db import connections
 
 #: How long each writer may take to write its queue when the process ends, in seconds.
 EXIT_TIMEOUT = 5.0
+#: Seconds without a queued row after which a writer's thread closes its connections, so
+#: an idle process holds none (and a test database can be dropped); the next write
+#: reconnects.
+IDLE = 5.0
 
 
 class BackgroundWriter:
@@ -54,6 +59,19 @@ def install(*writers: BackgroundWriter) -> None:
     worker_process_shutdown.connect(
         _flush_on_worker_shutdown, dispatch_uid="django_celery_results.writers", weak=False
     )
+
+
+def close_connections(lock: threading.Condition) -> None:
+    """Close the calling writer thread's connections, with its held ``lock`` let go meanwhile.
+
+    Django's connections are per thread, so only the writer's own close; producers
+    queueing rows never wait on a socket being shut.
+    """
+    lock.release()
+    try:
+        connections.close_all()
+    finally:
+        lock.acquire()
 
 
 def flush_all(timeout: float | None = EXIT_TIMEOUT) -> bool:

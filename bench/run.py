@@ -1,7 +1,8 @@
 """Benchmark the result backend side by side: this project, upstream 2.6.0, the raw limit.
 
 Usage: uv run python bench/run.py --db postgres|mariadb|sqlite [--tasks 1000] [--repeats 3]
-       [--workloads lifecycle,reads,…] [--json out.json]
+       [--workloads lifecycle,reads,…] [--no-upstream] [--no-generic] [--batched]
+       [--baseline OTHER_CHECKOUT/.venv/bin/python] [--json out.json]
 
 For each implementation a fresh database is made and ``bench/workloads.py`` runs in a
 subprocess: this project with its vendor driver, this project with the generic driver,
@@ -9,7 +10,9 @@ and upstream django-celery-results 2.6.0 from PyPI in a virtualenv of its own (b
 once under ~/.cache). The raw limit writes the same rows straight through the database's
 own client (psycopg 3, MySQLdb, sqlite3; every value a parameter, as the backend sends
 it), one single-statement upsert per state change, and as a second figure 100-row
-multi-row upserts. Medians of ``--repeats`` runs; ratios printed.
+multi-row upserts. Medians of ``--repeats`` runs; ratios printed. ``--baseline`` adds
+another checkout's environment (an older commit, for a before/after) as one more
+contender of the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -383,6 +386,9 @@ def main() -> None:
     )
     parser.add_argument("--no-upstream", action="store_true", help="skip upstream 2.6.0")
     parser.add_argument(
+        "--no-generic", action="store_true", help="skip ours with the generic driver"
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=1.0,
@@ -417,7 +423,7 @@ def main() -> None:
     contenders: dict[str, tuple[Path, str, dict[str, str]]] = {
         "ours": (ours, server.create("ours"), {}),
     }
-    if vendor in registered_vendors():
+    if vendor in registered_vendors() and not args.no_generic:
         env = {"BENCH_DISABLED_DRIVERS": vendor}
         contenders["generic"] = (ours, server.create("generic"), env)
     if args.baseline:

@@ -6,6 +6,7 @@ import ast
 import gettext
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -15,14 +16,14 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import AdminSite
 from django.db import models
-from django.test import Client, RequestFactory
+from django.test import Client, RequestFactory, override_settings
 from django.test.utils import isolate_apps
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 import django_celery_results
 from django_celery_results import admin as results_admin
-from django_celery_results.admin import TIMELINE, GroupResultAdmin, TaskResultAdmin
+from django_celery_results.admin import COMPUTED, TIMELINE, GroupResultAdmin, TaskResultAdmin
 from django_celery_results.models import ChordCounter, GroupResult, TaskResult
 
 TERMINATE = "django_celery_results.admin.celery_app.control.terminate"
@@ -109,8 +110,10 @@ class TestConfiguration:
             "date_done",
             "status",
             "worker",
+            "queue",
             "waiting_time",
             "processing_time",
+            "expires",
         ]
         assert list(model_admin.list_filter) == [
             "status",
@@ -133,6 +136,7 @@ class TestConfiguration:
             "waiting_time",
             "processing_time",
             "total_time",
+            "expires",
             "result",
             "meta",
         ]
@@ -153,6 +157,8 @@ class TestConfiguration:
                 "periodic_task_name",
                 "status",
                 "worker",
+                "queue",
+                "retries",
                 "content_type",
                 "content_encoding",
             ],
@@ -165,6 +171,7 @@ class TestConfiguration:
                 "waiting_time",
                 "processing_time",
                 "total_time",
+                "expires",
                 "traceback",
                 "meta",
             ],
@@ -288,6 +295,46 @@ class TestTaskResultPages:
 
 
 @pytest.mark.django_db
+class TestExpiresColumn:
+    """Which retention rule will expire a row, on the list and the detail page."""
+
+    @pytest.fixture
+    def model_admin(self) -> TaskResultAdmin:
+        return TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+
+    def test_result_expires_decides_without_rules(
+        self, model_admin: TaskResultAdmin, task_result: TaskResult
+    ) -> None:
+        # The current app's result_expires: Celery's default of one day.
+        assert model_admin.expires(task_result).startswith("in 23\xa0hours")
+        assert model_admin.expires(task_result).endswith("(result_expires)")
+
+    def test_the_first_matching_rule_names_itself(
+        self, model_admin: TaskResultAdmin, task_result: TaskResult
+    ) -> None:
+        rules = [
+            {"task_name": "proj.tasks.*", "keep": None, "name": "keep tasks"},
+            {"status": "SUCCESS", "keep": 60},
+        ]
+        with override_settings(DJANGO_CELERY_RESULTS={"RETENTION": rules}):
+            assert model_admin.expires(task_result) == "never (keep tasks)"
+        with override_settings(DJANGO_CELERY_RESULTS={"RETENTION": rules[1:]}):
+            TaskResult.objects.filter(pk=task_result.pk).update(
+                date_done=timezone.now() - timedelta(minutes=5)
+            )
+            task_result.refresh_from_db()
+            assert model_admin.expires(task_result) == "at the next cleanup (rule 1)"
+
+    def test_shown_on_the_list_and_the_detail_page(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        listing = admin_client.get(changelist_url(TaskResult)).content.decode()
+        detail = admin_client.get(change_url(task_result)).content.decode()
+        for page in (listing, detail):
+            assert "Expires" in page
+            assert "(result_expires)" in page
+
+
 class TestGroupResultPages:
     def test_changelist_renders(self, admin_client: Client, group_result: GroupResult) -> None:
         response = admin_client.get(changelist_url(GroupResult))
@@ -322,7 +369,7 @@ class TestReadonlyFields:
     ) -> None:
         fields = model_admin.get_readonly_fields(rf.get("/"))
         assert sorted(fields) == sorted(
-            [field.name for field in TaskResult._meta.fields] + list(TIMELINE)
+            [field.name for field in TaskResult._meta.fields] + list(TIMELINE + COMPUTED)
         )
         assert "task_id" in fields
         assert "id" in fields
@@ -367,7 +414,7 @@ class TestProxyModelReadonlyFields:
     ) -> None:
         fields = proxy_admin.get_readonly_fields(rf.get("/"))
         assert sorted(fields) == sorted(
-            [field.name for field in TaskResult._meta.fields] + list(TIMELINE)
+            [field.name for field in TaskResult._meta.fields] + list(TIMELINE + COMPUTED)
         )
 
     @pytest.mark.usefixtures("allow_edits")

@@ -3,6 +3,7 @@
     python probe.py upstream-0011   migrate to 0011 with upstream's package, insert rows
     python probe.py migrate         migrate to the latest migration
     python probe.py exercise        store and read results through the backend and its driver
+    python probe.py upstream-use    store, read and clean up results with upstream's package
     python probe.py dump            print every row of the three tables, as JSON
     python probe.py schema          print columns and constraints of the three tables
 
@@ -105,6 +106,51 @@ def exercise() -> dict[str, object]:
     }
 
 
+def upstream_use() -> dict[str, object]:
+    """Use upstream's backend, manager and cleanup on a database our migrations changed."""
+    from datetime import timedelta
+
+    from celery import Celery
+    from django.utils import timezone
+
+    from django_celery_results.models import TaskResult
+
+    app = Celery("probe", set_as_current=False)
+    app.conf.update(result_backend="django-db", result_extended=True)
+    backend = app.backend
+    backend.mark_as_started("upstream-1")
+    backend.mark_as_done("upstream-1", 7)
+    TaskResult.objects.store_result(
+        "application/json", "utf-8", "upstream-2", "3", "SUCCESS", task_name="proj.add"
+    )
+    TaskResult.objects.filter(task_id="upstream-2").update(
+        date_done=timezone.now() - timedelta(days=3)
+    )
+    TaskResult.objects.delete_expired(timedelta(days=1))
+    return {
+        "upstream-1": backend.get_task_meta("upstream-1", cache=False)["result"],
+        "ours": backend.get_task_meta("ours-1", cache=False)["status"],
+        "left": sorted(TaskResult.objects.values_list("task_id", flat=True)),
+    }
+
+
+def ours_write() -> dict[str, object]:
+    """Write a row with our package, queue and retries included."""
+    from celery import Celery
+    from celery.app.task import Context
+
+    app = Celery("probe", set_as_current=False)
+    app.conf.update(result_backend="django-db", result_extended=True)
+    request = Context(
+        id="ours-1", task="proj.add", retries=2, delivery_info={"routing_key": "billing"}
+    )
+    app.backend.store_result("ours-1", 1, "SUCCESS", request=request)
+    from django_celery_results.models import TaskResult
+
+    row = TaskResult.objects.get(task_id="ours-1")
+    return {"queue": row.queue, "retries": row.retries}
+
+
 def dump() -> dict[str, object]:
     from django.db import connection
 
@@ -149,6 +195,8 @@ if __name__ == "__main__":
         "upstream-0011": upstream_0011,
         "migrate": migrate,
         "exercise": exercise,
+        "upstream-use": upstream_use,
+        "ours-write": ours_write,
         "dump": dump,
         "schema": schema,
     }

@@ -25,25 +25,41 @@ from tests.databases import HOW_TO_START, reachable, strict
 PROBE = Path(__file__).with_name("probe.py")
 UPSTREAM = "django-celery-results==2.5.1"
 UPSTREAM_REQUIREMENTS = [UPSTREAM, "Django>=5.2,<5.3", "celery>=5.5,<6", "psycopg[binary]>=3.2"]
+LATEST_UPSTREAM_REQUIREMENTS = [
+    "django-celery-results==2.6.0",
+    "Django>=5.2,<5.3",
+    "celery>=5.5,<6",
+    "psycopg[binary]>=3.2",
+]
 DRIVERS = {"sqlite3": "GenericDriver", "postgresql": "PostgresDriver"}
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "django-celery-results"
 
 
-@pytest.fixture(scope="session")
-def upstream_python() -> Path:
-    """A Python with upstream 2.5.1 installed (built once, then reused)."""
-    folder = CACHE / "upstream-2.5.1"
+def python_with(folder: Path, requirements: list[str]) -> Path:
+    """A virtualenv's Python with ``requirements`` installed (built once, then reused)."""
     python = folder / "bin" / "python"
     marker = folder / "installed.json"
-    if not (marker.exists() and json.loads(marker.read_text()) == UPSTREAM_REQUIREMENTS):
+    if not (marker.exists() and json.loads(marker.read_text()) == requirements):
         venv.EnvBuilder(clear=True, with_pip=True).create(folder)
         subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", *UPSTREAM_REQUIREMENTS],
+            [python, "-m", "pip", "install", "--quiet", *requirements],
             check=True,
             timeout=600,
         )
-        marker.write_text(json.dumps(UPSTREAM_REQUIREMENTS))
+        marker.write_text(json.dumps(requirements))
     return python
+
+
+@pytest.fixture(scope="session")
+def upstream_python() -> Path:
+    """A Python with upstream 2.5.1 installed (its migrations stop at 0011)."""
+    return python_with(CACHE / "upstream-2.5.1", UPSTREAM_REQUIREMENTS)
+
+
+@pytest.fixture(scope="session")
+def latest_upstream_python() -> Path:
+    """A Python with upstream 2.6.0 installed (its migrations stop at 0014)."""
+    return python_with(CACHE / "upstream-2.6.0-probe", LATEST_UPSTREAM_REQUIREMENTS)
 
 
 def probe(python: Path, command: str, engine: str, name: str) -> Any:
@@ -96,10 +112,11 @@ def test_upstream_database_migrates_forward(
     assert len(before["django_celery_results_taskresult"]) == 3
 
     applied = probe(ours, "migrate", engine, upstream_db)["applied"]
-    assert applied[-3:] == [
+    assert applied[-4:] == [
         "0012_taskresult_date_started",
         "0013_taskresult_django_cele_periodi_1993cf_idx",
         "0014_alter_taskresult_status",
+        "0015_taskresult_retries_queue",
     ]
     after = probe(ours, "dump", engine, upstream_db)
     for table, rows in before.items():
@@ -118,3 +135,25 @@ def test_upstream_database_migrates_forward(
         "new-1": 5,
         "progress": "Progress",
     }
+
+
+def test_upstream_keeps_working_after_our_migrations(
+    latest_upstream_python: Path, databases: tuple[str, str, str]
+) -> None:
+    """Our 0015 adds nullable columns only: going back to upstream 2.6.0's code works."""
+    engine, database, _ = databases
+    ours = Path(sys.executable)
+    assert probe(ours, "migrate", engine, database)["applied"][-1] == (
+        "0015_taskresult_retries_queue"
+    )
+    assert probe(ours, "ours-write", engine, database) == {"queue": "billing", "retries": 2}
+    used = probe(latest_upstream_python, "upstream-use", engine, database)
+    assert used == {
+        "upstream-1": 7,
+        "ours": "SUCCESS",
+        "left": ["ours-1", "upstream-1"],
+    }
+    # Our package still reads what upstream wrote, with NULL in the columns it ignores.
+    after = probe(ours, "dump", engine, database)["django_celery_results_taskresult"]
+    upstream_row = next(r for r in after if r["task_id"] == "upstream-1")
+    assert (upstream_row["queue"], upstream_row["retries"]) == (None, None)

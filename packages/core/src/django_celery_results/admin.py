@@ -9,9 +9,13 @@ from celery import current_app as celery_app
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.timesince import timeuntil
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from . import retention
+from .cleanup import as_timedelta
 from .conf import app_settings
 from .models import GroupResult, TaskResult
 
@@ -33,6 +37,8 @@ _FIELDSET_CLASSES = ("extrapretty", "wide")
 
 #: ``TaskResult`` properties shown beside the stored dates (computed, never editable).
 TIMELINE = ("waiting_time", "processing_time", "total_time")
+#: Computed columns of the admin itself.
+COMPUTED = ("expires",)
 
 
 class TaskResultAdmin(_TaskResultAdminBase):
@@ -47,8 +53,10 @@ class TaskResultAdmin(_TaskResultAdminBase):
         "date_done",
         "status",
         "worker",
+        "queue",
         "waiting_time",
         "processing_time",
+        "expires",
     )
     list_filter = ("status", "date_done", "periodic_task_name", "task_name", "worker")
     readonly_fields = (
@@ -58,6 +66,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
         "waiting_time",
         "processing_time",
         "total_time",
+        "expires",
         "result",
         "meta",
     )
@@ -76,6 +85,8 @@ class TaskResultAdmin(_TaskResultAdminBase):
                     "periodic_task_name",
                     "status",
                     "worker",
+                    "queue",
+                    "retries",
                     "content_type",
                     "content_encoding",
                 ),
@@ -97,6 +108,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
                     "waiting_time",
                     "processing_time",
                     "total_time",
+                    "expires",
                     "traceback",
                     "meta",
                 ),
@@ -115,7 +127,24 @@ class TaskResultAdmin(_TaskResultAdminBase):
         """
         if ALLOW_EDITS:
             return self.readonly_fields
-        return [field.name for field in self.model._meta.fields] + list(TIMELINE)
+        return [field.name for field in self.model._meta.fields] + list(TIMELINE + COMPUTED)
+
+    @admin.display(description=_("Expires"))
+    def expires(self, obj: TaskResult) -> str:
+        """When cleanup deletes the row, and by which retention rule (``RETENTION``)."""
+        rule = retention.rule_for(app_settings().RETENTION, obj)
+        if rule is None:
+            name, keep = "result_expires", as_timedelta(celery_app.conf.result_expires)
+        else:
+            name, keep = rule.name, rule.keep
+        if keep is None:
+            return gettext("never (%(rule)s)") % {"rule": name}
+        if obj.date_done is None:
+            return "-"
+        when = obj.date_done + keep
+        if when <= timezone.now():
+            return gettext("at the next cleanup (%(rule)s)") % {"rule": name}
+        return gettext("in %(time)s (%(rule)s)") % {"time": timeuntil(when), "rule": name}
 
     @admin.action(description=_("Terminate selected tasks"))
     def terminate_task(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:

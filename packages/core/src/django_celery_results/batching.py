@@ -60,6 +60,8 @@ def merge(queued: TaskRow, new: TaskRow) -> TaskRow:
         task_args=_first(new.task_args, queued.task_args),
         task_kwargs=_first(new.task_kwargs, queued.task_kwargs),
         worker=_first(new.worker, queued.worker),
+        retries=_first(new.retries, queued.retries),
+        queue=_first(new.queue, queued.queue),
         date_started=_first(queued.date_started, new.date_started),
         date_created=queued.date_created or queued.date_done,
     )

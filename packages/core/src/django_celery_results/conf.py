@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, fields
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.signals import setting_changed
+
+from . import retention
 
 SETTING_NAME = "DJANGO_CELERY_RESULTS"
 
@@ -45,6 +48,11 @@ class AppSettings:
     TRACK_PENDING: bool = False
     #: Coalesce and group-commit state writes (``None``: every write goes out on its own).
     BATCH_WRITES: BatchWrites | None = None
+    #: How long cleanup keeps the task results each rule matches; the first match decides.
+    RETENTION: tuple[retention.Rule, ...] = ()
+    #: How long cleanup keeps group results (``None``: forever); Celery's ``result_expires``
+    #: by default.
+    GROUP_RETENTION: timedelta | Literal["result_expires"] | None = "result_expires"
 
 
 #: What each key accepts, as (types, description) for the error messages.
@@ -59,6 +67,11 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "BATCH_WRITES": (
         (dict, bool, type(None)),
         "None, True or a dict such as {'max_delay_ms': 100, 'max_rows': 500}",
+    ),
+    "RETENTION": ((list, tuple), "a list of rules such as [{'status': 'FAILURE', 'keep': 86400}]"),
+    "GROUP_RETENTION": (
+        (timedelta, int, float, type(None)),
+        "a timedelta, a number of seconds >= 0, or None (keep forever)",
     ),
 }
 _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
@@ -104,6 +117,10 @@ def validate(raw: Any) -> list[str]:
             problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
         elif key == "BATCH_WRITES" and isinstance(value, dict):
             problems.extend(_batch_problems(value))
+        elif key == "RETENTION":
+            problems.extend(retention.problems(value, f"{SETTING_NAME}['RETENTION']"))
+        elif key == "GROUP_RETENTION" and value is not None and value < type(value)(0):
+            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
     return problems
 
 
@@ -149,6 +166,10 @@ def app_settings() -> AppSettings:
                 value = tuple(value)
             elif field.name == "BATCH_WRITES":
                 value = _batch_writes(value)
+            elif field.name == "RETENTION":
+                value = retention.parse(value)
+            elif field.name == "GROUP_RETENTION":
+                value = retention.as_keep(value)
             valid[field.name] = value
     return AppSettings(**valid)
 

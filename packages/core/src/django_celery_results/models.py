@@ -66,6 +66,21 @@ class TaskResult(models.Model):
         verbose_name=_("Worker"),
         help_text=_("Worker that executes the task"),
     )
+    retries = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=None,
+        verbose_name=_("Retries"),
+        help_text=_("Number of times the task was retried before this state"),
+    )
+    queue = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        default=None,
+        verbose_name=_("Queue"),
+        help_text=_("Name of the queue (routing key) the task was delivered to"),
+    )
     content_type = models.CharField(
         max_length=128,
         verbose_name=_("Result Content Type"),

@@ -191,7 +191,7 @@ def record_pending(
         return
     if "task" not in headers and isinstance(body, dict):  # protocol 1
         headers = {**headers, "task": body.get("task")}
-    writer().add(pending_row(task_id, headers, body))
+    writer().add(pending_row(task_id, headers, body, routing_key=kwargs.get("routing_key")))
 
 
 def connect() -> None:

@@ -1,7 +1,8 @@
 """Utilities."""
 
 # This module must not use translation: that causes a recursive loader import.
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,3 +16,15 @@ def now() -> datetime:
     if getattr(settings, "USE_TZ", False):
         return now_localtime(timezone.now())
     return timezone.now()
+
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_span(value: str) -> timedelta | None:
+    """Read a span such as ``90s``, ``15m``, ``24h``, ``30d`` or ``2w``; None if it is not one."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", value.strip())
+    if match is None:
+        return None
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: float(amount)})

@@ -112,9 +112,9 @@ class MySQLOperations(SQLOperations):
         )
         return int(cursor.lastrowid) if cursor.rowcount > 0 else None
 
-    def delete_expired_chunk_sql(self, table: str) -> str:
+    def delete_chunk_sql(self, table: str, condition: str) -> str:
         """``DELETE … ORDER BY date_done LIMIT n`` on the ``date_done`` index."""
-        return f"DELETE FROM {table} WHERE date_done < %s ORDER BY date_done LIMIT %s"
+        return f"DELETE FROM {table} WHERE {condition} ORDER BY date_done LIMIT %s"
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
         """Read mysqlclient's error code: deadlocks, lock waits and lost connections."""

@@ -56,7 +56,7 @@ def _timestamptz_loader(zone: tzinfo | None) -> type[_TimestamptzLoader]:
 class PostgresOperations(SQLOperations):
     """Fragments for PostgreSQL: the stored row named ``r``, arrays, row addresses."""
 
-    #: Far below PostgreSQL's 65,535 bind parameters (15 per row).
+    #: Far below PostgreSQL's 65,535 bind parameters (17 per row).
     max_rows_per_statement = 1000
     ids_array_match_sql = "= ANY(%s)"
 
@@ -69,14 +69,11 @@ class PostgresOperations(SQLOperations):
         return f"r.{column}"
 
     def rows_from_arrays_sql(self) -> str:
-        """``SELECT * FROM unnest(%b::text[], …)``: one text array per column, dates typed."""
-        arrays = ", ".join(
-            "%b::timestamptz[]" if column in TaskRow.DATE_COLUMNS else "%b::text[]"
-            for column in TaskRow.COLUMNS
-        )
+        """``SELECT * FROM unnest(%b::text[], …)``: one array per column, typed."""
+        arrays = ", ".join(f"%b::{_array_type(column)}[]" for column in TaskRow.COLUMNS)
         return f"SELECT * FROM unnest({arrays})"
 
-    def delete_expired_chunk_sql(self, table: str) -> str:
+    def delete_chunk_sql(self, table: str, condition: str) -> str:
         """Address the chunk's rows by ``ctid``, fetched as one array.
 
         ``id IN (SELECT … LIMIT n)`` makes PostgreSQL hash-join the chunk against a scan
@@ -85,7 +82,7 @@ class PostgresOperations(SQLOperations):
         """
         return (
             f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
-            "WHERE date_done < %s ORDER BY date_done LIMIT %s))"
+            f"WHERE {condition} ORDER BY date_done LIMIT %s))"
         )
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
@@ -167,3 +164,10 @@ class PostgresOperations(SQLOperations):
             entry.waiting = Spread(*numbers[:3])
             entry.processing = Spread(*numbers[3:])
         return sorted(stats.values(), key=lambda s: s.task_name)
+
+
+def _array_type(column: str) -> str:
+    """Return the element type of ``column``'s array in the PENDING ``unnest``."""
+    if column in TaskRow.DATE_COLUMNS:
+        return "timestamptz"
+    return "integer" if column in TaskRow.INTEGER_COLUMNS else "text"

@@ -9,7 +9,7 @@ from django_celery_results.drivers import SQLOperations, TaskRow
 class SQLiteOperations(SQLOperations):
     """Core's defaults are SQLite's spelling (``ON CONFLICT``, ``EXCLUDED``, ``RETURNING``)."""
 
-    #: 15 parameters a row, under SQLite's default limit of 32,766.
+    #: 17 parameters a row, under SQLite's default limit of 32,766.
     max_rows_per_statement = 500
 
     def task_row_params(self, rows: Sequence[TaskRow]) -> list[Any]:

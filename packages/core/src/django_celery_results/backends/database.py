@@ -14,18 +14,17 @@ from celery.backends.base import BaseDictBackend, get_current_task
 from celery.exceptions import ChordError
 from celery.result import AsyncResult, GroupResult, allow_join_result, result_from_tuple
 from celery.utils.log import get_logger
-from celery.utils.time import maybe_timedelta
 from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 from kombu.exceptions import DecodeError
 
 from .. import pending, store
-from ..conf import app_settings
+from ..cleanup import configured_steps, delete_dead_chord_counters
+from ..cleanup import run as run_cleanup
 from ..drivers import BaseDriver, TaskRow, driver_for_model
 from ..drivers.manager import driver_for_alias
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
-from ..utils import now
 from .encoding import ContentEncoding
 
 logger = get_logger(__name__)
@@ -36,7 +35,15 @@ EXCEPTIONS_TO_CATCH: tuple[type[BaseException], ...] = (InterfaceError,)
 
 
 #: The ``result_extended`` columns, all None when it is off or there is no request.
-NOT_EXTENDED = ("periodic_task_name", "task_args", "task_kwargs", "task_name", "worker")
+NOT_EXTENDED = (
+    "periodic_task_name",
+    "task_args",
+    "task_kwargs",
+    "task_name",
+    "worker",
+    "retries",
+    "queue",
+)
 
 
 class InvalidTaskId(ValueError):
@@ -99,6 +106,8 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             "task_kwargs": None if task_kwargs is None else self._encode_value(task_kwargs),
             "task_name": getattr(request, "task", None),
             "worker": getattr(request, "hostname", None),
+            "retries": getattr(request, "retries", None),
+            "queue": _routing_key(request),
         }
 
     def _extended_columns(self, request: Any, traceback: str | None) -> dict[str, Any]:
@@ -116,14 +125,17 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             self._last_extended = (request, traceback, columns)
         return columns
 
-    def pending_row(self, task_id: str, headers: Any, body: Any) -> TaskRow:
+    def pending_row(
+        self, task_id: str, headers: Any, body: Any, routing_key: str | None = None
+    ) -> TaskRow:
         """Return the PENDING row of a task being sent, encoded as the worker encodes it.
 
-        ``task_name`` always; with ``result_extended`` also args, kwargs (from the
-        message's ``argsrepr``/``kwargsrepr``, as the worker stores them) and
+        ``task_name`` and ``queue`` (the routing key it is sent with) always; with
+        ``result_extended`` also args, kwargs (from the message's
+        ``argsrepr``/``kwargsrepr``, as the worker stores them) and
         ``periodic_task_name``. The worker is not known yet.
         """
-        columns: dict[str, Any] = {"task_name": headers.get("task")}
+        columns: dict[str, Any] = {"task_name": headers.get("task"), "queue": routing_key or None}
         if self.app.conf.result_extended:
             args, kwargs = headers.get("argsrepr"), headers.get("kwargsrepr")
             if (args is None or kwargs is None) and isinstance(body, tuple | list):
@@ -218,6 +230,8 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             task_kwargs=task_kwargs,
             args=task_args,
             kwargs=task_kwargs,
+            retries=obj.retries,
+            queue=obj.queue,
         )
         return self.meta_from_decoded(res)  # type: ignore[no-any-return]
 
@@ -294,19 +308,14 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         store.delete_task_result(self._driver(self.TaskModel), task_id)
 
     def cleanup(self) -> None:
-        """Delete expired results; ``result_expires`` of ``None`` or 0 keeps everything.
+        """Delete expired results: by ``RETENTION``'s rules, ``result_expires`` for the rest.
 
-        Counters of dead chords go first, while their header results still show that the
-        chord is over.
+        What beat's daily ``celery.backend_cleanup`` runs. ``result_expires`` of ``None``
+        or 0 keeps every row no rule expires. Counters of dead chords go first, while
+        their header results still show that the chord is over.
         """
-        if not self.expires:
-            return
-        driver = self._driver(ChordCounter)
-        cutoff = now() - maybe_timedelta(self.expires)
-        batch_size = app_settings().CLEANUP_BATCH_SIZE
-        driver.retrying.delete_expired_chord_counters(cutoff, batch_size)
-        self.TaskModel._default_manager.delete_expired(self.expires)
-        self.GroupModel._default_manager.delete_expired(self.expires)
+        delete_dead_chord_counters(self.expires)
+        run_cleanup(configured_steps(self.expires))
 
     # -- groups --------------------------------------------------------------------------
 
@@ -440,9 +449,18 @@ def check_id_length(value: str, model: type[Any], field: str) -> None:
         )
 
 
+def _routing_key(request: Any) -> str | None:
+    """Return the routing key a worker's request was delivered with (Celery's ``queue``)."""
+    delivery_info = getattr(request, "delivery_info", None)
+    if not isinstance(delivery_info, dict):
+        return None
+    key = delivery_info.get("routing_key")
+    return key if isinstance(key, str) and key else None
+
+
 def fit_descriptive_columns(props: dict[str, Any]) -> dict[str, Any]:
     """Cut worker and task names to their columns: a long hostname must not lose a result."""
-    for name in ("task_name", "worker", "periodic_task_name"):
+    for name in ("task_name", "worker", "periodic_task_name", "queue"):
         value = props.get(name)
         if isinstance(value, str):
             length = column_length(TaskResult, name)

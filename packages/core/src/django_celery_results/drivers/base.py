@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from django.apps import apps
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Q
 
 from .retry import RetryingOperations
 
@@ -46,6 +47,10 @@ class TaskRow:
     task_args: str | None = None
     task_kwargs: str | None = None
     worker: str | None = None
+    #: How many times the task was retried (``request.retries``), with ``result_extended``.
+    retries: int | None = None
+    #: The routing key the task was delivered with (sent with, for PENDING rows).
+    queue: str | None = None
     #: Set on STARTED writes; a stored ``date_started`` is never replaced.
     date_started: datetime | None = None
     #: ``date_created`` of a new row when it is not ``date_done``: the time of an earlier
@@ -54,6 +59,8 @@ class TaskRow:
 
     #: The timestamps, last in :attr:`COLUMNS` (drivers adapt them apart from the text).
     DATE_COLUMNS: ClassVar[tuple[str, ...]] = ("date_created", "date_started", "date_done")
+    #: The integer columns; every other column but the dates is text.
+    INTEGER_COLUMNS: ClassVar[tuple[str, ...]] = ("retries",)
     #: Every column of a new row, in the order drivers write them (``values()``): the
     #: fields in their order, the dates last. Set below, from the fields.
     COLUMNS: ClassVar[tuple[str, ...]]
@@ -63,7 +70,15 @@ class TaskRow:
     #: Descriptive columns a write without them (``None``) leaves as stored, so a write
     #: made without the task's request (a manual ``store_result``) keeps its name and args.
     KEPT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
-        {"periodic_task_name", "task_name", "task_args", "task_kwargs", "worker"}
+        {
+            "periodic_task_name",
+            "task_name",
+            "task_args",
+            "task_kwargs",
+            "worker",
+            "retries",
+            "queue",
+        }
     )
 
     def replaced_values(self) -> dict[str, Any]:
@@ -90,6 +105,8 @@ class TaskRow:
             self.task_args,
             self.task_kwargs,
             self.worker,
+            self.retries,
+            self.queue,
             self.date_created or self.date_done,
             self.date_started,
             self.date_done,
@@ -301,13 +318,24 @@ class BaseOperations:
         """
         raise NotImplementedError("a driver must provide claim_chord()")
 
+    def delete_matching(
+        self, model: type[Model], condition: Q, batch_size: int, until: float | None = None
+    ) -> int:
+        """Delete rows of ``model`` that match ``condition``; return how many.
+
+        Oldest ``date_done`` first, in chunks of ``batch_size`` rows, each in its own short
+        transaction, so workers writing meanwhile are never blocked for long; no row is
+        loaded into Python. With ``until`` (a ``time.monotonic()`` value) it stops after
+        the chunk that ends past it: a later call goes on where it stopped.
+        """
+        raise NotImplementedError("a driver must provide delete_matching()")
+
     def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
         """Delete rows of ``model`` whose ``date_done`` is before ``cutoff``; return how many.
 
-        Deletes in chunks of ``batch_size`` rows, each in its own short transaction, so
-        workers writing meanwhile are never blocked for long.
+        :meth:`delete_matching` with that condition.
         """
-        raise NotImplementedError("a driver must provide delete_expired()")
+        return self.delete_matching(model, Q(date_done__lt=cutoff), batch_size)
 
     def delete_expired_chord_counters(self, cutoff: datetime, batch_size: int) -> int:
         """Delete counters of dead chords; return how many.

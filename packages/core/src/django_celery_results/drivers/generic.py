@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -336,10 +337,12 @@ class GenericOperations(BaseOperations):
 
     # -- cleanup -------------------------------------------------------------------------
 
-    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+    def delete_matching(
+        self, model: type[Model], condition: Q, batch_size: int, until: float | None = None
+    ) -> int:
         """Delete oldest first, one chunk per transaction, through the ORM's collector."""
         manager = model._default_manager.db_manager(self.alias)
-        expired = manager.filter(date_done__lt=cutoff).order_by("date_done")
+        expired = manager.filter(condition).order_by("date_done")
         sliced_subqueries = self.connection.features.allow_sliced_subqueries_with_in
         total = 0
         while True:
@@ -352,7 +355,7 @@ class GenericOperations(BaseOperations):
                     ids = list(expired.values_list("pk", flat=True)[:batch_size])
                     deleted, _ = manager.filter(pk__in=ids).delete() if ids else (0, {})
             total += deleted
-            if deleted < batch_size:
+            if deleted < batch_size or (until is not None and time.monotonic() >= until):
                 return total
 
     def delete_expired_chord_counters(self, cutoff: datetime, batch_size: int) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.db.models import Model
+from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db.models import Model, Q
 from django.db.models.deletion import Collector
 from django.db.utils import InterfaceError
 from django.utils import timezone
@@ -143,15 +145,15 @@ class SQLOperations(GenericOperations):
         row = cursor.fetchone()
         return None if row is None else int(row[0])
 
-    def delete_expired_chunk_sql(self, table: str) -> str:
-        """Return a ``DELETE`` of the oldest rows of ``table`` done before ``%s``, ``%s`` of them.
+    def delete_chunk_sql(self, table: str, condition: str) -> str:
+        """Return a ``DELETE`` of the ``%s`` oldest rows of ``table`` that match ``condition``.
 
-        Its parameters are the cutoff and the chunk size; the default addresses the
-        chunk by primary key.
+        ``condition`` is SQL with its own parameters, which come first; the chunk size is
+        the last parameter. The default addresses the chunk by primary key.
         """
         return (
             f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
-            "WHERE date_done < %s ORDER BY date_done LIMIT %s)"
+            f"WHERE {condition} ORDER BY date_done LIMIT %s)"
         )
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
@@ -275,24 +277,33 @@ class SQLOperations(GenericOperations):
 
     # -- cleanup -------------------------------------------------------------------------
 
-    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+    def delete_matching(
+        self, model: type[Model], condition: Q, batch_size: int, until: float | None = None
+    ) -> int:
         """Delete oldest first, one statement per chunk, each its own short transaction.
 
-        When Django must delete (a model points at the rows, or delete signals listen),
-        the ORM's deletes run instead.
+        The condition is compiled by the ORM once. When Django must delete (a model
+        points at the rows, or delete signals listen), the ORM's deletes run instead.
         """
-        manager = model._default_manager.db_manager(self.alias)
-        if not Collector(using=self.alias).can_fast_delete(manager.filter(date_done__lt=cutoff)):
-            return super().delete_expired(model, cutoff, batch_size)
-        sql = self.delete_expired_chunk_sql(self.connection.ops.quote_name(model._meta.db_table))
-        params = [self.adapt_datetime(cutoff), batch_size]
+        matching = model._default_manager.db_manager(self.alias).filter(condition)
+        if not Collector(using=self.alias).can_fast_delete(matching):
+            return super().delete_matching(model, condition, batch_size, until)
+        query = matching.query
+        try:
+            where, where_params = query.get_compiler(using=self.alias).compile(query.where)
+        except EmptyResultSet:
+            return 0
+        except FullResultSet:
+            where, where_params = "1 = 1", ()
+        sql = self.delete_chunk_sql(self.connection.ops.quote_name(model._meta.db_table), where)
+        params = [*where_params, batch_size]
         total = 0
         while True:
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
                 deleted: int = cursor.rowcount
             total += deleted
-            if deleted < batch_size:
+            if deleted < batch_size or (until is not None and time.monotonic() >= until):
                 return total
 
     # -- errors --------------------------------------------------------------------------

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -14,16 +13,14 @@ from django.utils.dateparse import parse_datetime
 from ...drivers import driver_for_model
 from ...models import TaskResult
 from ...stats import TaskStats
-
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+from ...utils import parse_span
 
 
 def parse_since(value: str) -> datetime:
     """Read ``--since``: a span back from now (``90m``, ``24h``, ``7d``) or an ISO datetime."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", value.strip())
-    if match:
-        amount, unit = match.groups()
-        return timezone.now() - timedelta(**{_UNITS[unit]: float(amount)})
+    span = parse_span(value)
+    if span is not None:
+        return timezone.now() - span
     parsed = parse_datetime(value)
     if parsed is None:
         raise CommandError(

@@ -15,6 +15,7 @@ from .test_exists import *
 from .test_groups import *
 from .test_pending import *
 from .test_reads import *
+from .test_retention import *
 from .test_revoke import *
 from .test_state_precedence import *
 from .test_stats import *

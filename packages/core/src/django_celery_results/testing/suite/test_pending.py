@@ -53,6 +53,15 @@ class TestPendingAtPublish:
             None,
         )
 
+    def test_queue_is_the_routing_key_it_was_sent_with(self, sender: Any, backend: Any) -> None:
+        default = sender.send_task("tests.add")
+        billing = sender.send_task("tests.add", queue="billing")
+        assert pending.flush(10)
+        assert TaskResult.objects.get(task_id=default.id).queue == "celery"
+        assert TaskResult.objects.get(task_id=billing.id).queue == "billing"
+        backend.store_result(billing.id, 1, states.SUCCESS)  # a write without the request
+        assert TaskResult.objects.get(task_id=billing.id).queue == "billing"
+
     def test_periodic_task_name_from_beat_header(self, sender: Any) -> None:
         result = sender.send_task("tests.add", headers={"periodic_task_name": "nightly"})
         assert pending.flush(10)

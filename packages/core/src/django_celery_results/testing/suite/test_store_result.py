@@ -63,6 +63,17 @@ class TestStoreResult:
         assert meta["kwargs"] == "{'z': 3}"
         assert meta["task_name"] == "tests.add"
         assert meta["worker"] == "celery@conformance"
+        assert (obj.retries, obj.queue) == (0, "celery")
+        assert (meta["retries"], meta["queue"]) == (0, "celery")
+
+    def test_retries_and_queue_come_from_the_request(self, backend: Any, result_app: Any) -> None:
+        task_id = new_id()
+        req = request(task_id, retries=3, delivery_info={"routing_key": "billing"})
+        backend.store_result(task_id, None, states.RETRY, request=req)
+        obj = stored(task_id)
+        assert (obj.retries, obj.queue) == (3, "billing")
+        result = result_app.AsyncResult(task_id)
+        assert (result.retries, result.queue) == (3, "billing")  # Celery's own properties
 
     def test_each_write_stores_its_own_request(self, backend: Any) -> None:
         # The columns of a request are computed once and reused for its later writes:
@@ -112,6 +123,7 @@ class TestStoreResult:
         assert obj.status == states.SUCCESS
         assert obj.task_name == "tests.add"
         assert obj.worker == "celery@conformance"
+        assert (obj.retries, obj.queue) == (0, "celery")
 
     @pytest.mark.parametrize(
         "result_app_config",

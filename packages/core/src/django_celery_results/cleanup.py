@@ -1,0 +1,217 @@
+"""Cleanup: the retention rules run in the database, chunk by chunk, or counted (dry run)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Min, Model, Q
+from django.utils import timezone
+
+from . import retention
+from .conf import app_settings
+from .drivers import BaseDriver, driver_for_model
+from .models import ChordCounter, GroupResult, TaskResult
+
+#: Seconds each call into the driver may run before control comes back (progress, limits).
+SLICE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One deletion of a cleanup: a model, the condition of its expired rows, a name."""
+
+    name: str
+    description: str
+    model: type[Model]
+    condition: Q
+
+
+@dataclass
+class Outcome:
+    """What one step did: rows deleted (or, in a dry run, that would be), and when."""
+
+    name: str
+    description: str
+    rows: int = 0
+    seconds: float = 0.0
+    #: The oldest and newest ``date_done`` of the rows a dry run counted.
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+
+@dataclass
+class Report:
+    """A whole cleanup: each step's outcome, and whether every step ran to its end."""
+
+    dry_run: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+    complete: bool = True
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        """Rows deleted (or counted) by every step."""
+        return sum(outcome.rows for outcome in self.outcomes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``--format json``)."""
+        return {
+            "dry_run": self.dry_run,
+            "complete": self.complete,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "steps": [
+                {
+                    "name": o.name,
+                    "description": o.description,
+                    "rows": o.rows,
+                    "seconds": round(o.seconds, 3),
+                    **(
+                        {
+                            "oldest": o.oldest and o.oldest.isoformat(),
+                            "newest": o.newest and o.newest.isoformat(),
+                        }
+                        if self.dry_run
+                        else {}
+                    ),
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+def as_timedelta(expires: float | timedelta | None) -> timedelta | None:
+    """Return Celery's ``result_expires`` (seconds or a timedelta; 0 or None: never)."""
+    if not expires:
+        return None
+    return expires if isinstance(expires, timedelta) else timedelta(seconds=expires)
+
+
+def configured_steps(
+    result_expires: float | timedelta | None,
+    rules: Sequence[retention.Rule] | None = None,
+    now: datetime | None = None,
+) -> list[Step]:
+    """Return the steps of the configured retention: task rules, the fallback, groups.
+
+    ``rules`` defaults to ``RETENTION``; ``result_expires`` decides for the task results
+    no rule matches, and for groups unless ``GROUP_RETENTION`` says otherwise.
+    """
+    now = now or timezone.now()
+    conf = app_settings()
+    fallback = as_timedelta(result_expires)
+    rules = conf.RETENTION if rules is None else rules
+    steps = [
+        Step(s.name, s.description, TaskResult, s.condition)
+        for s in retention.plan(rules, fallback, now)
+    ]
+    groups = fallback if conf.GROUP_RETENTION == "result_expires" else conf.GROUP_RETENTION
+    if groups is not None:
+        steps.append(
+            Step(
+                "groups",
+                f"group results: {retention.humanize(groups)}",
+                GroupResult,
+                Q(date_done__lt=now - groups),
+            )
+        )
+    return steps
+
+
+def one_off_step(rule: retention.Rule, now: datetime | None = None) -> Step:
+    """Return the step of a one-off rule (the command's ``--status``, ``--older-than`` …)."""
+    assert rule.keep is not None
+    now = now or timezone.now()
+    condition = rule.q() & Q(date_done__lt=now - rule.keep)
+    return Step(rule.name, retention.describe(rule), TaskResult, condition)
+
+
+def run(
+    steps: Sequence[Step],
+    *,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    max_seconds: float | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+) -> Report:
+    """Run (or, with ``dry_run``, count) each step in order; return what each did.
+
+    Deletions go through the driver in chunks of ``batch_size`` rows, each its own short
+    transaction, and never load rows. Past ``max_seconds`` the cleanup stops after the
+    chunk it is in, and says so (``Report.complete``); the next run goes on from there.
+    """
+    size = batch_size or app_settings().CLEANUP_BATCH_SIZE
+    started = time.monotonic()
+    deadline = None if max_seconds is None else started + max_seconds
+    report = Report(dry_run=dry_run)
+    for step in steps:
+        outcome = Outcome(step.name, step.description)
+        report.outcomes.append(outcome)
+        began = time.monotonic()
+        if dry_run:
+            _count(step, outcome)
+        elif not _delete(step, outcome, size, deadline, progress):
+            report.complete = False
+        outcome.seconds = time.monotonic() - began
+        if progress is not None:
+            progress(outcome)
+        if not report.complete or (deadline is not None and time.monotonic() >= deadline):
+            report.complete = report.complete and step is steps[-1]
+            break
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _count(step: Step, outcome: Outcome) -> None:
+    manager = step.model._default_manager.db_manager(_driver(step.model).alias)
+    found = manager.filter(step.condition).aggregate(
+        rows=Count("pk"), oldest=Min("date_done"), newest=Max("date_done")
+    )
+    outcome.rows, outcome.oldest, outcome.newest = found["rows"], found["oldest"], found["newest"]
+
+
+def _delete(
+    step: Step,
+    outcome: Outcome,
+    size: int,
+    deadline: float | None,
+    progress: Callable[[Outcome], None] | None,
+) -> bool:
+    """Delete a step's rows; return False when the deadline stopped it before the end."""
+    driver = _driver(step.model)
+    began = time.monotonic()
+    while True:
+        until = time.monotonic() + SLICE_SECONDS
+        if deadline is not None:
+            until = min(until, deadline)
+        deleted = driver.retrying.delete_matching(step.model, step.condition, size, until)
+        outcome.rows += deleted
+        outcome.seconds = time.monotonic() - began
+        # A call ends early only at a short (last) chunk; a whole number of full
+        # chunks means it ran out of time, and there may be more.
+        if deleted == 0 or deleted % size:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        if progress is not None:
+            progress(outcome)
+
+
+def delete_dead_chord_counters(
+    result_expires: float | timedelta | None, batch_size: int | None = None
+) -> int:
+    """Delete the counters of chords whose header results all expired (as upstream)."""
+    expires = as_timedelta(result_expires)
+    if expires is None:
+        return 0
+    driver = _driver(ChordCounter)
+    size = batch_size or app_settings().CLEANUP_BATCH_SIZE
+    return int(driver.retrying.delete_expired_chord_counters(timezone.now() - expires, size))
+
+
+def _driver(model: type[Model]) -> BaseDriver:
+    return driver_for_model(model)

@@ -1,0 +1,253 @@
+"""Retention rules: which stored task results a cleanup keeps, and for how long."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+
+#: The keys a rule matches rows by, each a column of ``TaskResult``.
+MATCH_KEYS = ("status", "task_name", "periodic_task_name", "queue")
+#: Every key a rule may have.
+RULE_KEYS = (*MATCH_KEYS, "keep", "name")
+#: The keys whose value may be a glob (``*``, ``?``, ``[…]``), matched case-sensitively.
+GLOB_KEYS = ("task_name", "periodic_task_name", "queue")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One entry of ``RETENTION``: rows it matches are kept for ``keep`` (``None``: forever).
+
+    A row matches when every given key matches: ``status`` is one of the states, the
+    other keys equal the column or match it as a glob. The first rule of the list that
+    matches a row decides its fate.
+    """
+
+    name: str
+    keep: timedelta | None
+    status: frozenset[str] | None = None
+    task_name: str | None = None
+    periodic_task_name: str | None = None
+    queue: str | None = None
+
+    def q(self) -> Q:
+        """Return the ORM condition of the rows this rule matches."""
+        condition = Q()
+        if self.status is not None:
+            condition &= Q(status__in=sorted(self.status))
+        for key in GLOB_KEYS:
+            pattern = getattr(self, key)
+            if pattern is None:
+                continue
+            if is_glob(pattern):
+                condition &= Q(**{f"{key}__regex": glob_regex(pattern)})
+            else:
+                condition &= Q(**{key: pattern})
+        return condition
+
+    def matches(self, row: Any) -> bool:
+        """Return True when the row (a ``TaskResult`` or anything with its columns) matches."""
+        if self.status is not None and getattr(row, "status", None) not in self.status:
+            return False
+        for key in GLOB_KEYS:
+            pattern = getattr(self, key)
+            if pattern is None:
+                continue
+            value = getattr(row, key, None)
+            if value is None or not re.fullmatch(glob_regex(pattern)[1:-1], value, re.DOTALL):
+                return False
+        return True
+
+
+def is_glob(pattern: str) -> bool:
+    """Return True when ``pattern`` holds a glob character (``*``, ``?`` or ``[``)."""
+    return any(char in pattern for char in "*?[")
+
+
+def glob_regex(pattern: str) -> str:
+    """Translate a glob to an anchored regular expression every database understands.
+
+    ``*`` is any text, ``?`` one character, ``[abc]``/``[!abc]`` a set; everything
+    else is literal. Only the common subset of POSIX and Python syntax is produced.
+    """
+    out = ["^"]
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        index += 1
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            end = pattern.find("]", index + 1)
+            if end == -1:
+                out.append(r"\[")
+                continue
+            body = pattern[index:end]
+            index = end + 1
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            members = "".join("\\" + c if c in "\\^]" else c for c in body)
+            out.append(f"[{'^' if negate else ''}{members}]")
+        elif char.isalnum() or char in "_- @:/":
+            out.append(char)
+        else:
+            out.append("\\" + char)
+    out.append("$")
+    return "".join(out)
+
+
+def as_keep(value: Any) -> timedelta | None:
+    """Turn a rule's ``keep`` (a ``timedelta``, seconds, or ``None``) into a ``timedelta``."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=value)
+
+
+def problems(rules: Any, setting: str) -> list[str]:
+    """Return one message per problem in a ``RETENTION`` value, each naming the fix."""
+    if not isinstance(rules, list | tuple):
+        return [
+            f"{setting} must be a list of rules such as "
+            "[{'status': 'FAILURE', 'keep': timedelta(days=30)}], "
+            f"not {type(rules).__name__}."
+        ]
+    found = []
+    for number, rule in enumerate(rules, 1):
+        where = f"{setting}[{number - 1}]"
+        if not isinstance(rule, Mapping):
+            found.append(f"{where} must be a dict such as {{'queue': 'billing', 'keep': None}}.")
+            continue
+        unknown = sorted(set(rule) - set(RULE_KEYS))
+        if unknown:
+            found.append(
+                f"{where} has unknown keys {unknown}; a rule has: {', '.join(RULE_KEYS)}."
+            )
+        if "keep" not in rule:
+            found.append(
+                f"{where} has no 'keep': say how long its rows are kept (a timedelta, "
+                "seconds, or None to keep them forever)."
+            )
+        elif not _is_keep(rule["keep"]):
+            found.append(
+                f"{where}['keep'] must be a timedelta, a number of seconds >= 0, or None "
+                f"(forever), not {rule['keep']!r}."
+            )
+        if not any(key in rule for key in MATCH_KEYS):
+            found.append(
+                f"{where} matches every row: give it one of {', '.join(MATCH_KEYS)} "
+                "(result_expires already decides for rows no rule matches)."
+            )
+        status = rule.get("status")
+        if status is not None and not (
+            isinstance(status, str)
+            or (
+                isinstance(status, list | tuple | set | frozenset)
+                and status
+                and all(isinstance(s, str) for s in status)
+            )
+        ):
+            found.append(f"{where}['status'] must be a state or a list of states, not {status!r}.")
+        for key in GLOB_KEYS:
+            if key in rule and not (isinstance(rule[key], str) and rule[key]):
+                found.append(f"{where}[{key!r}] must be a name or a glob, not {rule[key]!r}.")
+        if "name" in rule and not isinstance(rule["name"], str):
+            found.append(f"{where}['name'] must be text, not {rule['name']!r}.")
+    return found
+
+
+def _is_keep(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, timedelta):
+        return value >= timedelta(0)
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def parse(rules: Iterable[Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """Turn a valid ``RETENTION`` list into rules, named ``rule 1``, ``rule 2`` … by default."""
+    parsed = []
+    for number, rule in enumerate(rules, 1):
+        status = rule.get("status")
+        parsed.append(
+            Rule(
+                name=rule.get("name") or f"rule {number}",
+                keep=as_keep(rule["keep"]),
+                status=None
+                if status is None
+                else frozenset([status] if isinstance(status, str) else status),
+                task_name=rule.get("task_name"),
+                periodic_task_name=rule.get("periodic_task_name"),
+                queue=rule.get("queue"),
+            )
+        )
+    return tuple(parsed)
+
+
+def describe(rule: Rule) -> str:
+    """Return a rule as a person reads it: ``status FAILURE, queue billing: 30 days``."""
+    parts = []
+    if rule.status is not None:
+        parts.append("status " + "/".join(sorted(rule.status)))
+    parts.extend(f"{key} {getattr(rule, key)}" for key in GLOB_KEYS if getattr(rule, key))
+    return f"{', '.join(parts)}: {humanize(rule.keep)}"
+
+
+def humanize(keep: timedelta | None) -> str:
+    """Return a keep duration in words (``forever``, ``30 days``, ``2 hours``)."""
+    if keep is None:
+        return "forever"
+    seconds = keep.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one rule deletes in a cleanup: its rows, none of an earlier rule's, past keep."""
+
+    name: str
+    description: str
+    condition: Q
+
+
+def plan(rules: Sequence[Rule], fallback: timedelta | None, now: datetime) -> list[Step]:
+    """Return the deletions a cleanup runs, one per rule that expires rows, then the fallback.
+
+    A row belongs to the first rule that matches it, so each step excludes the rows of
+    the rules before it; ``fallback`` (``result_expires``) takes the rows no rule matches.
+    A rule or fallback that keeps forever deletes nothing and has no step.
+    """
+    steps = []
+    earlier = Q()
+    for rule in rules:
+        matched = rule.q()
+        if rule.keep is not None:
+            condition = matched & ~earlier if earlier else matched
+            steps.append(
+                Step(rule.name, describe(rule), condition & Q(date_done__lt=now - rule.keep))
+            )
+        earlier = earlier | matched if earlier else matched
+    if fallback is not None:
+        condition = ~earlier if earlier else Q()
+        steps.append(
+            Step(
+                "result_expires",
+                f"rows no rule matches: {humanize(fallback)}",
+                condition & Q(date_done__lt=now - fallback),
+            )
+        )
+    return steps
+
+
+def rule_for(rules: Sequence[Rule], row: Any) -> Rule | None:
+    """Return the first rule that matches ``row``, or ``None`` (``result_expires`` decides)."""
+    return next((rule for rule in rules if rule.matches(row)), None)

@@ -116,7 +116,8 @@ class TaskResultManager(ResultManager["TaskResult"]):
 
         Applies the state precedence rule: a SUCCESS row is never overwritten, and a
         terminal state never by a non-terminal one. ``date_started`` (any value; upstream
-        passed ``Now()``) records the start time once.
+        passed ``Now()``) records the start time once. ``retries=`` and ``queue=`` are
+        taken by keyword only (no positional parameter before ``using``, as upstream).
         """
         row = TaskRow(
             task_id=task_id,
@@ -131,6 +132,8 @@ class TaskResultManager(ResultManager["TaskResult"]):
             task_args=task_args,
             task_kwargs=task_kwargs,
             worker=worker,
+            retries=kwargs.get("retries"),
+            queue=kwargs.get("queue"),
             date_done=timezone.now(),
             date_started=_started_at(kwargs.get("date_started")),
         )

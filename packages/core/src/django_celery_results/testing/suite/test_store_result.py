@@ -210,6 +210,16 @@ class TestStoreResult:
         assert obj.status == states.SUCCESS
         assert TaskResult.objects.get_task(task_id).result == "1"
 
+    def test_manager_store_result_takes_retries_and_queue_by_keyword(
+        self, db_alias: str
+    ) -> None:
+        task_id = new_id()
+        obj = TaskResult.objects.store_result(
+            "application/json", "utf-8", task_id, "1", states.RETRY, None, None, None,
+            None, None, None, None, db_alias, retries=4, queue="billing",
+        )  # fmt: skip
+        assert (obj.retries, obj.queue) == (4, "billing")
+
     def test_get_task_of_unknown_id_is_unsaved_pending(self, db_alias: str) -> None:
         obj = TaskResult.objects.get_task(new_id())
         assert obj.pk is None

@@ -1,7 +1,8 @@
 """Benchmark cleanup at scale: ``celery_results_cleanup`` against one raw ``DELETE``.
 
 Usage: uv run --all-groups python bench/cleanup.py --db postgres|mariadb
-       [--expired 5000000] [--live 1000000] [--batch-size 10000] [--json out.json]
+       [--expired 5000000] [--live 1000000] [--batch-size 10000] [--at-rest 8]
+       [--json out.json]
 
 Two throwaway databases get the same table, seeded inside the database
 (``generate_series`` / MariaDB's ``seq_1_to_N``): ``--expired`` rows done two days ago
@@ -11,7 +12,9 @@ second subprocess writes task lifecycles (STARTED then SUCCESS through the backe
 times each; the same writer first runs alone, for its latency at rest. On the other,
 the raw client runs one ``DELETE … WHERE date_done < …``. Printed: rows/s of both and
 their ratio, the longest chunk, the command's peak memory against the same command on
-a table with nothing to delete, and the writer's p50/p99 at rest and during cleanup.
+a table with nothing to delete, and the writer's p50/p99 at rest, during cleanup, during
+the raw DELETE, and beside a busy loop that touches no database (what sharing the
+machine's cores costs).
 """
 
 from __future__ import annotations
@@ -31,8 +34,6 @@ from typing import Any
 from servers import TABLE, Server, make_server
 
 HERE = Path(__file__).resolve()
-#: Seconds the writer runs alone before the cleanup, for its latency at rest.
-AT_REST = 8.0
 
 #: Fills the table inside the database; ``{n}`` rows, ``{age}`` seconds old, ids ``{tag}``.
 SEED = {
@@ -83,7 +84,7 @@ def child_cleanup(batch_size: int) -> None:
     chunks: list[float] = []
 
     def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if not sql.lstrip().upper().startswith("DELETE"):
+        if "DELETE FROM" not in sql:
             return execute(sql, params, many, context)
         began = time.perf_counter()
         try:
@@ -200,6 +201,9 @@ def main() -> None:
     parser.add_argument("--expired", type=int, default=5_000_000)
     parser.add_argument("--live", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument(
+        "--at-rest", type=float, default=8.0, help="seconds the writer runs alone first"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child-cleanup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-writer", nargs=2, help=argparse.SUPPRESS)
@@ -227,7 +231,7 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as folder:
             stop = os.path.join(folder, "stop")
-            rest = run_child(server, ours, "--child-writer", stop, str(AT_REST))
+            rest = run_child(server, ours, "--child-writer", stop, str(args.at_rest))
             server.quiesce()
             writer = subprocess.Popen(
                 [sys.executable, str(HERE), "--child-writer", stop, "7200"],
@@ -242,10 +246,28 @@ def main() -> None:
             results["ours_seconds"] = time.perf_counter() - began
             Path(stop).touch()
             during = json.loads(writer.communicate(timeout=120)[0])
+            # The same writer beside a busy loop that touches no database: what sharing
+            # this machine's cores costs the writer, whatever the other process does.
+            os.remove(stop)
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                loaded = run_child(server, ours, "--child-writer", stop, str(args.at_rest))
+            finally:
+                busy.kill()
+                busy.wait()
         results["report"] = {k: report[k] for k in ("rows", "seconds", "chunks", "longest_chunk")}
         results["left_ours"] = count(server, ours)
         server.quiesce()
-        results["raw_seconds"] = raw_delete(server, raw)
+        with tempfile.TemporaryDirectory() as folder:
+            stop = os.path.join(folder, "stop")
+            writer = subprocess.Popen(
+                [sys.executable, str(HERE), "--child-writer", stop, "7200"],
+                env={**os.environ, **server.settings(raw)}, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            time.sleep(1.0)
+            results["raw_seconds"] = raw_delete(server, raw)
+            Path(stop).touch()
+            during_raw = json.loads(writer.communicate(timeout=120)[0])
         results["left_raw"] = count(server, raw)
         results["writer"] = {
             "rest": {
@@ -258,6 +280,17 @@ def main() -> None:
                 "p50": statistics.median(during),
                 "p99": percentile(during, 0.99),
             },
+            "during_raw": {
+                "n": len(during_raw),
+                "p50": statistics.median(during_raw),
+                "p99": percentile(during_raw, 0.99),
+                "max": max(during_raw),
+            },
+            "busy_core": {
+                "n": len(loaded),
+                "p50": statistics.median(loaded),
+                "p99": percentile(loaded, 0.99),
+            },
         }
     finally:
         server.drop_all()
@@ -267,14 +300,15 @@ def main() -> None:
 
 
 def print_table(r: dict[str, Any]) -> None:
-    ours_rate = r["report"]["rows"] / r["ours_seconds"]
+    ours_rate = r["report"]["rows"] / r["report"]["seconds"]
     raw_rate = r["expired"] / r["raw_seconds"]
     rest, during = r["writer"]["rest"], r["writer"]["during"]
     print(f"{r['db']}: {r['expired']:,} expired rows among {r['live']:,} live ones")
     print("| measure | value | target |")
     print("| --- | ---: | --- |")
-    print(f"| celery_results_cleanup | {ours_rate:,.0f} rows/s ({r['ours_seconds']:.1f} s, "
-          f"{r['report']['chunks']} chunks) | |")  # fmt: skip
+    print(f"| celery_results_cleanup | {ours_rate:,.0f} rows/s ({r['report']['seconds']:.1f} s "
+          f"deleting, {r['report']['chunks']} chunks; {r['ours_seconds']:.1f} s with the "
+          "process's start) | |")  # fmt: skip
     print(f"| raw `DELETE … WHERE date_done < …` | {raw_rate:,.0f} rows/s "
           f"({r['raw_seconds']:.1f} s) | |")  # fmt: skip
     print(f"| cleanup / raw | {ours_rate / raw_rate:.2f}x | >= 0.8x |")
@@ -286,6 +320,14 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"| writer p50 / p99 during cleanup | {during['p50'] * 1000:.1f} / "
           f"{during['p99'] * 1000:.1f} ms ({during['n']} lifecycles) | |")  # fmt: skip
     print(f"| writer p99 during / at rest | {during['p99'] / rest['p99']:.2f}x | <= 2x |")
+    raw_w = r["writer"]["during_raw"]
+    print(f"| writer p50 / p99 / max during the raw DELETE | {raw_w['p50'] * 1000:.1f} / "
+          f"{raw_w['p99'] * 1000:.1f} / {raw_w['max'] * 1000:.0f} ms ({raw_w['n']} "
+          "lifecycles) | |")  # fmt: skip
+    busy = r["writer"]["busy_core"]
+    ratio = busy["p99"] / rest["p99"]
+    print(f"| writer p50 / p99 beside a busy loop, no cleanup | {busy['p50'] * 1000:.1f} / "
+          f"{busy['p99'] * 1000:.1f} ms ({ratio:.2f}x at rest) | |")  # fmt: skip
     print(f"| rows left (ours / raw) | {r['left_ours']:,} / {r['left_raw']:,} | "
           f"{r['live']:,} + the writer's |")  # fmt: skip
 

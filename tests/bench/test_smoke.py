@@ -94,3 +94,29 @@ def test_batch_profile_with_fake_writes_stores_nothing(extra: list[str]) -> None
     )
     assert "40 writes of 1.00 rows" in printed, printed
     assert printed.rstrip().endswith("lost -"), printed
+
+
+@pytest.mark.parametrize("db", ["postgres", "mariadb"])
+def test_cleanup_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
+    alias = {"postgres": "postgres", "mariadb": "mysql"}[db]
+    if not strict():
+        server = SERVERS[alias]
+        if not reachable(server["HOST"], server["PORT"]):
+            pytest.skip(f"{db} is not running; start it with: {HOW_TO_START[alias]}")
+    out = tmp_path / "cleanup.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cleanup.py"), "--db", db, "--expired", "3000",
+         "--live", "200", "--batch-size", "500", "--at-rest", "0.5", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| cleanup / raw |" in completed.stdout
+    results = json.loads(out.read_text())
+    assert results["report"]["rows"] == 3000
+    assert results["report"]["chunks"] >= 6
+    assert results["left_raw"] >= 200  # the live rows, and what the writer added
+    assert results["left_ours"] >= 200  # the live rows, and what the writer added
+    assert results["writer"]["during"]["n"] > 0

@@ -129,6 +129,10 @@ def test_cleanup_deletes_oldest_first_in_limited_chunks(driver: Any, db_alias: s
     deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
     assert len(deletes) == 3
     assert all("ORDER BY date_done LIMIT" in sql for sql in deletes)
+    # Each full chunk is bounded by its latest date_done, found on the index first; the
+    # next chunk starts there (rows deleted but not purged are not walked again).
+    assert "date_done <= " in deletes[0]
+    assert "date_done` >= " in deletes[1]
     assert list(TaskResult.objects.filter(task_id__in=[*ids, keep]).values_list("task_id")) == [
         (keep,)
     ]

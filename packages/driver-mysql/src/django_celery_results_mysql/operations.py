@@ -116,6 +116,28 @@ class MySQLOperations(SQLOperations):
         """``DELETE … ORDER BY date_done LIMIT n`` on the ``date_done`` index."""
         return f"DELETE FROM {table} WHERE {condition} ORDER BY date_done LIMIT %s"
 
+    def delete_chunk(
+        self, cursor: Any, table: str, condition: str, params: Sequence[Any], batch_size: int
+    ) -> tuple[int, Any]:
+        """Find the chunk's latest ``date_done`` first, then delete up to it.
+
+        MySQL has no ``DELETE … RETURNING``; the boundary comes from the ``date_done``
+        index (``LIMIT 1 OFFSET n - 1``), and is where the next chunk starts, so no chunk
+        walks again over the index entries of rows deleted but not purged yet.
+        """
+        cursor.execute(
+            f"SELECT date_done FROM {table} WHERE {condition} ORDER BY date_done "
+            "LIMIT 1 OFFSET %s",
+            [*params, batch_size - 1],
+        )
+        found = cursor.fetchone()
+        if found is None:  # less than a chunk left
+            return super().delete_chunk(cursor, table, condition, params, batch_size)
+        last = found[0]
+        upto = f"{condition} AND {table}.date_done <= %s"
+        cursor.execute(self.delete_chunk_sql(table, upto), [*params, last, batch_size])
+        return cursor.rowcount, last
+
     def client_error_is_transient(self, error: BaseException) -> bool | None:
         """Read mysqlclient's error code: deadlocks, lock waits and lost connections."""
         if isinstance(error, MySQLdb.InterfaceError):

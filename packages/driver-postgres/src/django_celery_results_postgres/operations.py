@@ -59,6 +59,7 @@ class PostgresOperations(SQLOperations):
     #: Far below PostgreSQL's 65,535 bind parameters (17 per row).
     max_rows_per_statement = 1000
     ids_array_match_sql = "= ANY(%s)"
+    delete_chunk_returns_last = True
 
     def insert_into_sql(self, table: str) -> str:
         """``INSERT INTO t AS r``: the conflict clause names the stored row ``r``."""
@@ -74,15 +75,17 @@ class PostgresOperations(SQLOperations):
         return f"SELECT * FROM unnest({arrays})"
 
     def delete_chunk_sql(self, table: str, condition: str) -> str:
-        """Address the chunk's rows by ``ctid``, fetched as one array.
+        """Address the chunk's rows by ``ctid``, fetched as one array; return the count.
 
         ``id IN (SELECT … LIMIT n)`` makes PostgreSQL hash-join the chunk against a scan
         of the whole table, once per chunk. A row a worker updates meanwhile has moved,
-        so it is not deleted.
+        so it is not deleted. The statement returns how many rows it deleted and their
+        latest ``date_done``, where the next chunk starts.
         """
         return (
-            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "
-            f"WHERE {condition} ORDER BY date_done LIMIT %s))"
+            f"WITH deleted AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid "
+            f"FROM {table} WHERE {condition} ORDER BY date_done LIMIT %s)) "
+            "RETURNING date_done) SELECT count(*), max(date_done) FROM deleted"
         )
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:

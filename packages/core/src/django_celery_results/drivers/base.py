@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -319,14 +319,20 @@ class BaseOperations:
         raise NotImplementedError("a driver must provide claim_chord()")
 
     def delete_matching(
-        self, model: type[Model], condition: Q, batch_size: int, until: float | None = None
+        self,
+        model: type[Model],
+        condition: Q,
+        batch_size: int,
+        until: float | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Delete rows of ``model`` that match ``condition``; return how many.
 
         Oldest ``date_done`` first, in chunks of ``batch_size`` rows, each in its own short
         transaction, so workers writing meanwhile are never blocked for long; no row is
         loaded into Python. With ``until`` (a ``time.monotonic()`` value) it stops after
-        the chunk that ends past it: a later call goes on where it stopped.
+        the chunk that ends past it: a later call goes on where it stopped. ``progress``
+        is called after each chunk with the rows deleted so far.
         """
         raise NotImplementedError("a driver must provide delete_matching()")
 

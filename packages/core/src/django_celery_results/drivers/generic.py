@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -338,7 +338,12 @@ class GenericOperations(BaseOperations):
     # -- cleanup -------------------------------------------------------------------------
 
     def delete_matching(
-        self, model: type[Model], condition: Q, batch_size: int, until: float | None = None
+        self,
+        model: type[Model],
+        condition: Q,
+        batch_size: int,
+        until: float | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Delete oldest first, one chunk per transaction, through the ORM's collector."""
         manager = model._default_manager.db_manager(self.alias)
@@ -355,6 +360,8 @@ class GenericOperations(BaseOperations):
                     ids = list(expired.values_list("pk", flat=True)[:batch_size])
                     deleted, _ = manager.filter(pk__in=ids).delete() if ids else (0, {})
             total += deleted
+            if progress is not None:
+                progress(total)
             if deleted < batch_size or (until is not None and time.monotonic() >= until):
                 return total
 

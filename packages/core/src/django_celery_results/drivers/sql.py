@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -52,6 +52,8 @@ class SQLOperations(GenericOperations):
     #: The condition that matches ``task_id`` against one array parameter holding many
     #: ids (``"= ANY(%s)"``), or ``None`` to read many ids as ``IN`` lists, chunked.
     ids_array_match_sql: ClassVar[str | None] = None
+    #: Does :meth:`delete_chunk_sql` return ``(rows deleted, latest date_done)``?
+    delete_chunk_returns_last: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,12 +151,29 @@ class SQLOperations(GenericOperations):
         """Return a ``DELETE`` of the ``%s`` oldest rows of ``table`` that match ``condition``.
 
         ``condition`` is SQL with its own parameters, which come first; the chunk size is
-        the last parameter. The default addresses the chunk by primary key.
+        the last parameter. The default addresses the chunk by primary key. With
+        :attr:`delete_chunk_returns_last`, the statement returns one row: how many rows it
+        deleted and their latest ``date_done``.
         """
         return (
             f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
             f"WHERE {condition} ORDER BY date_done LIMIT %s)"
         )
+
+    def delete_chunk(
+        self, cursor: Any, table: str, condition: str, params: Sequence[Any], batch_size: int
+    ) -> tuple[int, Any]:
+        """Delete one chunk: the ``batch_size`` oldest rows of ``table`` matching ``condition``.
+
+        ``condition`` is SQL with ``params``. Returns the rows deleted and, when the
+        database says so (:attr:`delete_chunk_returns_last`), their latest ``date_done``,
+        where the next chunk starts; ``None`` otherwise.
+        """
+        cursor.execute(self.delete_chunk_sql(table, condition), [*params, batch_size])
+        if not self.delete_chunk_returns_last:
+            return cursor.rowcount, None
+        count, last = cursor.fetchone()
+        return int(count), last
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
         """Judge one error of a chain by the database client's codes.
@@ -278,16 +297,24 @@ class SQLOperations(GenericOperations):
     # -- cleanup -------------------------------------------------------------------------
 
     def delete_matching(
-        self, model: type[Model], condition: Q, batch_size: int, until: float | None = None
+        self,
+        model: type[Model],
+        condition: Q,
+        batch_size: int,
+        until: float | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Delete oldest first, one statement per chunk, each its own short transaction.
 
-        The condition is compiled by the ORM once. When Django must delete (a model
-        points at the rows, or delete signals listen), the ORM's deletes run instead.
+        The condition is compiled by the ORM once. Where the chunk statement returns its
+        latest ``date_done`` (:attr:`delete_chunk_returns_last`), the next chunk starts
+        there, so it does not walk again over the index entries of rows just deleted
+        (PostgreSQL keeps them until vacuum). When Django must delete (a model points at
+        the rows, or delete signals listen), the ORM's deletes run instead.
         """
         matching = model._default_manager.db_manager(self.alias).filter(condition)
         if not Collector(using=self.alias).can_fast_delete(matching):
-            return super().delete_matching(model, condition, batch_size, until)
+            return super().delete_matching(model, condition, batch_size, until, progress)
         query = matching.query
         try:
             where, where_params = query.get_compiler(using=self.alias).compile(query.where)
@@ -295,16 +322,25 @@ class SQLOperations(GenericOperations):
             return 0
         except FullResultSet:
             where, where_params = "1 = 1", ()
-        sql = self.delete_chunk_sql(self.connection.ops.quote_name(model._meta.db_table), where)
-        params = [*where_params, batch_size]
+        quote = self.connection.ops.quote_name
+        table = quote(model._meta.db_table)
+        later = f"{where} AND {table}.{quote('date_done')} >= %s"
+        chunk_where, params = where, list(where_params)
         total = 0
         while True:
             with self.cursor() as cursor:
-                cursor.execute(sql, params)
-                deleted: int = cursor.rowcount
+                deleted, last = self.delete_chunk(cursor, table, chunk_where, params, batch_size)
             total += deleted
-            if deleted < batch_size or (until is not None and time.monotonic() >= until):
+            if progress is not None:
+                progress(total)
+            # With a watermark a chunk can come out short because a worker changed one of
+            # its rows meanwhile: only an empty chunk says the end was reached.
+            if deleted == 0 or (last is None and deleted < batch_size):
                 return total
+            if until is not None and time.monotonic() >= until:
+                return total
+            if last is not None:
+                chunk_where, params = later, [*where_params, last]
 
     # -- errors --------------------------------------------------------------------------
 

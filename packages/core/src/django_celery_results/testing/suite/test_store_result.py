@@ -210,9 +210,7 @@ class TestStoreResult:
         assert obj.status == states.SUCCESS
         assert TaskResult.objects.get_task(task_id).result == "1"
 
-    def test_manager_store_result_takes_retries_and_queue_by_keyword(
-        self, db_alias: str
-    ) -> None:
+    def test_manager_store_result_takes_retries_and_queue_by_keyword(self, db_alias: str) -> None:
         task_id = new_id()
         obj = TaskResult.objects.store_result(
             "application/json", "utf-8", task_id, "1", states.RETRY, None, None, None,

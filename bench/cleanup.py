@@ -123,7 +123,26 @@ def child_writer(stop_file: str, seconds: float) -> None:
         backend.store_result(task_id, None, "STARTED", request=req)
         backend.store_result(task_id, 42, "SUCCESS", request=req)
         latencies.append(time.perf_counter() - began)
+        if len(latencies) == 1:
+            Path(stop_file + ".ready").touch()  # set up and writing: the parent may go on
     print(json.dumps(latencies))
+
+
+def start_writer(server: Server, name: str, stop: str) -> subprocess.Popen[str]:
+    """Start a writer on ``name``; return once it has written its first lifecycle."""
+    if os.path.exists(stop + ".ready"):
+        os.remove(stop + ".ready")  # left by the writer that ran before
+    writer = subprocess.Popen(
+        [sys.executable, str(HERE), "--child-writer", stop, "7200"],
+        env={**os.environ, **server.settings(name)}, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not os.path.exists(stop + ".ready"):
+        if writer.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the writer did not start")
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return writer
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -233,11 +252,7 @@ def main() -> None:
             stop = os.path.join(folder, "stop")
             rest = run_child(server, ours, "--child-writer", stop, str(args.at_rest))
             server.quiesce()
-            writer = subprocess.Popen(
-                [sys.executable, str(HERE), "--child-writer", stop, "7200"],
-                env={**os.environ, **server.settings(ours)}, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            time.sleep(1.0)  # the writer is connected and writing
+            writer = start_writer(server, ours, stop)
             began = time.perf_counter()
             report = run_child(
                 server, ours, "--child-cleanup", "--batch-size", str(args.batch_size)
@@ -260,11 +275,7 @@ def main() -> None:
         server.quiesce()
         with tempfile.TemporaryDirectory() as folder:
             stop = os.path.join(folder, "stop")
-            writer = subprocess.Popen(
-                [sys.executable, str(HERE), "--child-writer", stop, "7200"],
-                env={**os.environ, **server.settings(raw)}, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            time.sleep(1.0)
+            writer = start_writer(server, raw, stop)
             results["raw_seconds"] = raw_delete(server, raw)
             Path(stop).touch()
             during_raw = json.loads(writer.communicate(timeout=120)[0])

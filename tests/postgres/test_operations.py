@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from celery import states
 from django.db import connections
+from django.db.models import Q
 from django.db.utils import OperationalError
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -61,6 +62,9 @@ def test_cleanup_deletes_chunks_by_row_address(driver: Any, db_alias: str) -> No
     )
     keep = new_id()
     driver.ops.store_task_results([row(keep, states.SUCCESS)])
+    with connections[db_alias].cursor() as cursor:
+        # Where the planner would find the rows by the index, chunks follow the index.
+        cursor.execute("SET LOCAL enable_seqscan = off")
     with statements(db_alias) as queries:
         deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
     assert deleted == 25
@@ -74,6 +78,47 @@ def test_cleanup_deletes_chunks_by_row_address(driver: Any, db_alias: str) -> No
     assert '"date_done" >=' not in deletes[0]
     assert all('"date_done" >=' in sql for sql in deletes[1:])
     assert TaskResult.objects.filter(task_id__in=[*ids, keep]).count() == 1
+
+
+def test_cleanup_walks_page_ranges_where_the_planner_would_scan(
+    driver: Any, db_alias: str
+) -> None:
+    old = timezone.now() - timedelta(days=2)
+    ids = [new_id() for _ in range(400)]
+    driver.ops.store_task_results([row(i, states.SUCCESS, date_done=old) for i in ids])
+    keep = [new_id() for _ in range(5)]
+    driver.ops.store_task_results([row(i, states.SUCCESS) for i in keep])
+    table = TaskResult._meta.db_table
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")  # the planner now knows most rows match
+        cursor.execute(f"SELECT relpages, reltuples FROM pg_class WHERE relname = '{table}'")
+        pages, tuples = cursor.fetchone()
+    assert pages > 2
+    with statements(db_alias) as queries:
+        deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 50)
+    assert deleted == 400
+    deletes = [q["sql"] for q in queries.captured_queries if "DELETE FROM" in q["sql"]]
+    # About 50 rows' worth of pages per chunk, front to back; the last range is open.
+    step = max(1, round(50 / (tuples / pages)))
+    assert len(deletes) == -(-pages // step)
+    assert all("WHERE ctid >= $1::tid AND " in sql for sql in deletes)
+    assert all("AND ctid < $2::tid AND " in sql for sql in deletes[:-1])
+    assert "ctid < " not in deletes[-1]
+    assert set(TaskResult.objects.values_list("task_id", flat=True)) == set(keep)
+
+
+def test_cleanup_in_page_ranges_stops_at_until(driver: Any, db_alias: str) -> None:
+    old = timezone.now() - timedelta(days=2)
+    driver.ops.store_task_results(
+        [row(new_id(), states.SUCCESS, date_done=old) for _ in range(300)]
+    )
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(f"ANALYZE {TaskResult._meta.db_table}")
+    cutoff = Q(date_done__lt=timezone.now() - timedelta(days=1))
+    first = driver.ops.delete_matching(TaskResult, cutoff, 20, until=0.0)
+    assert 0 < first < 300
+    assert driver.ops.delete_matching(TaskResult, cutoff, 20) == 300 - first
+    assert not TaskResult.objects.exists()
 
 
 def test_dates_read_as_the_orm_reads_them(driver: Any, db_alias: str) -> None:

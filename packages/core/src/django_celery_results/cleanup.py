@@ -152,15 +152,18 @@ def run(
         outcome = Outcome(step.name, step.description)
         report.outcomes.append(outcome)
         began = time.monotonic()
+        finished = True
         if dry_run:
             _count(step, outcome)
-        elif not _delete(step, outcome, size, deadline, progress):
-            report.complete = False
+        else:
+            finished = _delete(step, outcome, size, deadline, progress)
         outcome.seconds = time.monotonic() - began
         if progress is not None:
             progress(outcome)
-        if not report.complete or (deadline is not None and time.monotonic() >= deadline):
-            report.complete = report.complete and step is steps[-1]
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if not finished or out_of_time:
+            # Complete only when the deadline came just as the last step finished.
+            report.complete = finished and step is steps[-1]
             break
     report.seconds = time.monotonic() - started
     return report

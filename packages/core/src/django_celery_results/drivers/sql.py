@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -304,13 +304,10 @@ class SQLOperations(GenericOperations):
         until: float | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Delete oldest first, one statement per chunk, each its own short transaction.
+        """Delete in chunks (:meth:`delete_chunks`), each its own short transaction.
 
-        The condition is compiled by the ORM once. Where the chunk statement returns its
-        latest ``date_done`` (:attr:`delete_chunk_returns_last`), the next chunk starts
-        there, so it does not walk again over the index entries of rows just deleted
-        (PostgreSQL keeps them until vacuum). When Django must delete (a model points at
-        the rows, or delete signals listen), the ORM's deletes run instead.
+        The condition is compiled by the ORM once. When Django must delete (a model
+        points at the rows, or delete signals listen), the ORM's deletes run instead.
         """
         matching = model._default_manager.db_manager(self.alias).filter(condition)
         if not Collector(using=self.alias).can_fast_delete(matching):
@@ -322,25 +319,42 @@ class SQLOperations(GenericOperations):
             return 0
         except FullResultSet:
             where, where_params = "1 = 1", ()
-        quote = self.connection.ops.quote_name
-        table = quote(model._meta.db_table)
-        later = f"{where} AND {table}.{quote('date_done')} >= %s"
-        chunk_where, params = where, list(where_params)
+        table = self.connection.ops.quote_name(model._meta.db_table)
         total = 0
-        while True:
-            with self.cursor() as cursor:
-                deleted, last = self.delete_chunk(cursor, table, chunk_where, params, batch_size)
+        for deleted in self.delete_chunks(table, where, where_params, batch_size):
             total += deleted
             if progress is not None:
                 progress(total)
+            if until is not None and time.monotonic() >= until:
+                break
+        return total
+
+    def delete_chunks(
+        self, table: str, condition: str, params: Sequence[Any], batch_size: int
+    ) -> Iterator[int]:
+        """Delete the rows of ``table`` matching ``condition``; yield each chunk's count.
+
+        Oldest first, through the ``date_done`` index (:meth:`delete_chunk`). Where the
+        chunk statement returns its latest ``date_done`` (:attr:`delete_chunk_returns_last`),
+        the next chunk starts there, so it does not walk again over the index entries of
+        rows just deleted (PostgreSQL keeps them until vacuum). A driver may walk the
+        table its own way where that is faster; the caller stops iterating to stop.
+        """
+        chunk_condition, chunk_params = condition, list(params)
+        while True:
+            with self.cursor() as cursor:
+                deleted, last = self.delete_chunk(
+                    cursor, table, chunk_condition, chunk_params, batch_size
+                )
+            yield deleted
             # With a watermark a chunk can come out short because a worker changed one of
             # its rows meanwhile: only an empty chunk says the end was reached.
             if deleted == 0 or (last is None and deleted < batch_size):
-                return total
-            if until is not None and time.monotonic() >= until:
-                return total
+                return
             if last is not None:
-                chunk_where, params = later, [*where_params, last]
+                date_done = self.connection.ops.quote_name("date_done")
+                chunk_condition = f"{condition} AND {table}.{date_done} >= %s"
+                chunk_params = [*params, last]
 
     # -- errors --------------------------------------------------------------------------
 

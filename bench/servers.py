@@ -60,6 +60,17 @@ class Server:
     def quiesce(self) -> None:
         """Finish the server's deferred work before a contender's turn (nothing here)."""
 
+    def purged(self) -> int:
+        """A counter of deleted rows the server has finished with (see :meth:`settle_deletes`)."""
+        return 0
+
+    def settle_deletes(self, name: str, since: int, rows: int) -> float:
+        """Finish the work ``rows`` deletes on ``name`` left behind; return its seconds.
+
+        ``since`` is :meth:`purged` before the deletes began.
+        """
+        return 0.0
+
     def drop_all(self) -> None:
         """Drop every database this server made."""
 
@@ -112,6 +123,14 @@ class Postgres(Server):
     def quiesce(self) -> None:
         """Write every dirty page now (``CHECKPOINT``), not during the next contender."""
         self.admin.execute("CHECKPOINT")
+
+    def settle_deletes(self, name: str, since: int, rows: int) -> float:
+        """``VACUUM`` the table: the index entries of deleted rows wait for it."""
+        connection = self.connect(name)
+        began = time.perf_counter()
+        connection.execute(f"VACUUM {TABLE}")
+        connection.close()
+        return time.perf_counter() - began
 
     def drop_all(self) -> None:
         for name in self.names:
@@ -171,6 +190,29 @@ class MariaDB(Server):
             if int(cursor.fetchone()[1]) < 100:
                 return
             time.sleep(0.1)
+
+    def purged(self) -> int:
+        """InnoDB's count of delete-marked rows purged (the monitor is switched on first)."""
+        cursor = self.admin.cursor()
+        cursor.execute("SET GLOBAL innodb_monitor_enable = 'purge_del_mark_records'")
+        cursor.execute(
+            "SELECT COUNT FROM information_schema.INNODB_METRICS "
+            "WHERE NAME = 'purge_del_mark_records'"
+        )
+        return int(cursor.fetchone()[0])
+
+    def settle_deletes(self, name: str, since: int, rows: int) -> float:
+        """Wait until InnoDB's purge removed the deleted rows and their index entries.
+
+        A delete only marks rows; purge removes them in the background once the deleting
+        transaction commits: beside a chunked delete, during it (competing with it for
+        the disk and the buffer pool); after one big ``DELETE``, all of it afterwards.
+        """
+        limit = 60 + rows / 5_000  # slower than purge has ever been here
+        began = time.perf_counter()
+        while time.perf_counter() - began < limit and self.purged() - since < rows:
+            time.sleep(0.2)
+        return time.perf_counter() - began
 
     def drop_all(self) -> None:
         for name in self.names:

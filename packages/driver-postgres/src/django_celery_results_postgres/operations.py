@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.adapt import Loader
 
-from django_celery_results.drivers import SQLOperations, TaskRow
+from django_celery_results.drivers import ChunkSize, SQLOperations, TaskRow
 from django_celery_results.states import SUCCESS
 from django_celery_results.stats import PERCENTILES
 
@@ -90,14 +90,14 @@ class PostgresOperations(SQLOperations):
         )
 
     def delete_chunks(
-        self, table: str, condition: str, params: Sequence[Any], batch_size: int
+        self, table: str, condition: str, params: Sequence[Any], size: ChunkSize
     ) -> Iterator[int]:
         """Walk the table's pages in ranges when the planner would scan it whole.
 
         When most of a table expires, one ``DELETE`` reads it front to back (a sequential
         scan) and leaves the indexes to vacuum; chunks found through the ``date_done``
         index visit every row's page twice. So where the planner picks a sequential scan
-        for the condition, each chunk is a TID range scan of about ``batch_size`` rows'
+        for the condition, each chunk is a TID range scan of about ``size.rows`` rows'
         worth of pages (``ctid >= '(a,0)' AND ctid < '(b,0)'``), front to back, the same
         work as that one ``DELETE`` in short transactions. Pages added meanwhile hold new
         rows; a row a worker rewrites there is left for the next cleanup. Otherwise (few
@@ -105,11 +105,11 @@ class PostgresOperations(SQLOperations):
         """
         pages, density = self._pages_and_density(table)
         if density <= 0 or not self._planner_scans(table, condition, params):
-            yield from super().delete_chunks(table, condition, params, batch_size)
+            yield from super().delete_chunks(table, condition, params, size)
             return
-        step = max(1, round(batch_size / density))
-        for start in range(0, pages, step):
-            end = start + step
+        start = 0
+        while start < pages:
+            end = start + max(1, round(size.rows / density))
             # The last range is open: a page added since counting is not skipped.
             upper = "AND ctid < %s::tid " if end < pages else ""
             bounds = [f"({start},0)", f"({end},0)"] if end < pages else [f"({start},0)"]
@@ -118,7 +118,9 @@ class PostgresOperations(SQLOperations):
                     f"DELETE FROM {table} WHERE ctid >= %s::tid {upper}AND ({condition})",
                     [*bounds, *params],
                 )
-                yield cursor.rowcount
+                deleted = cursor.rowcount
+            yield deleted
+            start = end
 
     def _pages_and_density(self, table: str) -> tuple[int, float]:
         """The table's pages now, and its rows per page by the last ``ANALYZE`` (or 0)."""

@@ -21,12 +21,13 @@ from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow, error_chain
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
 from .manager import driver_for_model, get_driver
-from .sql import SQLOperations
+from .sql import ChunkSize, SQLOperations
 
 __all__ = [
     "BaseDriver",
     "BaseFeatures",
     "BaseOperations",
+    "ChunkSize",
     "GenericDriver",
     "GenericFeatures",
     "GenericOperations",

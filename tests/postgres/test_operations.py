@@ -72,9 +72,15 @@ def test_cleanup_deletes_chunks_by_row_address(driver: Any, db_alias: str) -> No
     driver.ops.store_task_results([row(keep, states.SUCCESS)])
     with connections[db_alias].cursor() as cursor:
         # Where the planner would find the rows by the index, chunks follow the index.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-    with statements(db_alias) as queries:
-        deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
+        cursor.execute("SET enable_seqscan = off")
+    try:
+        with statements(db_alias) as queries:
+            deleted = driver.ops.delete_expired(
+                TaskResult, timezone.now() - timedelta(days=1), 10
+            )
+    finally:
+        with connections[db_alias].cursor() as cursor:
+            cursor.execute("RESET enable_seqscan")
     assert deleted == 25
     deletes = [q["sql"] for q in queries.captured_queries if "DELETE FROM" in q["sql"]]
     # 10, 10 and 5 rows, then an empty chunk: past a watermark a short chunk can also

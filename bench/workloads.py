@@ -38,6 +38,8 @@ def configure() -> None:
         conf["DISABLED_DRIVERS"] = os.environ["BENCH_DISABLED_DRIVERS"].split(",")
     if os.environ.get("BENCH_BATCH_WRITES"):
         conf["BATCH_WRITES"] = {"max_delay_ms": 100}
+    if os.environ.get("BENCH_NOTIFY"):
+        conf["NOTIFY"] = True
     settings.configure(
         INSTALLED_APPS=["django_celery_results"],
         DATABASES={"default": database},

@@ -14,7 +14,8 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_TRACK_PENDING``: ``0`` turns publish-time PENDING rows off;
 - ``DEMO_RESULT_BACKEND``: ``django-cache`` stores results in the cache below instead;
 - ``DEMO_RESULT_EXPIRES``: seconds results are kept (Celery's default: one day);
-- ``DEMO_BATCH_WRITES``: ``1`` batches state writes (``BATCH_WRITES``).
+- ``DEMO_BATCH_WRITES``: ``1`` batches state writes (``BATCH_WRITES``);
+- ``DEMO_NOTIFY``: ``1`` notifies waiting clients of finished tasks (``NOTIFY``, PostgreSQL).
 """
 
 import os
@@ -113,6 +114,7 @@ DJANGO_CELERY_RESULTS = {
     "DISABLED_DRIVERS": [v for v in os.environ.get("DEMO_DISABLED_DRIVERS", "").split(",") if v],
     # STARTED and other in-progress states wait up to 100 ms to merge with the next one.
     "BATCH_WRITES": {"max_delay_ms": 100} if os.environ.get("DEMO_BATCH_WRITES") == "1" else None,
+    "NOTIFY": os.environ.get("DEMO_NOTIFY") == "1",
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DEMO_QUEUE", "celery")
 BROKER_FOLDER = Path(os.environ.get("DEMO_BROKER_FOLDER", BASE_DIR / ".broker"))

@@ -121,3 +121,22 @@ def test_cleanup_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
     assert results["left_raw"] >= 200  # the live rows, and what the writer added
     assert results["left_ours"] >= 200  # the live rows, and what the writer added
     assert results["writer"]["during"]["n"] > 0
+
+
+def test_wait_bench_runs_on_tiny_sizes(tmp_path: Path) -> None:
+    require("postgres")
+    out = tmp_path / "wait.json"
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "wait.py"), "--tasks", "3", "--clients", "3",
+         "--threads", "2", "--seconds", "3", "--lifecycle-seconds", "0.5", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| commit to get() returning, p50" in completed.stdout
+    results = json.loads(out.read_text())
+    for mode in ("notify", "poll"):
+        assert results[mode]["latency"]["p50_ms"] >= 0
+        assert results[mode]["lifecycles_per_s"] > 0

@@ -75,9 +75,7 @@ def test_cleanup_deletes_chunks_by_row_address(driver: Any, db_alias: str) -> No
         cursor.execute("SET enable_seqscan = off")
     try:
         with statements(db_alias) as queries:
-            deleted = driver.ops.delete_expired(
-                TaskResult, timezone.now() - timedelta(days=1), 10
-            )
+            deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
     finally:
         with connections[db_alias].cursor() as cursor:
             cursor.execute("RESET enable_seqscan")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
-from django.db import connections
+from django.db import connections, router
 
 from .conf import SETTING_NAME, validate
+from .drivers.base import APP_LABEL
 from .drivers.manager import driver_class_for_vendor
 
 
@@ -43,6 +45,42 @@ def check_drivers(
                 else f"Install a driver for {vendor} for faster writes, if there is one "
                 "(e.g. django-celery-results[postgres] or [mysql]).",
                 id="django_celery_results.I001",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_notify(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``NOTIFY`` needs a driver whose database can notify (PostgreSQL's)."""
+    raw = getattr(settings, SETTING_NAME, None)
+    if not isinstance(raw, dict) or raw.get("NOTIFY") is not True:
+        return []
+    alias = router.db_for_write(apps.get_model(APP_LABEL, "TaskResult")) or "default"
+    vendor = connections[alias].vendor
+    driver = driver_class_for_vendor(vendor)
+    messages: list[CheckMessage] = []
+    if not driver.features_class.supports_notify:
+        messages.append(
+            Error(
+                f"DJANGO_CELERY_RESULTS['NOTIFY'] is on, but results are stored in database "
+                f"{alias!r} ({vendor}), whose driver ({driver.__qualname__}) cannot notify "
+                "waiting clients.",
+                hint="NOTIFY needs PostgreSQL with the postgres driver (pip install "
+                "'django-celery-results[postgres]'). Elsewhere remove the key: clients poll.",
+                id="django_celery_results.E004",
+            )
+        )
+    elif connections[alias].settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        messages.append(
+            Warning(
+                f"DJANGO_CELERY_RESULTS['NOTIFY'] is on, but database {alias!r} sets "
+                "DISABLE_SERVER_SIDE_CURSORS, as behind a transaction-mode pooler such as "
+                "PgBouncer, where LISTEN does not work.",
+                hint="Clients fall back to polling when their listener's own probe does "
+                "not come back; point the database at PostgreSQL directly (or a pooler in "
+                "session mode) for notifications.",
+                id="django_celery_results.W002",
             )
         )
     return messages

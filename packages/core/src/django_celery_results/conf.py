@@ -46,6 +46,9 @@ class AppSettings:
     CLEANUP_BATCH_SIZE: int = 10_000
     #: Record a PENDING row, stamped with the send time, for every task sent.
     TRACK_PENDING: bool = False
+    #: Wake clients waiting on results by database notifications instead of polls
+    #: (PostgreSQL's ``LISTEN``/``NOTIFY``).
+    NOTIFY: bool = False
     #: Coalesce and group-commit state writes (``None``: every write goes out on its own).
     BATCH_WRITES: BatchWrites | None = None
     #: How long cleanup keeps the task results each rule matches; the first match decides.
@@ -64,6 +67,7 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "RETRY_BACKOFF_MAX": ((int, float), "a number of seconds > 0"),
     "CLEANUP_BATCH_SIZE": ((int,), "a whole number > 0"),
     "TRACK_PENDING": ((bool,), "True or False"),
+    "NOTIFY": ((bool,), "True or False"),
     "BATCH_WRITES": (
         (dict, bool, type(None)),
         "None, True or a dict such as {'max_delay_ms': 100, 'max_rows': 500}",

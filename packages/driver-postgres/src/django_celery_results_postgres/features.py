@@ -14,3 +14,6 @@ class PostgresFeatures(GenericFeatures):
     # Does chord_part_return decrement and read the counter in one statement?
     # UPDATE … RETURNING count.
     supports_atomic_chord_decrement = True
+    # Can writes of finished tasks notify listening clients? pg_notify in the upsert's
+    # statement, delivered at commit; LISTEN on a dedicated connection.
+    supports_notify = True

@@ -12,8 +12,10 @@ import psycopg
 from psycopg.adapt import Loader
 
 from django_celery_results.drivers import ChunkSize, SQLOperations, TaskRow
-from django_celery_results.states import SUCCESS
+from django_celery_results.states import SUCCESS, TERMINAL_STATES
 from django_celery_results.stats import PERCENTILES
+
+from .listener import Listener
 
 if TYPE_CHECKING:
     from django_celery_results.stats import TaskStats
@@ -88,6 +90,29 @@ class PostgresOperations(SQLOperations):
             f"FROM {table} WHERE {condition} ORDER BY date_done LIMIT %s)) "
             "RETURNING date_done) SELECT count(*), max(date_done) FROM deleted"
         )
+
+    def announce_sql(self, upsert: str) -> str:
+        """``WITH written AS (<upsert> RETURNING …) SELECT pg_notify(…) …``: one statement.
+
+        The notice carries the task id (rows outgrow NOTIFY's 8,000 bytes) and is sent
+        only for the rows the upsert wrote in a ready state; PostgreSQL delivers it when
+        the write commits, so a listener that reads the row then finds it.
+        """
+        ready = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
+        channel = self.notify_channel().replace("'", "''")
+        return (
+            f"WITH written AS ({upsert} RETURNING r.task_id, r.status) "
+            f"SELECT pg_notify('{channel}', task_id) FROM written WHERE status IN ({ready})"
+        )
+
+    def listener(self) -> Listener:
+        """A :class:`Listener` of this alias's channel on a connection of its own."""
+        params = self.connection.get_connection_params()
+        for key in ("context", "cursor_factory", "prepare_threshold"):
+            params.pop(key, None)  # Django's adapters and cursors: plain ones suffice
+        # So operators can tell it apart in pg_stat_activity.
+        params["application_name"] = "django_celery_results listener"
+        return Listener(params, self.notify_channel())
 
     def delete_chunks(
         self, table: str, condition: str, params: Sequence[Any], size: ChunkSize

@@ -10,22 +10,32 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from celery import maybe_signature, states
+from celery._state import task_join_will_block
+from celery.backends.asynchronous import AsyncBackendMixin
 from celery.backends.base import BaseDictBackend, get_current_task
 from celery.exceptions import ChordError
 from celery.result import AsyncResult, GroupResult, allow_join_result, result_from_tuple
 from celery.utils.log import get_logger
 from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
+from django.utils.functional import cached_property
 from kombu.exceptions import DecodeError
 
 from .. import pending, store
 from ..cleanup import configured_steps, delete_dead_chord_counters
 from ..cleanup import run as run_cleanup
-from ..drivers import BaseDriver, TaskRow, driver_for_model
+from ..drivers import (
+    BaseDriver,
+    ListenerLost,
+    NotificationsUnavailable,
+    TaskRow,
+    driver_for_model,
+)
 from ..drivers.manager import driver_for_alias
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
 from .encoding import ContentEncoding
+from .notify import NotifyResultConsumer
 
 logger = get_logger(__name__)
 
@@ -64,6 +74,8 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         self._encoded_constants: dict[tuple[str, str], str] = {}
         #: The request and traceback of the last write, and its fitted extended columns.
         self._last_extended: tuple[Any, str | None, dict[str, Any]] | None = None
+        #: Set when notifications proved unable to reach this process: poll from then on.
+        self._notify_broken = False
 
     # -- drivers -------------------------------------------------------------------------
 
@@ -86,6 +98,109 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         with contextlib.suppress(DatabaseError):
             driver.connection.close()
         return True
+
+    # -- waiting by notification (NOTIFY) -------------------------------------------------
+
+    @cached_property
+    def result_consumer(self) -> NotifyResultConsumer:
+        """Celery's async result consumer, fed by the driver's notifications."""
+        return NotifyResultConsumer(
+            self, self.app, self.accept, self._pending_results, self._pending_messages
+        )
+
+    def notifying_driver(self) -> BaseDriver:
+        """The driver of the database results are read from."""
+        return self._driver(self.TaskModel, write=False)
+
+    def _notifying(self) -> bool:
+        """Do waits here go through notifications rather than polls?
+
+        With ``NOTIFY`` on a driver that can, outside tasks (a chord join inside a worker
+        keeps polling), once the listener has proved that notices reach this process.
+        Where they cannot (a transaction-mode pooler), clients poll, and a warning says why.
+        """
+        if self._notify_broken or not self.notifying_driver().notify or task_join_will_block():
+            return False
+        try:
+            self.result_consumer.listen()
+        except NotificationsUnavailable as exc:
+            self._notify_broken = True
+            logger.warning("NOTIFY is on, but clients will poll for results: %s", exc)
+            return False
+        except (ListenerLost, DatabaseError) as exc:
+            logger.warning("result notifications: cannot listen now (%s); polling", exc)
+            return False
+        return True
+
+    @property
+    def is_async(self) -> bool:
+        """True while waits go through notifications (see :meth:`_notifying`)."""
+        return self._notifying()
+
+    def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
+        """Subscribe to the task before it is sent: its result cannot arrive unheard."""
+        if self._notifying():
+            self.result_consumer.consume_from(task_id)
+        return {}
+
+    def add_pending_result(
+        self, result: Any, weak: bool = False, start_drainer: bool = True
+    ) -> Any:
+        """Register a result being waited on (with notifications: subscribe to it)."""
+        if self._notifying():
+            return AsyncBackendMixin.add_pending_result(
+                self, result, weak=weak, start_drainer=start_drainer
+            )
+        return super().add_pending_result(result, weak=weak)
+
+    def add_pending_results(self, results: Any, weak: bool = False) -> Any:
+        """Register results being waited on (with notifications: subscribe to them)."""
+        if self._notifying():
+            return AsyncBackendMixin.add_pending_results(self, results, weak=weak)
+        return super().add_pending_results(results, weak=weak)
+
+    def remove_pending_result(self, result: Any) -> Any:
+        """Stop waiting on a result."""
+        if self._notifying():
+            return AsyncBackendMixin.remove_pending_result(self, result)
+        return super().remove_pending_result(result)
+
+    def on_result_fulfilled(self, result: Any) -> None:
+        """Unsubscribe from a result that arrived."""
+        self.result_consumer.cancel_for(result.id)
+
+    def _collect_into(self, result: Any, bucket: Any) -> None:
+        AsyncBackendMixin._collect_into(self, result, bucket)
+
+    def _maybe_resolve_from_buffer(self, result: Any) -> None:
+        AsyncBackendMixin._maybe_resolve_from_buffer(self, result)
+
+    def _add_pending_result(self, task_id: str, result: Any, weak: bool = False) -> None:
+        AsyncBackendMixin._add_pending_result(self, task_id, result, weak=weak)
+
+    def _remove_pending_result(self, result: Any) -> Any:
+        return AsyncBackendMixin._remove_pending_result(self, result)
+
+    def _wait_for_pending(self, result: Any, **kwargs: Any) -> Any:
+        return AsyncBackendMixin._wait_for_pending(self, result, **kwargs)
+
+    def wait_for_pending(
+        self, result: Any, callback: Any = None, propagate: bool = True, **kwargs: Any
+    ) -> Any:
+        """Wait for a result: woken by notifications, or polling every ``interval``."""
+        if self._notifying():
+            kwargs.pop("interval", None)  # notices, not polls: no interval to keep
+            return AsyncBackendMixin.wait_for_pending(
+                self, result, callback=callback, propagate=propagate, **kwargs
+            )
+        return super().wait_for_pending(result, callback=callback, propagate=propagate, **kwargs)
+
+    def iter_native(self, result: Any, *args: Any, **kwargs: Any) -> Any:
+        """Yield a group's results as they arrive (``GroupResult.join_native``)."""
+        if self._notifying():
+            kwargs.pop("interval", None)
+            return AsyncBackendMixin.iter_native(self, result, *args, **kwargs)
+        return super().iter_native(result, *args, **kwargs)
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -291,8 +406,9 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
                 if on_message is not None:
                     on_message(meta)
                 yield task_id, meta
-            if not pending:
-                break
+            iterations += 1
+            if not pending or (max_iterations and iterations >= max_iterations):
+                break  # no sleep after the last read: nobody waits for it
             if timeout is not None and elapsed >= timeout:
                 raise TimeoutError(f"Operation timed out ({timeout})")
             if on_interval:
@@ -300,9 +416,6 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             nap = interval if timeout is None else min(interval, timeout - elapsed)
             time.sleep(nap)
             elapsed += nap
-            iterations += 1
-            if max_iterations and iterations >= max_iterations:
-                break
 
     def _forget(self, task_id: str) -> None:
         store.delete_task_result(self._driver(self.TaskModel), task_id)

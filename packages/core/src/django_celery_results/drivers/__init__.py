@@ -17,7 +17,15 @@ registers it from a ``hooks`` module named by an entry point of group
 See ``docs/writing-a-driver.md``.
 """
 
-from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow, error_chain
+from .base import (
+    BaseDriver,
+    BaseFeatures,
+    BaseOperations,
+    ListenerLost,
+    NotificationsUnavailable,
+    TaskRow,
+    error_chain,
+)
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
 from .manager import driver_for_model, get_driver
@@ -31,6 +39,8 @@ __all__ = [
     "GenericDriver",
     "GenericFeatures",
     "GenericOperations",
+    "ListenerLost",
+    "NotificationsUnavailable",
     "SQLOperations",
     "TaskRow",
     "driver_for_model",

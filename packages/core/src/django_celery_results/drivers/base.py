@@ -140,6 +140,14 @@ def error_chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+class NotificationsUnavailable(RuntimeError):
+    """Notifications cannot reach this process; clients waiting on results poll instead."""
+
+
+class ListenerLost(ConnectionError):
+    """The listening connection broke: reconnect, and read every pending result again."""
+
+
 class BaseFeatures:
     """What a driver's database can do; core and the conformance suite read these flags.
 
@@ -155,6 +163,9 @@ class BaseFeatures:
     supports_atomic_chord_decrement = False
     #: Do writers in several processes share the database (False for in-memory SQLite)?
     supports_concurrent_processes = True
+    #: Can writes of finished tasks notify listening clients (``announce_sql``), and can
+    #: ``ops.listener()`` wait for those notices (PostgreSQL's ``LISTEN``/``NOTIFY``)?
+    supports_notify = False
 
     def __init__(self, driver: BaseDriver) -> None:
         self.driver = driver
@@ -318,6 +329,16 @@ class BaseOperations:
         """
         raise NotImplementedError("a driver must provide claim_chord()")
 
+    def listener(self) -> Any:
+        """Return an unconnected listener for finished tasks (``supports_notify`` only).
+
+        It has ``connect()`` (raises :class:`NotificationsUnavailable` when notices cannot
+        reach this process), ``wait(timeout) -> list of task ids`` (raises
+        :class:`ListenerLost` when its connection broke; the next call reconnects) and
+        ``close()``. It owns a connection of its own, never the thread's Django one.
+        """
+        raise NotImplementedError("this driver cannot notify listeners")
+
     def delete_matching(
         self,
         model: type[Model],
@@ -384,11 +405,14 @@ class BaseDriver:
     features_class: ClassVar[type[BaseFeatures]] = BaseFeatures
     ops_class: ClassVar[type[BaseOperations]] = BaseOperations
 
-    def __init__(self, alias: str, *, pending_rows: bool = False) -> None:
+    def __init__(self, alias: str, *, pending_rows: bool = False, notify: bool = False) -> None:
         self.alias = alias
         #: Are PENDING rows written when tasks are sent (``TRACK_PENDING``)? Then a
         #: worker's write usually finds its row, and writers may try the UPDATE first.
         self.pending_rows = pending_rows
+        #: Do writes that finish a task notify listening clients (``NOTIFY``, where the
+        #: features say ``supports_notify``)?
+        self.notify = notify
         self.features = self.features_class(self)
         self.ops = self.ops_class(self)
         #: :attr:`ops` with every call retried after a transient error: how core calls.

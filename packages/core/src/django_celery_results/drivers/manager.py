@@ -92,8 +92,13 @@ def driver_for_alias(alias: str) -> BaseDriver:
             driver = _instances.get(alias)
             if driver is None:
                 vendor = connections[alias].vendor
-                pending_rows = app_settings().TRACK_PENDING
-                driver = driver_class_for_vendor(vendor)(alias, pending_rows=pending_rows)
+                settings = app_settings()
+                driver_class = driver_class_for_vendor(vendor)
+                driver = driver_class(
+                    alias,
+                    pending_rows=settings.TRACK_PENDING,
+                    notify=settings.NOTIFY and driver_class.features_class.supports_notify,
+                )
                 _instances[alias] = driver
     return driver
 
@@ -111,10 +116,11 @@ def _restrategize_drivers(setting: str, **kwargs: object) -> None:
     Runs after ``conf`` forgot the old settings (its receiver was connected first).
     """
     if setting == "DJANGO_CELERY_RESULTS":
-        pending_rows = app_settings().TRACK_PENDING
+        settings = app_settings()
         with _lock:
             for driver in _instances.values():
-                driver.pending_rows = pending_rows
+                driver.pending_rows = settings.TRACK_PENDING
+                driver.notify = settings.NOTIFY and driver.features.supports_notify
 
 
 def reset() -> None:

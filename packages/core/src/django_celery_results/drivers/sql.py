@@ -14,7 +14,12 @@ from django.db.models.deletion import Collector
 from django.db.utils import InterfaceError
 from django.utils import timezone
 
-from ..states import overwritable_by_rank_sql, overwritable_sql, precedence_class
+from ..states import (
+    TERMINAL_STATES,
+    overwritable_by_rank_sql,
+    overwritable_sql,
+    precedence_class,
+)
 from .base import TaskRow, error_chain
 from .generic import GenericOperations
 
@@ -205,6 +210,18 @@ class SQLOperations(GenericOperations):
         count, last = cursor.fetchone()
         return int(count), last
 
+    def announce_sql(self, upsert: str) -> str:
+        """Wrap a task upsert so the statement also notifies listeners of finished tasks.
+
+        Only drivers whose features say ``supports_notify`` are asked; the payload is the
+        task id, on the channel :meth:`notify_channel` names.
+        """
+        raise NotImplementedError("this driver cannot notify listeners")
+
+    def notify_channel(self) -> str:
+        """The one channel finished tasks are announced on: the task table's, ``…_ready``."""
+        return f"{self.TaskResult._meta.db_table}_ready"
+
     def client_error_is_transient(self, error: BaseException) -> bool | None:
         """Judge one error of a chain by the database client's codes.
 
@@ -223,9 +240,16 @@ class SQLOperations(GenericOperations):
             key: int | None = precedence_class(chunk[0].status)
             if any(precedence_class(row.status) != key for row in chunk):
                 key = None
-            sql = self._statements.get(("task", len(chunk), key))
+            # With NOTIFY, a write that finishes a task tells waiting clients in the same
+            # statement, so the notice arrives exactly when the row is visible.
+            kind = "task"
+            if self.driver.notify and any(row.status in TERMINAL_STATES for row in chunk):
+                kind = "announced task"
+            sql = self._statements.get((kind, len(chunk), key))
             if sql is None:
                 sql = self._task_upsert(len(chunk), key, chunk[0].status)
+                if kind != "task":
+                    sql = self._statements[(kind, len(chunk), key)] = self.announce_sql(sql)
             self.shared_cursor().execute(sql, self.task_row_params(chunk))
 
     def _task_upsert(self, count: int, key: int | None, state: str) -> str:

@@ -1,0 +1,81 @@
+"""``NOTIFY`` on PostgreSQL: finished writes notify in their own statement; the listener hears."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from celery import states
+from django.db import connections
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_celery_results.drivers import ListenerLost
+from django_celery_results.testing.suite.helpers import new_id, row
+
+CONFORMANCE_ALIASES = ["postgres"]
+ON = override_settings(DJANGO_CELERY_RESULTS={"NOTIFY": True})
+
+
+@pytest.fixture
+def listener(driver: Any) -> Any:
+    listener = driver.ops.listener()
+    listener.connect()
+    yield listener
+    listener.close()
+
+
+def heard(listener: Any, wanted: int) -> list[str]:
+    """The task ids announced, waiting up to 5 s for ``wanted`` of them."""
+    ids: list[str] = []
+    for _ in range(50):
+        ids += listener.wait(0.1)
+        if len(ids) >= wanted:
+            break
+    return ids
+
+
+@ON
+def test_a_finished_write_notifies_in_the_same_statement(
+    driver: Any, db_alias: str, listener: Any
+) -> None:
+    started, done = new_id(), new_id()
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        driver.ops.store_task_results([row(started, states.STARTED)])
+        driver.ops.store_task_results([row(done, states.SUCCESS)])
+    assert len(queries.captured_queries) == 2
+    assert "pg_notify" not in queries.captured_queries[0]["sql"]
+    assert "pg_notify" in queries.captured_queries[1]["sql"]
+    assert heard(listener, 1) == [done]
+
+
+@ON
+def test_many_rows_notify_once_each_and_only_when_written(
+    driver: Any, db_alias: str, listener: Any
+) -> None:
+    ids = [new_id() for _ in range(5)]
+    driver.ops.store_task_results([row(i, states.FAILURE) for i in ids])
+    assert sorted(heard(listener, 5)) == sorted(ids)
+    # A STARTED that comes late is refused by precedence: no write, no notice.
+    driver.ops.store_task_results([row(ids[0], states.STARTED)])
+    assert listener.wait(0.3) == []
+
+
+def test_without_notify_nothing_is_sent(driver: Any, listener: Any) -> None:
+    driver.ops.store_task_results([row(new_id(), states.SUCCESS)])
+    assert listener.wait(0.3) == []
+
+
+def test_a_terminated_listener_says_so_and_reconnects(
+    driver: Any, db_alias: str, listener: Any
+) -> None:
+    pid = listener.connection.info.backend_pid
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    with pytest.raises(ListenerLost):
+        listener.wait(5.0)  # the server's goodbye arrives at once: no need to wait it out
+    with ON:
+        done = new_id()
+        listener.wait(0.01)  # reconnects
+        driver.ops.store_task_results([row(done, states.SUCCESS)])
+        assert heard(listener, 1) == [done]

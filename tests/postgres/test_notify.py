@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import pytest
-from celery import states
+from celery import Celery, states
+from celery.result import AsyncResult
 from django.db import connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django_celery_results_postgres.listener import Listener
 
-from django_celery_results.drivers import ListenerLost
+from django_celery_results.backends import notify
+from django_celery_results.drivers import ListenerLost, NotificationsUnavailable
 from django_celery_results.testing.suite.helpers import new_id, row
 
 CONFORMANCE_ALIASES = ["postgres"]
@@ -79,3 +84,73 @@ def test_a_terminated_listener_says_so_and_reconnects(
         listener.wait(0.01)  # reconnects
         driver.ops.store_task_results([row(done, states.SUCCESS)])
         assert heard(listener, 1) == [done]
+
+
+def test_notices_that_cannot_arrive_fall_back_to_polling(
+    driver: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a transaction-mode pooler does: the listener's own probe never comes back.
+    def probe_lost(self: Listener) -> None:
+        raise NotificationsUnavailable("a notification did not come back (a pooler?)")
+
+    monkeypatch.setattr(Listener, "connect", probe_lost)
+    notify.close_hubs()
+    app = Celery("fallback", set_as_current=False)
+    app.conf.result_backend = "django-db"
+    try:
+        with ON, caplog.at_level(logging.WARNING):
+            backend = app.backend
+            assert backend.is_async is False
+            task_id = new_id()
+            backend.mark_as_done(task_id, 5)
+            assert AsyncResult(task_id, app=app).get(timeout=5, interval=0.05) == 5
+        assert "clients will poll for results" in caplog.text
+        assert backend._notify_broken
+    finally:
+        notify.close_hubs()
+        app.close()
+
+
+def test_the_hub_survives_a_listener_that_fails_unexpectedly(
+    driver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_wait = Listener.wait
+    failures = iter([RuntimeError("a surprise")])
+
+    def wait_once_failing(self: Listener, timeout: float) -> list[str]:
+        for failure in failures:
+            raise failure
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(Listener, "wait", wait_once_failing)
+    notify.close_hubs()
+    app = Celery("survivor", set_as_current=False)
+    app.conf.result_backend = "django-db"
+    task_id = new_id()
+
+    def finish() -> None:
+        try:
+            app.backend.mark_as_done(task_id, 9)  # NOTIFY is on: the settings are global
+        finally:
+            connections.close_all()
+
+    try:
+        with ON:
+            assert app.backend.is_async
+            timer = threading.Timer(0.3, finish)
+            timer.start()
+            assert AsyncResult(task_id, app=app).get(timeout=10) == 9
+            timer.join()
+    finally:
+        notify.close_hubs()
+        app.close()
+
+
+def test_a_long_table_name_gets_a_channel_that_fits(
+    driver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver.ops.TaskResult._meta, "db_table", "results_" + "x" * 60)
+    channel = driver.ops.notify_channel()
+    assert channel.startswith("dcr_")
+    assert channel.endswith("_ready")
+    assert len(channel) <= 63

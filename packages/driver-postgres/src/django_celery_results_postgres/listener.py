@@ -42,7 +42,7 @@ class Listener:
         self.close()
         try:
             connection = psycopg.connect(**self.params, autocommit=True)
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:
             raise ListenerLost(f"cannot open a connection to listen on: {exc}") from exc
         try:
             connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
@@ -51,6 +51,12 @@ class Listener:
                 notice.payload == self._probe
                 for notice in connection.notifies(timeout=PROBE_SECONDS, stop_after=1)
             )
+        except psycopg.OperationalError as exc:
+            connection.close()
+            raise ListenerLost(f"the connection to listen on broke: {exc}") from exc
+        except psycopg.Error as exc:  # e.g. a read-only standby refuses LISTEN
+            connection.close()
+            raise NotificationsUnavailable(f"PostgreSQL refused to listen: {exc}") from exc
         except BaseException:
             connection.close()
             raise
@@ -76,7 +82,7 @@ class Listener:
             notices = list(self.connection.notifies(timeout=timeout, stop_after=1))
             # stop_after=1 returns with the notices of one packet; take what else arrived.
             notices += self.connection.notifies(timeout=0)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except psycopg.Error as exc:
             self.close()
             raise ListenerLost(f"the connection listening on {self.channel!r} broke: {exc}") from (
                 exc

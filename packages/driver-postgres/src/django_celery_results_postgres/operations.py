@@ -112,6 +112,15 @@ class PostgresOperations(SQLOperations):
             params.pop(key, None)  # Django's adapters and cursors: plain ones suffice
         # So operators can tell it apart in pg_stat_activity.
         params["application_name"] = "django_celery_results listener"
+        # A connection that only waits notices a silent network cut by TCP keepalives
+        # (then it reconnects and everything waited on is read again): a minute, not hours.
+        for key, value in (
+            ("keepalives", 1),
+            ("keepalives_idle", 30),
+            ("keepalives_interval", 10),
+            ("keepalives_count", 3),
+        ):
+            params.setdefault(key, value)
         return Listener(params, self.notify_channel())
 
     def delete_chunks(

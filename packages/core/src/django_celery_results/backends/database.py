@@ -109,26 +109,36 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         )
 
     def notifying_driver(self) -> BaseDriver:
-        """The driver of the database results are read from."""
-        return self._driver(self.TaskModel, write=False)
+        """The driver of the database workers write (and so notify) results on."""
+        return self._driver(self.TaskModel)
 
-    def _notifying(self) -> bool:
+    def _notifying(self, *, start: bool = True) -> bool:
         """Do waits here go through notifications rather than polls?
 
         With ``NOTIFY`` on a driver that can, outside tasks (a chord join inside a worker
-        keeps polling), once the listener has proved that notices reach this process.
-        Where they cannot (a transaction-mode pooler), clients poll, and a warning says why.
+        keeps polling), once the process's listener has proved that notices reach it.
+        Where they cannot (a transaction-mode pooler), clients poll; the hub logs why,
+        once. ``start=False`` only asks whether this backend listens already (for calls
+        that must not connect, such as ``AsyncResult.__del__``). Never raises: sending a
+        task must not fail because of notifications.
         """
-        if self._notify_broken or not self.notifying_driver().notify or task_join_will_block():
+        if self._notify_broken or task_join_will_block():
             return False
         try:
+            if not self.notifying_driver().notify:
+                return False
+            if not start:
+                return self.result_consumer.listening
             self.result_consumer.listen()
-        except NotificationsUnavailable as exc:
+        except NotificationsUnavailable:
             self._notify_broken = True
-            logger.warning("NOTIFY is on, but clients will poll for results: %s", exc)
             return False
         except (ListenerLost, DatabaseError) as exc:
-            logger.warning("result notifications: cannot listen now (%s); polling", exc)
+            logger.debug("result notifications: cannot listen now (%s); polling", exc)
+            return False
+        except Exception:
+            logger.exception("result notifications failed; polling")
+            self._notify_broken = True
             return False
         return True
 
@@ -161,7 +171,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
     def remove_pending_result(self, result: Any) -> Any:
         """Stop waiting on a result."""
-        if self._notifying():
+        if self._notifying(start=False):
             return AsyncBackendMixin.remove_pending_result(self, result)
         return super().remove_pending_result(result)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -26,6 +27,8 @@ logger = get_logger(__name__)
 SAFETY_POLL_SECONDS = 2.0
 #: How long the hub's thread waits on the connection before it looks up again.
 HUB_WAIT_SECONDS = 1.0
+#: After the database could not be reached, how long before a process tries again.
+RETRY_SECONDS = 5.0
 
 
 class Hub:
@@ -50,14 +53,31 @@ class Hub:
         self._watchers: dict[str, set[Callable[[], None]]] = {}
         #: Why notices cannot reach this process, once the hub found out.
         self.unavailable: NotificationsUnavailable | None = None
+        #: Before this ``time.monotonic()``, do not try to connect again.
+        self._retry_at = 0.0
 
     def register(self, consumer: NotifyResultConsumer) -> None:
-        """Add a consumer; connect first, in the caller, so a failure surfaces there."""
+        """Add a consumer; connect first, in the caller, so a failure surfaces there.
+
+        A process remembers failures: notices that cannot arrive (a pooler) for good, a
+        database that cannot be reached for :data:`RETRY_SECONDS`, so threads sending
+        tasks meanwhile do not each wait for a connection.
+        """
         with self._lock:
             if self.unavailable is not None:
                 raise self.unavailable
             if self._thread is None:
-                self.listener.connect()  # NotificationsUnavailable, ListenerLost
+                if time.monotonic() < self._retry_at:
+                    raise ListenerLost("the result database could not be reached just now")
+                try:
+                    self.listener.connect()
+                except NotificationsUnavailable as exc:
+                    logger.warning("NOTIFY is on, but clients will poll for results: %s", exc)
+                    self.unavailable = exc
+                    raise
+                except ListenerLost:
+                    self._retry_at = time.monotonic() + RETRY_SECONDS
+                    raise
                 self._thread = threading.Thread(
                     target=self._run, name="django_celery_results-notify", daemon=True
                 )
@@ -100,16 +120,20 @@ class Hub:
                 self._safety_poll()
             try:
                 ids = self.listener.wait(min(HUB_WAIT_SECONDS, SAFETY_POLL_SECONDS))
-            except ListenerLost as exc:
-                logger.warning("result notifications: %s; reading results, reconnecting", exc)
-                self._tell(lambda consumer: consumer.on_listener_lost())
-                time.sleep(HUB_WAIT_SECONDS)  # the server may be down: do not spin
-                continue
             except NotificationsUnavailable as exc:
                 logger.warning("NOTIFY is on, but clients will poll for results: %s", exc)
                 self.unavailable = exc
                 self._tell(lambda consumer: consumer.on_notifications_unavailable())
                 return
+            except Exception as exc:  # ListenerLost, or any surprise: no waiter may hang
+                if isinstance(exc, ListenerLost):
+                    logger.warning("result notifications: %s; reading results, reconnecting", exc)
+                else:
+                    logger.exception("result notifications: the listener failed; reconnecting")
+                    self.listener.close()
+                self._tell(lambda consumer: consumer.on_listener_lost())
+                time.sleep(HUB_WAIT_SECONDS)  # the server may be down: do not spin
+                continue
             if ids:
                 self._tell(functools.partial(NotifyResultConsumer.on_notified, task_ids=ids), ids)
 
@@ -124,9 +148,10 @@ class Hub:
             return
         try:
             rows = self.driver.retrying.get_task_results(sorted(waited))
-        except DatabaseError as exc:
+        except Exception as exc:  # the database is down, say: the next round tries again
             logger.warning("result notifications: the safety poll failed: %s", exc)
-            connections[self.driver.alias].close()
+            with contextlib.suppress(Exception):
+                connections[self.driver.alias].close()
             return
         ready = [i for i, row in rows.items() if row.status in states.READY_STATES]
         if ready:
@@ -143,7 +168,10 @@ class Hub:
         for consumer in consumers:
             action(consumer)
         for callback in callbacks:
-            callback()
+            try:
+                callback()
+            except Exception:  # e.g. an event loop closed meanwhile: its waiter is gone
+                logger.debug("result notifications: a waiter's callback failed", exc_info=True)
 
 
 #: The hub of each database alias in this process (``os.getpid()`` guards forks).
@@ -202,7 +230,8 @@ class NotifyResultConsumer(BaseResultConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lock = threading.Lock()
+        # Reentrant: AsyncResult.__del__ may unsubscribe from inside a locked section.
+        self._lock = threading.RLock()
         self._arrived = threading.Condition(self._lock)
         self._subscribed: set[str] = set()
         #: Ids notified since the last drain; ``None``: read every subscribed id.
@@ -216,6 +245,11 @@ class NotifyResultConsumer(BaseResultConsumer):
         """Listen, and subscribe to the first task."""
         self.listen()
         self.consume_from(initial_task_id)
+
+    @property
+    def listening(self) -> bool:
+        """Has this consumer joined its process's hub?"""
+        return self._listening
 
     def listen(self) -> None:
         """Join the process's hub (raises ``NotificationsUnavailable`` when it cannot work)."""
@@ -239,7 +273,13 @@ class NotifyResultConsumer(BaseResultConsumer):
             self._subscribed.discard(task_id)
 
     def on_wait_for_pending(self, result: Any, **kwargs: Any) -> None:
-        """Read the result once now that it is subscribed: it may be stored already."""
+        """Subscribe to what ``result`` waits on, then read it once: it may be stored.
+
+        Subscribing here too covers results registered while notifications were not
+        working yet (a group built before), and results a forked child inherited.
+        """
+        for task_id in _waited_ids(result):
+            self.consume_from(task_id)
         for meta in result._iter_meta(**kwargs):
             if meta is not None:
                 self.on_state_change(meta, None)
@@ -277,7 +317,13 @@ class NotifyResultConsumer(BaseResultConsumer):
             ids, self._notified = self._notified, set()
             if ids is None or self.backend._notify_broken:
                 ids = set(self._subscribed)  # notices were lost, or stopped: read them all
-        self._read(ids)
+        try:
+            self._read(ids)
+        except DatabaseError as exc:
+            # Not an OSError: Celery's gevent drainer would stop for good on it.
+            logger.warning("result notifications: reading results failed: %s", exc)
+            with self._lock:
+                self._notified = None  # read them all next time
 
     def _read(self, task_ids: Iterable[str]) -> None:
         """Hand the ready results among ``task_ids`` we wait on to their waiters."""
@@ -297,8 +343,16 @@ class NotifyResultConsumer(BaseResultConsumer):
     def on_after_fork(self) -> None:
         """Start afresh in a forked child (the hub is the parent's: see :func:`hub_for`)."""
         # A thread of the parent may have held the lock: the child starts with a new one.
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._arrived = threading.Condition(self._lock)
         self._subscribed = set()
         self._notified = set()
         self._listening = False
+
+
+def _waited_ids(result: Any) -> list[str]:
+    """The task ids a wait on ``result`` needs: its own, or a group's members'."""
+    children = getattr(result, "results", None)
+    if children is None:
+        return [result.id]
+    return [child.id for child in children]

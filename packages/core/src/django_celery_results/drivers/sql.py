@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -219,8 +220,15 @@ class SQLOperations(GenericOperations):
         raise NotImplementedError("this driver cannot notify listeners")
 
     def notify_channel(self) -> str:
-        """The one channel finished tasks are announced on: the task table's, ``…_ready``."""
-        return f"{self.TaskResult._meta.db_table}_ready"
+        """The one channel finished tasks are announced on: the task table's, ``…_ready``.
+
+        A table name too long for a channel (63 bytes) is replaced by its digest.
+        """
+        table = self.TaskResult._meta.db_table
+        channel = f"{table}_ready"
+        if len(channel.encode()) > 63:
+            channel = f"dcr_{hashlib.sha1(table.encode()).hexdigest()}_ready"
+        return channel
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
         """Judge one error of a chain by the database client's codes.

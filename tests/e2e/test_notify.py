@@ -26,6 +26,7 @@ from django_celery_results import aio
 from django_celery_results.backends import notify
 from django_celery_results.models import TaskResult
 from django_celery_results.testing.router import use_alias
+from tests import aio_views
 
 from .conftest import BROKERS, TIMEOUT, Brokers, Combo, Worker, client_app, combo_params
 
@@ -211,12 +212,13 @@ def test_a_group_of_1000_joins(app: Any) -> None:
     assert result.join_native(timeout=TIMEOUT) == [i + 1 for i in range(1000)]
 
 
-def test_an_async_view_awaits_the_result(app: Any) -> None:
+def test_an_async_view_awaits_the_result(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aio_views, "app", app)
     result = app.send_task(T + "slow", args=(0.5,))
     client = AsyncClient()
     response = async_to_sync(client.get)(f"/aio/{result.id}/", {"timeout": TIMEOUT})
-    assert response.status_code == 200
     assert response.json() == {"result": 0.5}
+    assert response.status_code == 200
 
 
 def test_aio_timeout_propagate_and_groups(app: Any) -> None:

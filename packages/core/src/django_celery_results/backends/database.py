@@ -112,23 +112,19 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         """The driver of the database workers write (and so notify) results on."""
         return self._driver(self.TaskModel)
 
-    def _notifying(self, *, start: bool = True) -> bool:
+    def _notifying(self) -> bool:
         """Do waits here go through notifications rather than polls?
 
         With ``NOTIFY`` on a driver that can, outside tasks (a chord join inside a worker
         keeps polling), once the process's listener has proved that notices reach it.
         Where they cannot (a transaction-mode pooler), clients poll; the hub logs why,
-        once. ``start=False`` only asks whether this backend listens already (for calls
-        that must not connect, such as ``AsyncResult.__del__``). Never raises: sending a
-        task must not fail because of notifications.
+        once. Never raises: sending a task must not fail because of notifications.
         """
         if self._notify_broken or task_join_will_block():
             return False
         try:
             if not self.notifying_driver().notify:
                 return False
-            if not start:
-                return self.result_consumer.listening
             self.result_consumer.listen()
         except NotificationsUnavailable:
             self._notify_broken = True
@@ -170,8 +166,13 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         return super().add_pending_results(results, weak=weak)
 
     def remove_pending_result(self, result: Any) -> Any:
-        """Stop waiting on a result."""
-        if self._notifying(start=False):
+        """Stop waiting on a result.
+
+        ``AsyncResult.__del__`` calls it, whenever the garbage collector runs, even in the
+        middle of a lookup holding a lock: so it looks nothing up and connects nowhere.
+        """
+        consumer = self.__dict__.get("result_consumer")  # only if it was ever made
+        if consumer is not None and consumer.listening and not self._notify_broken:
             return AsyncBackendMixin.remove_pending_result(self, result)
         return super().remove_pending_result(result)
 

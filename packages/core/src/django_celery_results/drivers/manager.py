@@ -27,7 +27,9 @@ TRACE_ENV = "DJANGO_CELERY_RESULTS_TRACE_DRIVERS"
 
 logger = logging.getLogger(__name__)
 _instances: dict[str, BaseDriver] = {}
-_lock = threading.Lock()
+# Reentrant: a garbage-collected AsyncResult may look a driver up while this thread
+# holds it (loading plugins, say).
+_lock = threading.RLock()
 
 
 @functools.cache

@@ -26,33 +26,27 @@ def require(db: str) -> None:
         pytest.skip(f"{db} is not running; start it with: {HOW_TO_START[alias]}")
 
 
-@pytest.mark.parametrize("db", ["sqlite", "postgres", "mariadb"])
-def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
-    require(db)
-    out = tmp_path / "bench.json"
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with ``args`` from the repository root; fail if it fails."""
     completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--db",
-            db,
-            "--tasks",
-            "8",
-            "--repeats",
-            "1",
-            "--no-upstream",
-            "--batched",
-            "--settle",
-            "0",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres", "mariadb"])
+def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
+    require(db)
+    out = tmp_path / "bench.json"
+    completed = run_bench(
+        "run.py", "--db", db, "--tasks", "8", "--repeats", "1", "--no-upstream", "--batched",
+        "--settle", "0", "--json", str(out),
+    )  # fmt: skip
     assert "| lifecycle |" in completed.stdout
     results = json.loads(out.read_text())
     assert results["db"] == db
@@ -69,16 +63,7 @@ def test_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
 
 def run_batch_profile(*args: str) -> str:
     """Run ``bench/batches.py`` on 40 tasks, once, with ``args``; return what it printed."""
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "batches.py"), "--tasks", "40", "--repeats", "1",
-         *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed.stdout
+    return run_bench("batches.py", "--tasks", "40", "--repeats", "1", *args).stdout
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
@@ -105,15 +90,10 @@ def test_batch_profile_with_fake_writes_stores_nothing(extra: list[str]) -> None
 def test_cleanup_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
     require(db)
     out = tmp_path / "cleanup.json"
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cleanup.py"), "--db", db, "--expired", "3000",
-         "--live", "200", "--batch-size", "500", "--at-rest", "0.5", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    completed = run_bench(
+        "cleanup.py", "--db", db, "--expired", "3000", "--live", "200", "--batch-size", "500",
+        "--at-rest", "0.5", "--json", str(out),
     )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert "| cleanup / raw |" in completed.stdout
     results = json.loads(out.read_text())
     assert results["report"]["rows"] == 3000
@@ -126,15 +106,10 @@ def test_cleanup_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
 def test_wait_bench_runs_on_tiny_sizes(tmp_path: Path) -> None:
     require("postgres")
     out = tmp_path / "wait.json"
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "wait.py"), "--tasks", "3", "--clients", "3",
-         "--threads", "2", "--seconds", "3", "--lifecycle-seconds", "0.5", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    completed = run_bench(
+        "wait.py", "--tasks", "3", "--clients", "3", "--threads", "2", "--seconds", "3",
+        "--lifecycle-seconds", "0.5", "--json", str(out),
     )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert "| commit to get() returning, p50" in completed.stdout
     results = json.loads(out.read_text())
     for mode in ("notify", "poll"):

@@ -8,6 +8,7 @@ its own and reads what the worker stored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -239,13 +240,13 @@ def combo(request: pytest.FixtureRequest) -> Combo:
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def worker(
-    combo: Combo, brokers: Brokers, django_db_setup: None, django_db_blocker: Any
+@contextlib.contextmanager
+def running_worker(
+    combo: Combo, brokers: Brokers, django_db_blocker: Any, extra_env: dict[str, str] | None = None
 ) -> Iterator[Worker]:
-    """A worker for ``combo``, started once per module and combination."""
+    """Start a worker for ``combo`` (and its broker), wait until it answers, stop it after."""
     brokers.ensure(combo.broker)
-    worker = Worker(combo, queue=f"e2e-{uuid.uuid4().hex[:10]}")
+    worker = Worker(combo, queue=f"e2e-{uuid.uuid4().hex[:10]}", extra_env=extra_env)
     worker.start()
     app = client_app(combo, worker.queue)
     try:
@@ -262,9 +263,9 @@ def worker(
         app.close()
 
 
-@pytest.fixture
-def app(worker: Worker, combo: Combo) -> Iterator[Celery]:
-    """The sender's app, current for the test, with publish-time PENDING rows on."""
+@contextlib.contextmanager
+def sender_app(worker: Worker, combo: Combo, conf: dict[str, Any]) -> Iterator[Celery]:
+    """The sender's app, current, routed to the combination's database, with ``conf``."""
     from celery import _state
 
     app = client_app(combo, worker.queue)
@@ -272,7 +273,7 @@ def app(worker: Worker, combo: Combo) -> Iterator[Celery]:
     app.set_current()
     use_alias(combo.alias)
     try:
-        with override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}):
+        with override_settings(DJANGO_CELERY_RESULTS=conf):
             yield app
     finally:
         from django_celery_results import pending
@@ -281,6 +282,22 @@ def app(worker: Worker, combo: Combo) -> Iterator[Celery]:
         use_alias(None)
         previous.set_current()
         app.close()
+
+
+@pytest.fixture(scope="module")
+def worker(
+    combo: Combo, brokers: Brokers, django_db_setup: None, django_db_blocker: Any
+) -> Iterator[Worker]:
+    """A worker for ``combo``, started once per module and combination."""
+    with running_worker(combo, brokers, django_db_blocker) as started:
+        yield started
+
+
+@pytest.fixture
+def app(worker: Worker, combo: Combo) -> Iterator[Celery]:
+    """The sender's app, current for the test, with publish-time PENDING rows on."""
+    with sender_app(worker, combo, {"TRACK_PENDING": True}) as sender:
+        yield sender
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,16 +19,24 @@ from celery import group, states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from django.db import connections
-from django.test import AsyncClient, override_settings
+from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 
 from django_celery_results import aio
 from django_celery_results.backends import notify
 from django_celery_results.models import TaskResult
-from django_celery_results.testing.router import use_alias
 from tests import aio_views
 
-from .conftest import BROKERS, TIMEOUT, Brokers, Combo, Worker, client_app, combo_params
+from .conftest import (
+    BROKERS,
+    TIMEOUT,
+    Brokers,
+    Combo,
+    Worker,
+    combo_params,
+    running_worker,
+    sender_app,
+)
 
 T = "demo_app.tasks."
 NOTIFYING = Combo("postgres", "vendor", "redis", "prefork")
@@ -43,43 +51,18 @@ def worker(
     combo: Combo, brokers: Brokers, django_db_setup: None, django_db_blocker: Any
 ) -> Iterator[Worker]:
     """A worker whose writes of finished tasks notify (``DEMO_NOTIFY``)."""
-    brokers.ensure(combo.broker)
-    worker = Worker(combo, queue=f"e2e-{uuid.uuid4().hex[:10]}", extra_env={"DEMO_NOTIFY": "1"})
-    worker.start()
-    app = client_app(combo, worker.queue)
     try:
-        with django_db_blocker.unblock():
-            use_alias(combo.alias)
-            try:
-                app.send_task(T + "add", args=(0, 0)).get(timeout=TIMEOUT)
-            finally:
-                use_alias(None)
-        yield worker
+        with running_worker(combo, brokers, django_db_blocker, {"DEMO_NOTIFY": "1"}) as started:
+            yield started
     finally:
         notify.close_hubs()  # the listening connection, before the database is dropped
-        worker.stop()
-        app.close()
 
 
 @pytest.fixture
 def app(worker: Worker, combo: Combo) -> Iterator[Any]:
-    """The sender's app with ``NOTIFY`` on, current for the test; its listener closed after."""
-    from celery import _state
-
-    app = client_app(combo, worker.queue)
-    previous = _state.get_current_app()
-    app.set_current()
-    use_alias(combo.alias)
-    try:
-        with override_settings(DJANGO_CELERY_RESULTS=ON):
-            yield app
-    finally:
-        from django_celery_results import pending
-
-        pending.release()
-        use_alias(None)
-        previous.set_current()
-        app.close()
+    """The sender's app with ``NOTIFY`` on, current for the test."""
+    with sender_app(worker, combo, ON) as sender:
+        yield sender
 
 
 def reads(alias: str) -> CaptureQueriesContext:

@@ -12,7 +12,9 @@ second subprocess writes task lifecycles (STARTED then SUCCESS through the backe
 times each; the same writer first runs alone, for its latency at rest. On the other,
 the raw client runs one ``DELETE … WHERE date_done < …``. After each, the work the
 deletes left behind is finished and timed (PostgreSQL: ``VACUUM``; MariaDB: waiting for
-InnoDB's purge, which beside chunks runs during the cleanup). Printed: rows/s of both and
+InnoDB's purge, which beside chunks runs during the cleanup). On a third copy the raw
+client deletes in chunks of the same shape as the command's (``--raw-chunk-rows``), no
+Python between them: what short transactions cost on this server. Printed: rows/s and
 their ratio, the longest chunk, the command's peak memory against the same command on
 a table with nothing to delete, and the writer's p50/p99 at rest, during cleanup, during
 the raw DELETE, and beside a busy loop that touches no database (what sharing the
@@ -217,6 +219,57 @@ def raw_delete(server: Server, name: str) -> float:
     return elapsed
 
 
+def raw_chunks(server: Server, name: str, rows: int) -> dict[str, float]:
+    """The raw client's chunked cleanup: the driver's chunk shape, no Python between.
+
+    PostgreSQL: TID ranges of ``rows`` rows' worth of pages; MariaDB: primary key ranges
+    of ``rows`` ids; each its own autocommitted ``DELETE``, front to back, as the command's
+    chunks on a table most of which expires. What short transactions cost on this server,
+    whoever sends them.
+    """
+    connection = server.connect(name)
+    cursor = connection.cursor()
+    if server.engine == "postgresql":
+        cursor.execute(
+            "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int, "
+            "reltuples / GREATEST(relpages, 1) FROM pg_class WHERE oid = %s::regclass",
+            [TABLE, TABLE],
+        )
+        end, density = cursor.fetchone()
+        step = max(1, round(rows / density))
+        sql = (
+            f"DELETE FROM {TABLE} WHERE ctid >= %s::tid AND ctid < %s::tid "
+            "AND date_done < now() - interval '1 day'"
+        )
+
+        def bounds(start: int) -> list[str]:
+            return [f"({start},0)", f"({start + step},0)"]
+
+    else:
+        cursor.execute(f"SELECT MIN(id), MAX(id) + 1 FROM {TABLE}")
+        start_id, end = cursor.fetchone()
+        step = rows
+        sql = (
+            f"DELETE FROM {TABLE} WHERE id >= %s AND id < %s "
+            "AND date_done < UTC_TIMESTAMP(6) - INTERVAL 1 DAY"
+        )
+
+        def bounds(start: int) -> list[int]:
+            return [start, start + step]
+
+    start = 0 if server.engine == "postgresql" else start_id
+    chunks: list[float] = []
+    began = time.perf_counter()
+    while start < end:
+        chunk_began = time.perf_counter()
+        cursor.execute(sql, bounds(start))
+        chunks.append(time.perf_counter() - chunk_began)
+        start += step
+    elapsed = time.perf_counter() - began
+    connection.close()
+    return {"seconds": elapsed, "chunks": len(chunks), "longest": max(chunks, default=0.0)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["postgres", "mariadb"], default="postgres")
@@ -225,6 +278,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument(
         "--at-rest", type=float, default=8.0, help="seconds the writer runs alone first"
+    )
+    parser.add_argument(
+        "--raw-chunk-rows", type=int, default=5_000, help="rows per chunk of the raw chunks"
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child-cleanup", action="store_true", help=argparse.SUPPRESS)
@@ -241,10 +297,12 @@ def main() -> None:
     results: dict[str, Any] = {"db": args.db, "expired": args.expired, "live": args.live}
     try:
         ours, raw, empty = server.create("ours"), server.create("raw"), server.create("empty")
-        for name in (ours, raw, empty):
+        chunked = server.create("chunks")
+        for name in (ours, raw, empty, chunked):
             migrate(server, name)
         results["seed_seconds"] = seed(server, ours, args.expired, args.live)
         seed(server, raw, args.expired, args.live)
+        seed(server, chunked, args.expired, args.live)
         seed(server, empty, 0, min(args.live, 10_000))
 
         # The same command on a table with nothing to delete: its memory floor.
@@ -287,6 +345,17 @@ def main() -> None:
             during_raw = json.loads(writer.communicate(timeout=120)[0])
         results["settle_raw"] = server.settle_deletes(raw, purged, args.expired)
         results["left_raw"] = count(server, raw)
+        # The raw client in chunks like ours, the writer beside it: what any chunked
+        # cleanup with short transactions gets from this server.
+        server.quiesce()
+        with tempfile.TemporaryDirectory() as folder:
+            stop = os.path.join(folder, "stop")
+            writer = start_writer(server, chunked, stop)
+            purged = server.purged()
+            results["raw_chunks"] = raw_chunks(server, chunked, args.raw_chunk_rows)
+            Path(stop).touch()
+            during_chunks = json.loads(writer.communicate(timeout=120)[0])
+        results["settle_chunks"] = server.settle_deletes(chunked, purged, args.expired)
         results["writer"] = {
             "rest": {
                 "n": len(rest),
@@ -303,6 +372,11 @@ def main() -> None:
                 "p50": statistics.median(during_raw),
                 "p99": percentile(during_raw, 0.99),
                 "max": max(during_raw),
+            },
+            "during_raw_chunks": {
+                "n": len(during_chunks),
+                "p50": statistics.median(during_chunks),
+                "p99": percentile(during_chunks, 0.99),
             },
             "busy_core": {
                 "n": len(loaded),
@@ -348,6 +422,18 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"| writer p50 / p99 / max during the raw DELETE | {raw_w['p50'] * 1000:.1f} / "
           f"{raw_w['p99'] * 1000:.1f} / {raw_w['max'] * 1000:.0f} ms ({raw_w['n']} "
           "lifecycles) | |")  # fmt: skip
+    chunks, chunks_w = r["raw_chunks"], r["writer"]["during_raw_chunks"]
+    chunks_rate = r["expired"] / chunks["seconds"]
+    chunks_settled = r["expired"] / (chunks["seconds"] + r["settle_chunks"])
+    print(f"| raw client in chunks like ours | {chunks_rate:,.0f} rows/s ({chunks['seconds']:.1f}"
+          f" s, {chunks['chunks']} chunks; {r['settle_chunks']:.1f} s after): "
+          f"{chunks_rate / raw_rate:.2f}x raw, {chunks_settled / raw_settled:.2f}x settled; "
+          f"cleanup / these: {ours_rate / chunks_rate:.2f}x | |")  # fmt: skip
+    print(f"| raw chunks: longest chunk | {chunks['longest']:.3f} s | |")
+    print(
+        f"| writer p50 / p99 during the raw chunks | {chunks_w['p50'] * 1000:.1f} / "
+        f"{chunks_w['p99'] * 1000:.1f} ms ({chunks_w['p99'] / rest['p99']:.2f}x at rest) | |"
+    )
     busy = r["writer"]["busy_core"]
     ratio = busy["p99"] / rest["p99"]
     print(f"| writer p50 / p99 beside a busy loop, no cleanup | {busy['p50'] * 1000:.1f} / "

@@ -15,11 +15,18 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_RESULT_BACKEND``: ``django-cache`` stores results in the cache below instead;
 - ``DEMO_RESULT_EXPIRES``: seconds results are kept (Celery's default: one day);
 - ``DEMO_BATCH_WRITES``: ``1`` batches state writes (``BATCH_WRITES``);
-- ``DEMO_NOTIFY``: ``1`` notifies waiting clients of finished tasks (``NOTIFY``, PostgreSQL).
+- ``DEMO_NOTIFY``: ``1`` notifies waiting clients of finished tasks (``NOTIFY``, PostgreSQL);
+- ``DEMO_TASK_SIGNALS_FILE``: a file ``demo_library`` logs Django's task signals to;
+- ``DEMO_TASKS_BACKEND``: the ``TASKS`` backend (default: ours; ``bench/django_tasks_fields.py``
+  compares another); ``DEMO_CELERY_IMPORTS``: modules the worker imports at start.
+
+On Django 6.0+, ``django.tasks`` tasks (``demo_library.jobs``) run on the Celery workers.
 """
 
 import os
 from pathlib import Path
+
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_results",
     "demo_app",
+    "demo_library",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -117,6 +125,18 @@ DJANGO_CELERY_RESULTS = {
     "NOTIFY": os.environ.get("DEMO_NOTIFY") == "1",
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DEMO_QUEUE", "celery")
+if "DEMO_CELERY_IMPORTS" in os.environ:
+    CELERY_IMPORTS = os.environ["DEMO_CELERY_IMPORTS"].split(",")
+if django.VERSION >= (6, 0):
+    # Django's tasks go to the Celery workers; any queue name is a Celery queue.
+    TASKS = {
+        "default": {
+            "BACKEND": os.environ.get(
+                "DEMO_TASKS_BACKEND", "django_celery_results.tasks.CeleryBackend"
+            ),
+            "QUEUES": [],
+        }
+    }
 BROKER_FOLDER = Path(os.environ.get("DEMO_BROKER_FOLDER", BASE_DIR / ".broker"))
 CELERY_BROKER_URL = os.environ.get("DEMO_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):

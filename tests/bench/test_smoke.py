@@ -92,15 +92,18 @@ def test_cleanup_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
     out = tmp_path / "cleanup.json"
     completed = run_bench(
         "cleanup.py", "--db", db, "--expired", "3000", "--live", "200", "--batch-size", "500",
-        "--at-rest", "0.5", "--json", str(out),
+        "--at-rest", "0.5", "--raw-chunk-rows", "500", "--json", str(out),
     )  # fmt: skip
     assert "| cleanup / raw |" in completed.stdout
+    assert "| raw client in chunks like ours |" in completed.stdout
     results = json.loads(out.read_text())
     assert results["report"]["rows"] == 3000
     assert results["report"]["chunks"] >= 6
     assert results["left_raw"] >= 200  # the live rows, and what the writer added
     assert results["left_ours"] >= 200  # the live rows, and what the writer added
     assert results["writer"]["during"]["n"] > 0
+    assert results["raw_chunks"]["chunks"] >= 2
+    assert results["writer"]["during_raw_chunks"]["n"] > 0
 
 
 def test_wait_bench_runs_on_tiny_sizes(tmp_path: Path) -> None:

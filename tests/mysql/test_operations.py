@@ -12,11 +12,13 @@ import MySQLdb
 import pytest
 from celery import states
 from django.db import connections
+from django.db.models import Q
 from django.db.utils import OperationalError
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_celery_results.drivers import sql
 from django_celery_results.managers import TxIsolationWarning
 from django_celery_results.models import ChordCounter, TaskResult
 from django_celery_results.testing.suite.helpers import new_id, row
@@ -121,8 +123,12 @@ def test_cleanup_deletes_oldest_first_in_limited_chunks(driver: Any, db_alias: s
     driver.ops.store_task_results(
         [row(i, states.SUCCESS, date_done=old + timedelta(seconds=n)) for n, i in enumerate(ids)]
     )
-    keep = new_id()
-    driver.ops.store_task_results([row(keep, states.SUCCESS)])
+    # Few rows expire among many live ones: the optimizer finds them by the index.
+    live = [new_id() for _ in range(400)]
+    driver.ops.store_task_results([row(i, states.SUCCESS) for i in live])
+    keep = live[0]
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(f"ANALYZE TABLE {TaskResult._meta.db_table}")
     with statements(db_alias) as queries:
         deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 10)
     assert deleted == 25
@@ -136,6 +142,47 @@ def test_cleanup_deletes_oldest_first_in_limited_chunks(driver: Any, db_alias: s
     assert list(TaskResult.objects.filter(task_id__in=[*ids, keep]).values_list("task_id")) == [
         (keep,)
     ]
+
+
+def test_cleanup_walks_id_ranges_where_the_optimizer_would_scan(
+    driver: Any, db_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "CHUNK_SECONDS", float("inf"))  # chunks keep their size
+    old = timezone.now() - timedelta(days=2)
+    ids = [new_id() for _ in range(400)]
+    driver.ops.store_task_results([row(i, states.SUCCESS, date_done=old) for i in ids])
+    keep = [new_id() for _ in range(5)]
+    driver.ops.store_task_results([row(i, states.SUCCESS) for i in keep])
+    with connections[db_alias].cursor() as cursor:
+        # Rebuilt, so its size is its rows' (earlier tests' deleted rows left pages), and
+        # analyzed: the optimizer now knows most rows match and reads the table whole.
+        cursor.execute(f"OPTIMIZE TABLE {TaskResult._meta.db_table}")
+        cursor.fetchall()
+    with statements(db_alias) as queries:
+        deleted = driver.ops.delete_expired(TaskResult, timezone.now() - timedelta(days=1), 50)
+    assert deleted == 400
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    # About 50 rows' worth of ids per chunk, front to back; the last range is open.
+    assert 6 <= len(deletes) <= 12
+    assert all("WHERE `id` >= " in sql for sql in deletes)
+    assert all("AND `id` < " in sql for sql in deletes[:-1])
+    assert "`id` < " not in deletes[-1]
+    assert set(TaskResult.objects.values_list("task_id", flat=True)) == set(keep)
+
+
+def test_cleanup_in_id_ranges_stops_at_until(driver: Any, db_alias: str) -> None:
+    old = timezone.now() - timedelta(days=2)
+    driver.ops.store_task_results(
+        [row(new_id(), states.SUCCESS, date_done=old) for _ in range(300)]
+    )
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(f"OPTIMIZE TABLE {TaskResult._meta.db_table}")  # as above
+        cursor.fetchall()
+    cutoff = Q(date_done__lt=timezone.now() - timedelta(days=1))
+    first = driver.ops.delete_matching(TaskResult, cutoff, 20, until=0.0)
+    assert 0 < first < 300
+    assert driver.ops.delete_matching(TaskResult, cutoff, 20) == 300 - first
+    assert not TaskResult.objects.exists()
 
 
 def test_one_id_is_read_with_aware_dates(driver: Any, db_alias: str) -> None:

@@ -1,5 +1,6 @@
 """Application configuration."""
 
+import django
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -15,7 +16,7 @@ class CeleryResultConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        """Register the system checks, the PENDING handler and the writers' life cycle."""
+        """Register the checks, the PENDING handler, the writers and the django.tasks runner."""
         from . import (
             batching,
             checks,  # noqa: F401 - registers the checks on import
@@ -25,3 +26,6 @@ class CeleryResultConfig(AppConfig):
 
         pending.connect()
         writers.install(batching.WRITER, pending.WRITER)
+        if django.VERSION >= (6, 0):
+            # Registers the Celery task that runs django.tasks tasks (in every worker).
+            from . import tasks  # noqa: F401

@@ -20,6 +20,7 @@ from celery.signals import before_task_publish
 
 from .conf import app_settings
 from .drivers import TaskRow
+from .utils import DJANGO_TASK_HEADER
 from .writers import IDLE, BackgroundWriter, close_connections
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ def record_pending(
     pending_row = getattr(backend, "pending_row", None)
     if not task_id or pending_row is None or ignores_result(app, headers):
         return
+    if headers.get(DJANGO_TASK_HEADER):
+        return  # the django.tasks backend wrote its row before sending
     if "task" not in headers and isinstance(body, dict):  # protocol 1
         headers = {**headers, "task": body.get("task")}
     writer().add(pending_row(task_id, headers, body, routing_key=kwargs.get("routing_key")))

@@ -7,6 +7,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+#: The message header naming the ``django.tasks`` task a Celery message runs (its import
+#: path). Its rows are stored under that name, with their real args and kwargs.
+DJANGO_TASK_HEADER = "django_task"
+
 # see Issue celery/django-celery#222
 now_localtime = getattr(timezone, "template_localtime", timezone.localtime)
 

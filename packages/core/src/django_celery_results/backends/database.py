@@ -34,6 +34,7 @@ from ..drivers import (
 from ..drivers.manager import driver_for_alias
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
+from ..utils import DJANGO_TASK_HEADER
 from .encoding import ContentEncoding
 from .notify import NotifyResultConsumer
 
@@ -217,20 +218,25 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
     def _get_extended_properties(self, request: Any, traceback: str | None) -> dict[str, Any]:
         """Return the ``result_extended`` columns: name, args, kwargs, worker, periodic name."""
-        if not (request and self.app.conf.result_extended):
+        # A django.tasks task is always stored in full: its TaskResult needs every column.
+        django_task = getattr(request, DJANGO_TASK_HEADER, None) if request else None
+        if not (request and (self.app.conf.result_extended or django_task)):
             return dict.fromkeys(NOT_EXTENDED)
-        # Protocol 2 sends reprs (argsrepr/kwargsrepr); protocol 1 only the values.
-        task_args = getattr(request, "argsrepr", None)
-        if task_args is None:
-            task_args = getattr(request, "args", None)
-        task_kwargs = getattr(request, "kwargsrepr", None)
-        if task_kwargs is None:
-            task_kwargs = getattr(request, "kwargs", None)
+        if django_task:  # JSON values by Django's contract: stored as they are
+            task_args, task_kwargs = request.args, request.kwargs
+        else:
+            # Protocol 2 sends reprs (argsrepr/kwargsrepr); protocol 1 only the values.
+            task_args = getattr(request, "argsrepr", None)
+            if task_args is None:
+                task_args = getattr(request, "args", None)
+            task_kwargs = getattr(request, "kwargsrepr", None)
+            if task_kwargs is None:
+                task_kwargs = getattr(request, "kwargs", None)
         return {
             "periodic_task_name": getattr(request, "periodic_task_name", None),
             "task_args": None if task_args is None else self._encode_value(task_args),
             "task_kwargs": None if task_kwargs is None else self._encode_value(task_kwargs),
-            "task_name": getattr(request, "task", None),
+            "task_name": django_task or getattr(request, "task", None),
             "worker": getattr(request, "hostname", None),
             "retries": getattr(request, "retries", None),
             "queue": _routing_key(request),
@@ -259,11 +265,18 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         ``task_name`` and ``queue`` (the routing key it is sent with) always; with
         ``result_extended`` also args, kwargs (from the message's
         ``argsrepr``/``kwargsrepr``, as the worker stores them) and
-        ``periodic_task_name``. The worker is not known yet.
+        ``periodic_task_name``; a ``django.tasks`` task (:data:`DJANGO_TASK_HEADER`) is
+        stored under its own name, in full, with its real args. The worker is not known yet.
         """
-        columns: dict[str, Any] = {"task_name": headers.get("task"), "queue": routing_key or None}
-        if self.app.conf.result_extended:
-            args, kwargs = headers.get("argsrepr"), headers.get("kwargsrepr")
+        django_task = headers.get(DJANGO_TASK_HEADER)
+        columns: dict[str, Any] = {
+            "task_name": django_task or headers.get("task"),
+            "queue": routing_key or None,
+        }
+        if self.app.conf.result_extended or django_task:
+            # A django.tasks task's real values come from the body, never its reprs.
+            args = None if django_task else headers.get("argsrepr")
+            kwargs = None if django_task else headers.get("kwargsrepr")
             if (args is None or kwargs is None) and isinstance(body, tuple | list):
                 # Protocol 2 without reprs: the body is (args, kwargs, embed).
                 args = body[0] if args is None else args
@@ -361,10 +374,18 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         )
         return self.meta_from_decoded(res)  # type: ignore[no-any-return]
 
+    def stored_row(self, task_id: str) -> TaskResult | None:
+        """Return the stored row of ``task_id``, or None; states queued here are written first."""
+        driver = self._driver(self.TaskModel, write=False)
+        return store.read_task_results(driver, (task_id,)).get(task_id)
+
+    def store_pending_row(self, row: TaskRow) -> None:
+        """Write a PENDING row now, in the caller's thread and transaction (not queued)."""
+        self._driver(self.TaskModel).retrying.store_pending_results([row])
+
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         """Get task metadata for a task by id (PENDING when there is no row)."""
-        driver = self._driver(self.TaskModel, write=False)
-        obj = store.read_task_results(driver, (task_id,)).get(task_id)
+        obj = self.stored_row(task_id)
         if obj is None:
             self.TaskModel._default_manager.note_missing(task_id)
             obj = self.TaskModel(task_id=task_id)

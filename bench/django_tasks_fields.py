@@ -7,8 +7,9 @@ Usage (Python 3.12+, Django 6; django-tasks-celery comes from PyPI for this run 
 
 For each backend (ours, ``django_tasks_celery.CeleryBackend``) a real ``celery worker`` of
 the example project runs on a Redis broker and a throwaway SQLite file; this process
-enqueues ``demo_library.jobs.echo`` (succeeds) and ``demo_library.jobs.fail`` (raises),
-waits until each is finished, reads each result back with ``get_result()`` and prints,
+enqueues ``demo_library.jobs.echo(1, "a", key="v")`` (succeeds) and ``demo_library.jobs.fail`` (raises),
+asks Django's ``Task.get_result()`` for the first at once, waits until each is finished
+(the backend's ``get_result()``), reads each result back and prints,
 per field, what each backend returned; last, what ``get_result()`` says of an id that was
 never sent. Printed as a Markdown table (``docs/django-tasks.md``).
 """
@@ -20,16 +21,18 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "example"
+#: Label: (TASKS backend, result_extended). django-tasks-celery reads Celery's meta, so it
+#: runs both ways; ours stores these tasks in full either way.
 BACKENDS = {
-    "django-celery-results": "django_celery_results.tasks.CeleryBackend",
-    "django-tasks-celery 0.1.1": "django_tasks_celery.CeleryBackend",
+    "django-celery-results": ("django_celery_results.tasks.CeleryBackend", True),
+    "django-tasks-celery 0.1.1": ("django_tasks_celery.CeleryBackend", True),
+    "django-tasks-celery 0.1.1, result_extended off": ("django_tasks_celery.CeleryBackend", False),
 }
 FIELDS = (
     "status",
@@ -46,10 +49,11 @@ FIELDS = (
 TIMEOUT = 60.0
 
 
-def environment(backend: str, folder: Path, queue: str) -> dict[str, str]:
+def environment(backend: str, extended: bool, folder: Path, queue: str) -> dict[str, str]:
     """The example project on ``backend``, a fresh SQLite file, Redis and ``queue``."""
     return {
         **os.environ,
+        "DEMO_RESULT_EXTENDED": "1" if extended else "0",
         "DJANGO_SETTINGS_MODULE": "demo_project.settings",
         "DEMO_SQLITE_PATH": str(folder / "db.sqlite3"),
         "DEMO_BROKER_URL": "redis://127.0.0.1:6379/0",
@@ -85,22 +89,32 @@ def child(backend: str) -> None:
 
     django.setup()
     import demo_library.jobs as jobs
+    from celery.result import AsyncResult
     from django.tasks.exceptions import TaskResultDoesNotExist
 
     from demo_project.celery import app  # the project's app is current, as in a project
 
     assert app.main == "demo_project"
     outcome: dict[str, Any] = {}
-    for label, task, args in (
-        ("success", jobs.echo, (1, "a")),
-        ("failure", jobs.fail, ("boom",)),
+    for label, task, args, kwargs in (
+        ("success", jobs.echo, (1, "a"), {"key": "v"}),
+        ("failure", jobs.fail, ("boom",), {}),
     ):
-        sent = task.enqueue(*args)
-        deadline = time.monotonic() + TIMEOUT
-        result = task.get_result(sent.id)
-        while not result.is_finished and time.monotonic() < deadline:
-            time.sleep(0.2)
-            result = task.get_result(sent.id)
+        sent = task.enqueue(*args, **kwargs)
+        if label == "success":
+            try:  # Django's own lookup, which checks the result's task
+                task.get_result(sent.id)
+                outcome["Task.get_result() at once"] = "works"
+            except Exception as exc:
+                outcome["Task.get_result() at once"] = f"raises {type(exc).__name__}"
+        # Wait through Celery itself, so a get_result() that fails cannot hang the wait.
+        AsyncResult(sent.id, app=app).get(timeout=TIMEOUT, propagate=False)
+        try:
+            result = task.get_backend().get_result(sent.id)
+        except Exception as exc:
+            failed = f"get_result() raises {type(exc).__name__}"
+            outcome[label] = dict.fromkeys(FIELDS, failed)
+            continue
         outcome[label] = {name: describe(result, name) for name in FIELDS}
     try:
         unknown = jobs.echo.get_backend().get_result(str(uuid.uuid4()))
@@ -110,25 +124,31 @@ def child(backend: str) -> None:
     print(json.dumps(outcome))
 
 
-def run(backend: str) -> dict[str, Any]:
+def run(backend: str, extended: bool) -> dict[str, Any]:
     """Start a worker on ``backend``, run :func:`child` against it, stop the worker."""
     with tempfile.TemporaryDirectory() as folder:
         queue = f"fields-{uuid.uuid4().hex[:8]}"
-        env = environment(backend, Path(folder), queue)
+        env = environment(backend, extended, Path(folder), queue)
         python = sys.executable
-        subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=EXAMPLE, env=env, check=True)
+        subprocess.run(
+            [python, "manage.py", "migrate", "-v0"], cwd=EXAMPLE, env=env, check=True,
+            capture_output=True,
+        )  # fmt: skip
         worker = subprocess.Popen(
             [python, "-m", "celery", "-A", "demo_project", "worker", "--pool=prefork",
              "--concurrency=2", "--loglevel=warning", "-Q", queue, "-n", f"{queue}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=EXAMPLE, env=env, start_new_session=True,
+            cwd=EXAMPLE, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             done = subprocess.run(
                 [python, __file__, "--child", backend],
-                cwd=EXAMPLE, env=env, check=True, capture_output=True, text=True,
+                cwd=EXAMPLE, env=env, check=False, capture_output=True, text=True,
                 timeout=4 * TIMEOUT,
             )  # fmt: skip
+            if done.returncode:
+                raise SystemExit(f"{backend} failed:\n{done.stderr[-3000:]}")
         finally:
             worker.terminate()
             worker.wait(timeout=30)
@@ -137,7 +157,7 @@ def run(backend: str) -> dict[str, Any]:
 
 def main() -> None:
     """Run both backends and print the fields side by side."""
-    measured = {label: run(path) for label, path in BACKENDS.items()}
+    measured = {label: run(*how) for label, how in BACKENDS.items()}
     labels = list(measured)
     print("| outcome | field | " + " | ".join(labels) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in labels) + " |")
@@ -145,6 +165,8 @@ def main() -> None:
         for name in FIELDS:
             cells = [measured[label][outcome][name] for label in labels]
             print(f"| {outcome} | `{name}` | " + " | ".join(cells) + " |")
+    cells = [measured[label]["Task.get_result() at once"] for label in labels]
+    print("| just enqueued | `Task.get_result()` | " + " | ".join(cells) + " |")
     cells = [measured[label]["unknown id"] for label in labels]
     print("| id never sent | `get_result()` | " + " | ".join(cells) + " |")
 

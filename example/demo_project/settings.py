@@ -18,7 +18,8 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_NOTIFY``: ``1`` notifies waiting clients of finished tasks (``NOTIFY``, PostgreSQL);
 - ``DEMO_TASK_SIGNALS_FILE``: a file ``demo_library`` logs Django's task signals to;
 - ``DEMO_TASKS_BACKEND``: the ``TASKS`` backend (default: ours; ``bench/django_tasks_fields.py``
-  compares another); ``DEMO_CELERY_IMPORTS``: modules the worker imports at start.
+  compares another); ``DEMO_CELERY_IMPORTS``: modules the worker imports at start;
+- ``DEMO_RESULT_EXTENDED``: ``0`` turns ``result_extended`` off.
 
 On Django 6.0+, ``django.tasks`` tasks (``demo_library.jobs``) run on the Celery workers.
 """
@@ -114,7 +115,7 @@ CELERY_RESULT_BACKEND = os.environ.get("DEMO_RESULT_BACKEND", "django-db")
 CELERY_CACHE_BACKEND = "default"
 if "DEMO_RESULT_EXPIRES" in os.environ:
     CELERY_RESULT_EXPIRES = float(os.environ["DEMO_RESULT_EXPIRES"])
-CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXTENDED = os.environ.get("DEMO_RESULT_EXTENDED", "1") == "1"
 CELERY_TASK_TRACK_STARTED = True
 # A PENDING row stamped with the send time for every task sent: waiting time is known.
 DJANGO_CELERY_RESULTS = {

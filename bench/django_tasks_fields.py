@@ -5,12 +5,13 @@ Usage (Python 3.12+, Django 6; django-tasks-celery comes from PyPI for this run 
     UV_PROJECT_ENVIRONMENT=.venv-py3.13 uv run --all-groups --python 3.13 \\
         --with django-tasks-celery==0.1.1 python bench/django_tasks_fields.py
 
-For each backend (ours, ``django_tasks_celery.CeleryBackend``) a real ``celery worker`` of
-the example project runs on a Redis broker and a throwaway SQLite file; this process
-enqueues ``demo_library.jobs.echo(1, "a", key="v")`` (succeeds) and ``demo_library.jobs.fail`` (raises),
-asks Django's ``Task.get_result()`` for the first at once, waits until each is finished
-(the backend's ``get_result()``), reads each result back and prints,
-per field, what each backend returned; last, what ``get_result()`` says of an id that was
+For each backend (ours; ``django_tasks_celery.CeleryBackend`` with ``result_extended`` on,
+then off) a real ``celery worker`` of the example project runs on a Redis broker and a
+throwaway SQLite file; this process enqueues ``demo_library.jobs.echo(1, "a", key="v")``
+(succeeds) and ``demo_library.jobs.fail("boom")`` (raises), asks Django's
+``Task.get_result()`` for the first at once, waits until each is finished, reads each
+result back with the backend's ``get_result()`` and prints, per field, what each backend
+returned; last, what ``get_result()`` says of an id that was
 never sent. Printed as a Markdown table (``docs/django-tasks.md``).
 """
 

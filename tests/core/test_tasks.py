@@ -203,6 +203,34 @@ def test_every_field_comes_from_the_row(backend: Any) -> None:
 
 
 @NEEDS_DJANGO_6
+def test_a_retry_without_an_exception_is_celerys_retry(backend: Any) -> None:
+    task_id = new_id()
+    store(task_id, states.RETRY, None, "Traceback …")  # what ``raise self.retry()`` stores
+    [error] = backend.get_result(task_id).errors
+    assert error.exception_class_path == "celery.exceptions.Retry"
+
+
+@NEEDS_DJANGO_6
+def test_a_task_sent_through_another_alias_answers_for_it() -> None:
+    from django.tasks import task_backends
+
+    two = tasks_setting(APP="tests.core.test_tasks.APP")
+    two["celery"] = two["default"]
+    with override_settings(TASKS=two):
+        sent = jobs().add.using(backend="celery").enqueue(1, 2)
+        assert (sent.backend, sent.task.backend) == ("celery", "celery")
+        row = TaskResultRow.objects.get(task_id=sent.id)
+        assert row.task_name == "demo_library.jobs.add"
+        read = task_backends["celery"].get_result(sent.id)
+        # refresh() asks result.task's backend: the alias the result was read through.
+        assert (read.backend, read.task.backend) == ("celery", "celery")
+        read.refresh()
+        assert read.status == "READY"
+    with APP.connection_for_write() as connection:
+        connection.default_channel.queue_purge(APP.conf.task_default_queue)
+
+
+@NEEDS_DJANGO_6
 def test_a_failure_names_its_exception_and_keeps_its_traceback(backend: Any) -> None:
     task_id = new_id()
     store(task_id, states.FAILURE, KeyError("missing"), "Traceback (most recent call last):\n…")
@@ -243,8 +271,9 @@ def test_priorities_map_onto_the_brokers_range(backend: Any) -> None:
     from django.tasks import task_backends
 
     assert backend.priority_range == (9, 0)  # Redis: 0 runs first
+    # Django's default (0) is set too, in the middle: no priority is Redis's most urgent.
     assert [backend.celery_priority(p) for p in (-100, -1, 0, 1, 50, 100)] == [
-        9, 5, None, 4, 2, 0
+        9, 5, 4, 4, 2, 0
     ]  # fmt: skip
     amqp = Celery("amqp", set_as_current=False)
     amqp.conf.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
@@ -254,7 +283,7 @@ def test_priorities_map_onto_the_brokers_range(backend: Any) -> None:
             amqp.set_current()
             rabbit = task_backends["default"]
             assert rabbit.priority_range == (0, 9)
-            assert [rabbit.celery_priority(p) for p in (-100, 0, 100)] == [0, None, 9]
+            assert [rabbit.celery_priority(p) for p in (-100, 0, 100)] == [0, 4, 9]
         with override_settings(TASKS=tasks_setting(PRIORITY_RANGE=(0, 255))):
             assert task_backends["default"].celery_priority(100) == 255
     finally:
@@ -267,7 +296,8 @@ def test_queue_priority_and_run_after_become_celery_options(backend: Any) -> Non
     later = timezone.now() + timedelta(minutes=5)
     task = jobs().add.using(queue_name="reports", priority=100, run_after=later)
     assert backend.send_options(task) == {"queue": "reports", "priority": 0, "eta": later}
-    assert backend.send_options(jobs().add) == {}  # Django's default queue: Celery routes
+    # Django's default queue leaves the routing to Celery.
+    assert backend.send_options(jobs().add) == {"priority": 4}
 
 
 @NEEDS_DJANGO_6

@@ -178,7 +178,8 @@ class MySQLOperations(SQLOperations):
             cursor.execute(f"EXPLAIN DELETE FROM {table} WHERE {condition}", params)
             names = [column[0].lower() for column in cursor.description]
             plan = cursor.fetchone()
-        if plan is None or plan[names.index("type")] != "ALL":
+        # MySQL 8 can be set to explain as JSON or a tree (explain_format): index chunks.
+        if plan is None or "type" not in names or plan[names.index("type")] != "ALL":
             return 0
         return int(plan[names.index("rows")] or 0)
 

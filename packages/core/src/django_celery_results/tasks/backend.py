@@ -10,14 +10,14 @@ from celery.utils import uuid
 from django.core import checks
 from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import DEFAULT_TASK_PRIORITY, TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
+from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.signals import task_enqueued
 from django.utils.functional import cached_property
 from django.utils.module_loading import import_string
 
 from ..utils import DJANGO_TASK_HEADER
 from . import results
-from .runner import RUNNER_NAME
+from .runner import BACKEND_HEADER, RUNNER_NAME
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -68,10 +68,12 @@ class CeleryBackend(BaseTaskBackend):
         url = str(self.app.conf.broker_url or "")
         return (9, 0) if url.split(":", 1)[0] in LOW_NUMBER_FIRST else (0, 9)
 
-    def celery_priority(self, priority: int) -> int | None:
-        """Django's priority in the broker's range; ``None`` (the broker's default) for 0."""
-        if priority == DEFAULT_TASK_PRIORITY:
-            return None
+    def celery_priority(self, priority: int) -> int:
+        """Django's priority in the broker's range (0, Django's default, in its middle).
+
+        Always set: a message without one is the most urgent on Redis and the least on
+        RabbitMQ, which would put Django's default priority out of its place.
+        """
         low, high = self.priority_range
         share = (priority - TASK_MIN_PRIORITY) / (TASK_MAX_PRIORITY - TASK_MIN_PRIORITY)
         return round(low + share * (high - low))
@@ -103,7 +105,7 @@ class CeleryBackend(BaseTaskBackend):
             worker_ids=[],
         )
         options = self.send_options(task)
-        headers = {DJANGO_TASK_HEADER: task.module_path}
+        headers = {DJANGO_TASK_HEADER: task.module_path, BACKEND_HEADER: self.alias}
         row = backend.pending_row(
             result.id,
             {"task": RUNNER_NAME, **headers},
@@ -133,9 +135,7 @@ class CeleryBackend(BaseTaskBackend):
         # Django's default queue is Celery's routing: task_routes, else task_default_queue.
         if task.queue_name != DEFAULT_TASK_QUEUE_NAME:
             options["queue"] = task.queue_name
-        priority = self.celery_priority(task.priority)
-        if priority is not None:
-            options["priority"] = priority
+        options["priority"] = self.celery_priority(task.priority)
         if task.run_after is not None:
             options["eta"] = task.run_after
         return options

@@ -82,6 +82,11 @@ def read(app: Celery, task_id: str, alias: str | None = None) -> TaskResult[...,
     return from_row(row, task, alias or task.backend, backend)
 
 
+def on_backend(task: Task[..., Any], alias: str) -> Task[..., Any]:
+    """``task`` bound to backend ``alias`` (what ``.using(backend=…)`` sent it with)."""
+    return task if task.backend == alias else task.using(backend=alias)
+
+
 def from_row(
     row: TaskResultRow, task: Task[..., Any], alias: str, backend: DatabaseBackend
 ) -> TaskResult[..., Any]:
@@ -92,10 +97,13 @@ def from_row(
     errors = []
     if row.status in ERROR_STATES:
         errors.append(
-            TaskError(exception_class_path=exception_path(value), traceback=row.traceback or "")
+            TaskError(
+                exception_class_path=exception_path(value, row.status),
+                traceback=row.traceback or "",
+            )
         )
     result: TaskResult[..., Any] = TaskResult(
-        task=task,
+        task=on_backend(task, alias),  # refresh() asks the backend that was asked
         id=row.task_id,
         status=status,
         enqueued_at=row.date_created,
@@ -125,8 +133,10 @@ def last_attempt(row: TaskResultRow, backend: DatabaseBackend) -> datetime | Non
     return started or row.date_started
 
 
-def exception_path(value: Any) -> str:
+def exception_path(value: Any, state: str) -> str:
     """The import path of a stored exception: Celery's JSON form or a (pickled) instance."""
+    if value is None and state == states.RETRY:
+        return "celery.exceptions.Retry"  # ``retry()`` without an exception stores none
     if isinstance(value, dict) and "exc_type" in value:
         module = value.get("exc_module") or "builtins"
         return f"{module}.{value['exc_type']}"

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: The Celery task name every ``django.tasks`` task is sent as (route it like any other).
 RUNNER_NAME = "django_celery_results.run_django_task"
+#: The message header naming the ``TASKS`` alias the task was enqueued through.
+BACKEND_HEADER = "django_task_backend"
 
 
 @shared_task(bind=True, name=RUNNER_NAME, track_started=True, ignore_result=False)
@@ -42,6 +44,7 @@ def run_django_task(self: Any, *args: Any, **kwargs: Any) -> Any:
             f"{exc}. The worker runs django.tasks tasks by import path: deploy the same "
             "code to the workers as to the senders"
         ) from exc
+    task = results.on_backend(task, getattr(request, BACKEND_HEADER, None) or task.backend)
     backend = task_backends[task.backend]
     result = running_result(self.app, request, task, timezone.now())
     # Noted in the row's meta with the outcome: when the latest attempt started.
@@ -87,29 +90,31 @@ def running_result(app: Any, request: Any, task: Any, started: datetime) -> Task
     )
 
 
-def send_finished(sender: Any, task_id: str | None) -> None:
+def send_finished(sender: Any, request: Any) -> None:
     """Send ``task_finished`` for a runner's task whose outcome is stored."""
+    task_id = getattr(request, "id", None)
     if getattr(sender, "name", None) != RUNNER_NAME or not task_id:
         return
     try:
-        result = results.read(sender.app, task_id)
+        result = results.read(sender.app, task_id, getattr(request, BACKEND_HEADER, None))
     except TaskResultDoesNotExist:
         logger.warning("No stored result of django.tasks task %s to send task_finished", task_id)
         return
-    task_finished.send(sender=type(task_backends[result.task.backend]), task_result=result)
+    task_finished.send(sender=type(task_backends[result.backend]), task_result=result)
 
 
 @task_success.connect(weak=False)
 def _on_success(sender: Any = None, **kwargs: Any) -> None:
-    send_finished(sender, getattr(getattr(sender, "request", None), "id", None))
+    send_finished(sender, getattr(sender, "request", None))
 
 
 @task_failure.connect(weak=False)
-def _on_failure(sender: Any = None, task_id: str | None = None, **kwargs: Any) -> None:
-    # Sent inside Celery's exception handler: receivers see the exception (exc_info).
-    send_finished(sender, task_id)
+def _on_failure(sender: Any = None, **kwargs: Any) -> None:
+    # Sent inside Celery's exception handler, the request still pushed: receivers see
+    # the exception (exc_info).
+    send_finished(sender, getattr(sender, "request", None))
 
 
 @task_revoked.connect(weak=False)
 def _on_revoked(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
-    send_finished(sender, getattr(request, "id", None))
+    send_finished(sender, request)

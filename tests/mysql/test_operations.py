@@ -6,11 +6,13 @@ import threading
 import time
 import warnings
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import MySQLdb
 import pytest
 from celery import states
+from django.core.management import call_command
 from django.db import connections
 from django.db.models import Q
 from django.db.utils import OperationalError
@@ -18,6 +20,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_celery_results import checks
 from django_celery_results.drivers import sql
 from django_celery_results.managers import TxIsolationWarning
 from django_celery_results.models import ChordCounter, TaskResult
@@ -330,3 +333,25 @@ def test_sessions_killed_during_writes(backend: Any, db_alias: str) -> None:
 def _now() -> Any:
     time.sleep(0.001)
     return timezone.now()
+
+
+def test_id_usage_and_its_warning(driver: Any, db_alias: str) -> None:
+    table = TaskResult._meta.db_table
+    usage = driver.ops.id_usage()
+    assert usage.maximum == 2**31 - 1  # upstream's AutoField: int(11)
+    assert usage.type.startswith("int")
+    driver.ops.store_task_results([row(new_id(), states.SUCCESS)])
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} AUTO_INCREMENT = 1500000001")
+    try:
+        assert driver.ops.id_usage().last == 1_500_000_000
+        messages = checks.check_id_range(databases=[db_alias])
+        assert [m.id for m in messages] == ["django_celery_results.W003"]
+        assert "70% of its int" in messages[0].msg
+        err = StringIO()
+        call_command("celery_results_stats", stdout=StringIO(), stderr=err)
+        assert "70% of its int" in err.getvalue()
+    finally:
+        with connections[db_alias].cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} AUTO_INCREMENT = 1")  # back to MAX(id) + 1
+    assert checks.check_id_range(databases=[db_alias]) == []

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import psycopg
 import pytest
 from celery import states
+from django.core.management import call_command
 from django.db import connections
 from django.db.models import Q
 from django.db.utils import OperationalError
@@ -16,6 +19,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_celery_results import checks
 from django_celery_results.drivers import sql
 from django_celery_results.models import ChordCounter, TaskResult
 from django_celery_results.testing.suite.helpers import new_id, row
@@ -230,3 +234,33 @@ def test_sessions_killed_during_writes(backend: Any, db_alias: str) -> None:
     stored = dict(TaskResult.objects.filter(task_id__in=ids).values_list("task_id", "status"))
     assert stored == dict.fromkeys(ids, states.SUCCESS)
     assert TaskResult.objects.filter(task_id__in=ids).count() == 200
+
+
+def test_id_usage_and_its_warning(driver: Any, db_alias: str) -> None:
+    table = TaskResult._meta.db_table
+    usage = driver.ops.id_usage()
+    assert (usage.type, usage.maximum) == ("integer", 2**31 - 1)  # upstream's AutoField
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, 1_500_000_000]
+        )
+    try:
+        usage = driver.ops.id_usage()
+        assert usage.last == 1_500_000_000
+        messages = checks.check_id_range(databases=[db_alias])
+        assert [m.id for m in messages] == ["django_celery_results.W003"]
+        assert "70% of its integer range" in messages[0].msg
+        assert "bigint" in (messages[0].hint or "")
+        out, err = StringIO(), StringIO()
+        call_command("celery_results_stats", stdout=out, stderr=err)
+        assert "70% of its integer range" in err.getvalue()
+        call_command("celery_results_stats", "--format", "json", stdout=(out := StringIO()))
+        assert json.loads(out.getvalue())["id_usage"]["last"] == 1_500_000_000
+    finally:
+        with connections[db_alias].cursor() as cursor:
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)",
+                [table],
+            )
+    assert checks.check_id_range(databases=[db_alias]) == []

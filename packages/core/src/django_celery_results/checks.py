@@ -7,11 +7,11 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 
 from .conf import SETTING_NAME, validate
-from .drivers.base import APP_LABEL
-from .drivers.manager import driver_class_for_vendor
+from .drivers.base import APP_LABEL, IdUsage
+from .drivers.manager import driver_class_for_vendor, driver_for_alias
 
 
 @register(Tags.compatibility)
@@ -47,6 +47,50 @@ def check_drivers(
                 id="django_celery_results.I001",
             )
         )
+    return messages
+
+
+#: Warn when the task table's ``id`` has used more than this part of its type's range.
+ID_USAGE_WARNING = 0.5
+
+
+def id_usage_warning(alias: str, usage: IdUsage) -> str | None:
+    """The warning of a task table whose ``id`` nears its type's end, or None."""
+    if usage.share <= ID_USAGE_WARNING:
+        return None
+    return (
+        f"The task results' id in database {alias!r} has used {usage.share:.0%} of its "
+        f"{usage.type} range ({usage.last:,} of {usage.maximum:,}): every state write draws "
+        "an id, updates included, and no row can be written once it runs out."
+    )
+
+
+#: How to move the id to a wider type (the system check's hint, the stats command's line).
+ID_USAGE_FIX = (
+    "Move the id column to bigint before it runs out: ALTER TABLE "
+    "django_celery_results_taskresult ALTER COLUMN id TYPE bigint (PostgreSQL), or MODIFY "
+    "id bigint NOT NULL AUTO_INCREMENT (MySQL/MariaDB). It rewrites the table under a lock: "
+    "plan a maintenance window, or use an online schema change tool. docs/settings.md."
+)
+
+
+@register(Tags.database)
+def check_id_range(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn before the task table's ``id`` runs out (``manage.py check --database …``)."""
+    model = apps.get_model(APP_LABEL, "TaskResult")
+    messages: list[CheckMessage] = []
+    for alias in databases or ():
+        if not router.allow_migrate_model(alias, model):
+            continue
+        try:
+            usage = driver_for_alias(alias).ops.id_usage()
+        except DatabaseError:  # not migrated there yet, or unreachable: said elsewhere
+            continue
+        problem = None if usage is None else id_usage_warning(alias, usage)
+        if problem is not None:
+            messages.append(Warning(problem, hint=ID_USAGE_FIX, id="django_celery_results.W003"))
     return messages
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import MySQLdb
 from django.conf import settings
 
-from django_celery_results.drivers import BaseDriver, ChunkSize, SQLOperations, TaskRow
+from django_celery_results.drivers import BaseDriver, ChunkSize, IdUsage, SQLOperations, TaskRow
 
 from .features import MySQLFeatures
 
@@ -190,6 +190,30 @@ class MySQLOperations(SQLOperations):
             cursor.execute(f"SELECT MIN({pk}), MAX({pk}) FROM {table}")
             low, high = cursor.fetchone()
         return low, high
+
+    def id_usage(self) -> IdUsage | None:
+        """The table's next ``AUTO_INCREMENT`` (or its highest id), against the id's type.
+
+        MySQL 8 caches ``information_schema``'s ``AUTO_INCREMENT`` for up to a day; the
+        highest stored id (the primary key's last entry) is never behind the truth.
+        """
+        pk = self.connection.ops.quote_name("id")
+        with self.cursor() as cursor:
+            cursor.execute(
+                "SELECT t.AUTO_INCREMENT, c.COLUMN_TYPE FROM information_schema.TABLES t "
+                "JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA "
+                "AND c.TABLE_NAME = t.TABLE_NAME AND c.COLUMN_NAME = 'id' "
+                "WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = %s",
+                [self.TaskResult._meta.db_table],
+            )
+            found = cursor.fetchone()
+            if found is None:
+                return None
+            cursor.execute(f"SELECT MAX({pk}) FROM {self.task_table}")
+            (highest,) = cursor.fetchone()
+        following, column_type = found
+        last = max(int(following or 1) - 1, int(highest or 0))
+        return IdUsage.of_type(last, column_type)
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
         """Read mysqlclient's error code: deadlocks, lock waits and lost connections."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.adapt import Loader
 
-from django_celery_results.drivers import ChunkSize, SQLOperations, TaskRow
+from django_celery_results.drivers import ChunkSize, IdUsage, SQLOperations, TaskRow
 from django_celery_results.states import SUCCESS, TERMINAL_STATES
 from django_celery_results.stats import PERCENTILES
 
@@ -181,6 +181,25 @@ class PostgresOperations(SQLOperations):
         while plan.get("Node Type") == "Gather":  # a parallel scan under its gatherer
             plan = plan["Plans"][0]
         return "Seq Scan" in str(plan.get("Node Type"))
+
+    def id_usage(self) -> IdUsage | None:
+        """The ``id`` sequence's last value, against its column type's and its own maximum."""
+        table = self.task_table
+        with self.cursor() as cursor:
+            cursor.execute(
+                "SELECT COALESCE(s.last_value, 0), s.max_value, "
+                "format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "JOIN pg_sequences s ON (quote_ident(s.schemaname) || '.' || "
+                "quote_ident(s.sequencename))::regclass = "
+                "pg_get_serial_sequence(%s, 'id')::regclass "
+                "WHERE a.attrelid = %s::regclass AND a.attname = 'id'",
+                [table, table],
+            )
+            found = cursor.fetchone()
+        if found is None:  # the id is not drawn from a sequence
+            return None
+        last, limit, column_type = found
+        return IdUsage.of_type(int(last), column_type, int(limit))
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
         """Read psycopg's SQLSTATE: connection loss, deadlocks, serialization failures."""

@@ -176,6 +176,50 @@ class BaseFeatures:
         return self.driver.connection
 
 
+#: The largest value of each integer column type, as databases name them.
+INTEGER_MAXIMUM = {
+    "smallint": 2**15 - 1,
+    "mediumint": 2**23 - 1,
+    "integer": 2**31 - 1,
+    "int": 2**31 - 1,
+    "bigint": 2**63 - 1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IdUsage:
+    """How far a table's integer ``id`` has counted, against the largest its type holds."""
+
+    #: The last id drawn (upserts draw one per write, updates included).
+    last: int
+    #: The largest value of the column's type (2,147,483,647 for a 32-bit integer).
+    maximum: int
+    #: The column's type, as the database names it (``integer``, ``bigint``, ``int(11)``).
+    type: str
+
+    @property
+    def share(self) -> float:
+        """The part of the range used, 0 to 1."""
+        return self.last / self.maximum if self.maximum else 0.0
+
+    @classmethod
+    def of_type(cls, last: int, column_type: str, limit: int | None = None) -> IdUsage | None:
+        """``last`` against the largest value of ``column_type`` (and ``limit``, if lower).
+
+        ``column_type`` as the database spells it: ``integer``, ``bigint``, ``int(11)``,
+        ``int(10) unsigned``; None for a type that is not an integer.
+        """
+        name = column_type.split("(")[0].split()[0].lower()
+        maximum = INTEGER_MAXIMUM.get(name)
+        if maximum is None:
+            return None
+        if "unsigned" in column_type.lower():
+            maximum = maximum * 2 + 1
+        if limit is not None:
+            maximum = min(maximum, limit)
+        return cls(last=last, maximum=maximum, type=column_type)
+
+
 class BaseOperations:
     """The database operations of the result backend; a driver overrides what it speeds up.
 
@@ -382,6 +426,14 @@ class BaseOperations:
         database; ``manage.py celery_results_stats`` prints them.
         """
         raise NotImplementedError("a driver must provide timeline_stats()")
+
+    def id_usage(self) -> IdUsage | None:
+        """How far the task table's ``id`` has counted, or None where nothing can run out.
+
+        The system check and ``celery_results_stats`` warn before a 32-bit id runs out.
+        None where the database cannot say cheaply, or its ids are 64-bit rowids (SQLite).
+        """
+        return None
 
     def is_transient_error(self, exc: BaseException) -> bool:
         """Return True when ``exc`` means "reconnect and retry" on this database."""

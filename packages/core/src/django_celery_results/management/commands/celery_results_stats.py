@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from ...checks import ID_USAGE_FIX, id_usage_warning
 from ...drivers import driver_for_model
 from ...models import TaskResult
 from ...stats import TaskStats
@@ -65,12 +66,24 @@ class Command(BaseCommand):
         since = parse_since(options["since"])
         driver = driver_for_model(TaskResult, write=False)
         stats = driver.ops.timeline_stats(since, options["tasks"])
+        # The ids are drawn on the database rows are written to.
+        writer = driver_for_model(TaskResult)
+        usage = writer.ops.id_usage()
         if options["format"] == "json":
-            document = {"since": since.isoformat(), "tasks": [s.as_dict() for s in stats]}
+            document: dict[str, Any] = {
+                "since": since.isoformat(),
+                "tasks": [s.as_dict() for s in stats],
+                "id_usage": None
+                if usage is None
+                else {"last": usage.last, "maximum": usage.maximum, "type": usage.type},
+            }
             self.stdout.write(json.dumps(document, indent=2))
             return
         self.stdout.write(f"Tasks done since {since:%Y-%m-%d %H:%M:%S %Z} (seconds)")
         self.stdout.write(self._table(stats))
+        warning = None if usage is None else id_usage_warning(writer.alias, usage)
+        if warning is not None:
+            self.stderr.write(f"Warning: {warning} {ID_USAGE_FIX}")
 
     def _table(self, stats: list[TaskStats]) -> str:
         header = [

@@ -1,6 +1,6 @@
 """Where a read and a write spend their microseconds: ``get_task_meta`` and ``store_result``.
 
-Usage: uv run --all-groups --with pyinstrument python bench/profile_calls.py
+Usage: uv run --all-groups python bench/profile_calls.py
        [--db postgres|mariadb|sqlite] [--reads 5000] [--lifecycles 2000] [--depth 14]
 
 One throwaway database (``bench/servers.py``). A child process configured as
@@ -31,16 +31,27 @@ from servers import TABLE, make_server
 HERE = Path(__file__).resolve()
 
 
+def merged(frames: list[Any]) -> list[tuple[str, float, list[Any]]]:
+    """Siblings of one function merged (pyinstrument keeps one per calling line)."""
+    groups: dict[str, tuple[float, list[Any]]] = {}
+    for frame in frames:
+        where = f"{frame.function}  {frame.file_path_short or ''}"
+        spent, children = groups.get(where, (0.0, []))
+        groups[where] = (spent + frame.time, children + list(frame.children))
+    return sorted(((k, t, c) for k, (t, c) in groups.items()), key=lambda g: -g[1])
+
+
 def tree(
-    frame: Any, calls: int, total: float, depth: int, lines: list[str], level: int = 0
+    frames: list[Any], calls: int, total: float, depth: int, lines: list[str], level: int = 0
 ) -> None:
-    """Append ``frame`` and its heavy children as ``µs/call  function (file)``."""
-    if level > depth or frame.time < 0.02 * total:
+    """Append the heavy frames (>= 2% of ``total``) as ``µs/call  function  file``."""
+    if level > depth:
         return
-    where = f"{frame.file_path_short}:{frame.line_no}" if frame.file_path_short else ""
-    lines.append(f"{'  ' * level}{frame.time / calls * 1e6:8.1f} µs  {frame.function}  {where}")
-    for child in sorted(frame.children, key=lambda c: -c.time):
-        tree(child, calls, total, depth, lines, level + 1)
+    for where, spent, children in merged(frames):
+        if spent < 0.02 * total:
+            continue
+        lines.append(f"{'  ' * level}{spent / calls * 1e6:8.1f} µs  {where}")
+        tree(children, calls, total, depth, lines, level + 1)
 
 
 def profiled(label: str, calls: int, action: Any, depth: int) -> dict[str, Any]:
@@ -56,7 +67,7 @@ def profiled(label: str, calls: int, action: Any, depth: int) -> dict[str, Any]:
     root = profiler.last_session.root_frame()
     lines: list[str] = []
     if root is not None:
-        tree(root, calls, root.time, depth, lines)
+        tree([root], calls, root.time, depth, lines)
     return {"label": label, "cpu_us": cpu / calls * 1e6, "tree": lines}
 
 

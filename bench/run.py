@@ -44,6 +44,8 @@ UPSTREAM = [
     "celery==5.7.0",
     "psycopg[binary]",
     "mysqlclient",
+    "redis",  # bench/worker.py's broker, and kombu's redis transport's import
+    "packaging",
 ]
 #: The vendor driver of each database, and the name DISABLED_DRIVERS knows it by.
 VENDOR = {"postgres": "postgresql", "mariadb": "mysql", "sqlite": "sqlite"}

@@ -118,3 +118,28 @@ def test_wait_bench_runs_on_tiny_sizes(tmp_path: Path) -> None:
     for mode in ("notify", "poll"):
         assert results[mode]["latency"]["p50_ms"] >= 0
         assert results[mode]["lifecycles_per_s"] > 0
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_profile_bench_runs_on_tiny_sizes(db: str) -> None:
+    require(db)
+    completed = run_bench("profile_calls.py", "--db", db, "--reads", "1000", "--lifecycles", "200")
+    printed = completed.stdout
+    assert f"## read on {db}: client CPU" in printed, printed
+    assert f"## lifecycle on {db}: client CPU" in printed, printed
+    assert "get_task_meta" in printed  # the profiled call, at the root of its tree
+    assert "store_result" in printed
+
+
+def test_worker_bench_runs_on_tiny_sizes(tmp_path: Path) -> None:
+    require("postgres")
+    out = tmp_path / "worker.json"
+    completed = run_bench(
+        "worker.py", "--db", "postgres", "--tasks", "60", "--rounds", "1", "--no-upstream",
+        "--json", str(out),
+    )  # fmt: skip
+    assert "| ours |" in completed.stdout
+    assert "| no result store |" in completed.stdout
+    results = json.loads(out.read_text())
+    assert results["lost"] == {"ours": 0, "none": 0}
+    assert results["rate"]["ours"] > 0

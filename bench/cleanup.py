@@ -195,15 +195,6 @@ def seed(server: Server, name: str, expired: int, live: int) -> float:
     return time.perf_counter() - began
 
 
-def count(server: Server, name: str) -> int:
-    connection = server.connect(name)
-    cursor = connection.cursor()
-    cursor.execute(f"SELECT COUNT(*) FROM {TABLE}")
-    (rows,) = cursor.fetchone()
-    connection.close()
-    return int(rows)
-
-
 def raw_delete(server: Server, name: str) -> float:
     """One ``DELETE … WHERE date_done < now - 1 day`` through the raw client; its seconds."""
     connection = server.connect(name)
@@ -334,7 +325,7 @@ def main() -> None:
                 busy.kill()
                 busy.wait()
         results["report"] = {k: report[k] for k in ("rows", "seconds", "chunks", "longest_chunk")}
-        results["left_ours"] = count(server, ours)
+        results["left_ours"] = server.count(ours)
         server.quiesce()
         with tempfile.TemporaryDirectory() as folder:
             stop = os.path.join(folder, "stop")
@@ -344,7 +335,7 @@ def main() -> None:
             Path(stop).touch()
             during_raw = json.loads(writer.communicate(timeout=120)[0])
         results["settle_raw"] = server.settle_deletes(raw, purged, args.expired)
-        results["left_raw"] = count(server, raw)
+        results["left_raw"] = server.count(raw)
         # The raw client in chunks like ours, the writer beside it: what any chunked
         # cleanup with short transactions gets from this server.
         server.quiesce()

@@ -52,6 +52,15 @@ class Server:
         """Return a raw DB-API connection to ``name`` in autocommit mode."""
         raise NotImplementedError
 
+    def count(self, name: str, where: str = "") -> int:
+        """Rows of the task table in ``name`` (those matching ``where``, when given)."""
+        connection = self.connect(name)
+        cursor = connection.cursor()
+        cursor.execute(f"SELECT COUNT(*) FROM {TABLE}" + (f" WHERE {where}" if where else ""))
+        (rows,) = cursor.fetchone()
+        connection.close()
+        return int(rows)
+
     def decrement_and_read(self, cursor: Any, group_id: str) -> int:
         """Run :attr:`decrement`; return the new count."""
         cursor.execute(self.decrement, [group_id])

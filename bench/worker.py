@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from servers import TABLE, Server, make_server
+from servers import Server, make_server
 
 HERE = Path(__file__).resolve().parent
 BROKER = "redis://127.0.0.1:6379/0"
@@ -120,16 +120,6 @@ def drain(python: str, env: dict[str, str], queue: str, tasks: int) -> float:
         counters.close()
 
 
-def stored(server: Server, name: str) -> int:
-    """SUCCESS rows in ``name`` (every task must have one)."""
-    connection = server.connect(name)
-    cursor = connection.cursor()
-    cursor.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE status = 'SUCCESS'")
-    (rows,) = cursor.fetchone()
-    connection.close()
-    return int(rows)
-
-
 def one_run(
     server: Server, contender: str, python: str, tasks: int, conn_max_age: int
 ) -> dict[str, Any]:
@@ -141,7 +131,7 @@ def one_run(
     publish(queue, tasks)
     server.quiesce()
     rate = drain(python, env, queue, tasks)
-    rows = stored(server, name) if contender != "none" else tasks
+    rows = server.count(name, "status = 'SUCCESS'") if contender != "none" else tasks
     return {"rate": rate, "lost": tasks - rows}
 
 

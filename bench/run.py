@@ -115,12 +115,16 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
     cursor = conn.cursor()
     pid = '{"pid": 1, "hostname": "celery@bench"}'
 
+    #: Client CPU per operation (µs) of the single-threaded workloads, one per repeat.
+    cpus: dict[str, list[float]] = {"lifecycle": [], "reads": []}
+
     def lifecycle() -> float:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             task_id = str(uuid.uuid4())
             cursor.execute(server.upsert, raw_row(task_id, "STARTED", pid, server))
             cursor.execute(server.upsert, raw_row(task_id, "SUCCESS", "3", server))
+        cpus["lifecycle"].append((time.process_time() - cpu) / n * 1e6)
         return n / (time.perf_counter() - started)
 
     def write_multirow(target: Any, tasks: int, batch: int) -> None:
@@ -163,10 +167,11 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
         for task_id in stored:
             cursor.execute(server.upsert, raw_row(task_id, "SUCCESS", "3", server))
         select = f"SELECT * FROM django_celery_results_taskresult WHERE task_id = {server.mark}"
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for task_id in stored:
             cursor.execute(select, [task_id])
             cursor.fetchone()
+        cpus["reads"].append((time.process_time() - cpu) / n * 1e6)
         return n / (time.perf_counter() - started)
 
     def chord4() -> float:
@@ -203,6 +208,8 @@ def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, 
             time.sleep(args.settle)
             gc.collect()  # as workloads.py does: no contender pays for earlier garbage
             results[label] = {"rate": statistics.median(workload() for _ in range(repeats))}
+            if cpus.get(label):
+                results[label]["cpu"] = statistics.median(cpus[label])
     conn.close()
     return results
 
@@ -237,6 +244,9 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("errors", "wrong", "callbacks", "lost"):
             if key in measured[0]:
                 entry[key] = sum(m[key] for m in measured)
+        for key in ("cpu", "ids"):  # client CPU per operation, ids drawn per task
+            if key in measured[0]:
+                entry[key] = statistics.median(m[key] for m in measured)
         entry["runs"] = len(measured)
         entry["rates"] = [m["rate"] for m in measured]
         merged[workload] = entry
@@ -363,10 +373,33 @@ def baseline_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cost_table(results: dict[str, Any]) -> str:
+    """Format client CPU per operation (µs) and ids drawn per task, beside the raw client's."""
+    names = [
+        c for c in ("raw", "ours", "baseline", "batched", "generic", "upstream") if c in results
+    ]
+    lines = [
+        f"| workload | figure | {' | '.join(names)} | ours/raw |",
+        f"| --- | --- | {' | '.join('---:' for _ in names)} | ---: |",
+    ]
+    for workload in ("lifecycle", "reads"):
+        for key, label, form in (("cpu", "client CPU µs/op", ",.0f"), ("ids", "ids/task", ".2f")):
+            values = {c: results[c].get(workload, {}).get(key) for c in names}
+            if not any(v is not None for v in values.values()):
+                continue
+            cells = ["-" if values[c] is None else format(values[c], form) for c in names]
+            raw, ours = values.get("raw"), values.get("ours")
+            ratio = f"{ours / raw:.2f}x" if raw and ours and key == "cpu" else "-"
+            lines.append(f"| {workload} | {label} | {' | '.join(cells)} | {ratio} |")
+    return "\n".join(lines)
+
+
 def render(path: Path) -> None:
     """Print the tables of a ``--json`` file written by an earlier run."""
     saved = json.loads(path.read_text())
     print(table(saved))
+    print("\nClient CPU per operation and ids drawn per task:")
+    print(cost_table(saved))
     if "batched" in saved:
         print("\nBatched state updates (BATCH_WRITES):")
         print(batched_table(saved))
@@ -466,6 +499,8 @@ def main() -> None:
         print(f"Django OPTIONS for ours, generic and upstream: {json.dumps(args.options)}")
     print(", ".join(f"{c}={results[c]['driver']}" for c in ("ours", "generic") if c in results))
     print(table(results))
+    print("\nClient CPU per operation and ids drawn per task:")
+    print(cost_table(results))
     if "batched" in results:
         print("\nBatched state updates (BATCH_WRITES):")
         print(batched_table(results))

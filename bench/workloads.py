@@ -114,13 +114,38 @@ def count_lost(tasks: list[str]) -> int:
     return len(tasks) - stored
 
 
+def last_id() -> int | None:
+    """The task table's id counter: the sequence, AUTO_INCREMENT or sqlite_sequence."""
+    from django.db import connection
+
+    table = "django_celery_results_taskresult"
+    queries = {
+        "postgresql": f"SELECT pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id'))",
+        "mysql": "SELECT AUTO_INCREMENT - 1 FROM information_schema.TABLES "
+        f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}'",
+        "sqlite": f"SELECT seq FROM sqlite_sequence WHERE name = '{table}'",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(queries[connection.vendor])
+        found = cursor.fetchone()
+    return None if found is None or found[0] is None else int(found[0])
+
+
 def lifecycle(app: Any, n: int) -> dict[str, Any]:
-    """STARTED then SUCCESS per task, one process; ``lost``: tasks not stored as SUCCESS."""
+    """STARTED then SUCCESS per task, one process; ``lost``: tasks not stored as SUCCESS.
+
+    ``ids``: ids drawn from the table's counter per task (an upsert draws one even when
+    it updates).
+    """
     tasks = ids(n)
-    started = time.perf_counter()
+    before = last_id() or 0
+    started, cpu = time.perf_counter(), time.process_time()
     write_lifecycles(app, tasks)
+    flush_batches()
     rate = n / (time.perf_counter() - started)
-    return {"rate": rate, "lost": count_lost(tasks)}
+    cpu_us = (time.process_time() - cpu) / n * 1e6
+    ids_drawn = ((last_id() or 0) - before) / n
+    return {"rate": rate, "cpu": cpu_us, "lost": count_lost(tasks), "ids": ids_drawn}
 
 
 def threads(app: Any, n: int, count: int) -> dict[str, Any]:
@@ -234,10 +259,11 @@ def reads(app: Any, n: int) -> dict[str, Any]:
     stored = ids(n)
     for task_id in stored:
         backend.store_result(task_id, 3, "SUCCESS", request=request(task_id))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for task_id in stored:
         backend.get_task_meta(task_id, cache=False)
-    return {"rate": n / (time.perf_counter() - started)}
+    rate = n / (time.perf_counter() - started)
+    return {"rate": rate, "cpu": (time.process_time() - cpu) / n * 1e6}
 
 
 def chord4(app: Any, n: int) -> dict[str, Any]:
@@ -351,6 +377,9 @@ def main() -> None:
         gc.collect()
         runs = [workload(app, n) for _ in range(1 if name in ONCE else repeats)]
         merged = {"rate": statistics.median(r["rate"] for r in runs)}
+        for key in ("ids", "cpu"):
+            if key in runs[0]:
+                merged[key] = statistics.median(r[key] for r in runs)
         for key in ("errors", "wrong", "callbacks", "lost"):
             if key in runs[0]:
                 merged[key] = sum(r[key] for r in runs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import batching, pending
 from .drivers import BaseDriver, TaskRow
@@ -33,6 +33,12 @@ def read_task_results(driver: BaseDriver, task_ids: Iterable[str]) -> dict[str, 
     ids = list(task_ids)
     batching.flush_task_ids(ids)
     return driver.retrying.get_task_results(ids)
+
+
+def read_task_meta_values(driver: BaseDriver, task_id: str) -> tuple[Any, ...] | None:
+    """Read a poll's columns of one task, after writing the states queued for it."""
+    batching.flush_task_ids((task_id,))
+    return driver.retrying.get_task_meta_values(task_id)
 
 
 def task_result_exists(driver: BaseDriver, task_id: str) -> bool:

@@ -68,6 +68,10 @@ class PostgresOperations(SQLOperations):
         """``INSERT INTO t AS r``: the conflict clause names the stored row ``r``."""
         return f"INSERT INTO {table} AS r"
 
+    def update_sql(self, table: str) -> str:
+        """``UPDATE t AS r``, so the statement reads the stored row as the upsert does."""
+        return f"UPDATE {table} AS r"
+
     def stored_value_sql(self, column: str) -> str:
         """``r.column`` (a bare name would be ambiguous with ``EXCLUDED``'s)."""
         return f"r.{column}"

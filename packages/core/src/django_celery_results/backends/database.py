@@ -25,6 +25,7 @@ from .. import pending, store
 from ..cleanup import configured_steps, delete_dead_chord_counters
 from ..cleanup import run as run_cleanup
 from ..drivers import (
+    TASK_META_COLUMNS,
     BaseDriver,
     ListenerLost,
     NotificationsUnavailable,
@@ -351,14 +352,42 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
     def _meta_from_row(self, obj: TaskResult) -> dict[str, Any]:
         """Turn a stored row into Celery's result meta (upstream's keys and decoding)."""
-        res = obj.as_dict()
-        meta = self.decode_content(obj, res.pop("meta", None)) or {}
-        result = self.decode_content(obj, res.get("result"))
-        task_args = res.get("task_args")
-        task_kwargs = res.get("task_kwargs")
+        return self._meta_from_values(tuple(getattr(obj, c) for c in TASK_META_COLUMNS))
+
+    def _meta_from_values(self, values: tuple[Any, ...]) -> dict[str, Any]:
+        """Turn a row's :data:`TASK_META_COLUMNS` values into Celery's result meta."""
+        (
+            task_id,
+            status,
+            result,
+            date_done,
+            traceback,
+            meta,
+            encoding,
+            task_name,
+            task_args,
+            task_kwargs,
+            worker,
+            retries,
+            queue,
+        ) = values
+        decode = self.decode_column
+        res: dict[str, Any] = {
+            "task_id": task_id,
+            "task_name": task_name,
+            "task_args": task_args,
+            "task_kwargs": task_kwargs,
+            "status": status,
+            "result": result,
+            "date_done": date_done,
+            "traceback": traceback,
+            "worker": worker,
+        }
+        meta = decode(encoding, meta) or {}
+        result = decode(encoding, result)
         try:
-            task_args = self.decode_content(obj, task_args)
-            task_kwargs = self.decode_content(obj, task_kwargs)
+            task_args = decode(encoding, task_args)
+            task_kwargs = decode(encoding, task_kwargs)
         except (DecodeError, binascii.Error):
             pass  # rows written before 2.0 hold str(args), not an encoding
         # the right names are args/kwargs, not task_args/task_kwargs: keep both
@@ -369,8 +398,8 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             task_kwargs=task_kwargs,
             args=task_args,
             kwargs=task_kwargs,
-            retries=obj.retries,
-            queue=obj.queue,
+            retries=retries,
+            queue=queue,
         )
         return self.meta_from_decoded(res)  # type: ignore[no-any-return]
 
@@ -384,12 +413,17 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         self._driver(self.TaskModel).retrying.store_pending_results([row])
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
-        """Get task metadata for a task by id (PENDING when there is no row)."""
-        obj = self.stored_row(task_id)
-        if obj is None:
+        """Get task metadata for a task by id (PENDING when there is no row).
+
+        Every poll comes here: the row's values go straight into the meta (no model
+        instance), read with a statement built once.
+        """
+        driver = self._driver(self.TaskModel, write=False)
+        values = store.read_task_meta_values(driver, task_id)
+        if values is None:
             self.TaskModel._default_manager.note_missing(task_id)
-            obj = self.TaskModel(task_id=task_id)
-        return self._meta_from_row(obj)
+            return self._meta_from_row(self.TaskModel(task_id=task_id))
+        return self._meta_from_values(values)
 
     def task_result_exists(self, task_id: str) -> bool:
         """Return True when a result of ``task_id`` is stored, PENDING included.

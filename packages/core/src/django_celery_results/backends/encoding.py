@@ -73,8 +73,12 @@ class ContentEncoding:
 
     def decode_content(self, obj: Any, content: str | None) -> Any:
         """Deserialize a column of ``obj`` written by :meth:`encode_content`."""
+        return self.decode_column(obj.content_encoding, content)
+
+    def decode_column(self, content_encoding: str | None, content: str | None) -> Any:
+        """Deserialize a column written by :meth:`encode_content` with ``content_encoding``."""
         if content:
-            if obj.content_encoding == "binary":
+            if content_encoding == "binary":
                 content = b64decode(content)
             elif self._json_loads is not None:
                 # What kombu's registry would call for JSON, without its lookups: a poll

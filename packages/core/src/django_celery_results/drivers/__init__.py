@@ -18,6 +18,7 @@ See ``docs/writing-a-driver.md``.
 """
 
 from .base import (
+    TASK_META_COLUMNS,
     BaseDriver,
     BaseFeatures,
     BaseOperations,
@@ -33,6 +34,7 @@ from .manager import driver_for_model, get_driver
 from .sql import ChunkSize, SQLOperations
 
 __all__ = [
+    "TASK_META_COLUMNS",
     "BaseDriver",
     "BaseFeatures",
     "BaseOperations",

@@ -126,6 +126,24 @@ TaskRow.REPLACED = tuple(
 )
 
 
+#: The columns a poll reads (:meth:`BaseOperations.get_task_meta_values`), in order.
+TASK_META_COLUMNS = (
+    "task_id",
+    "status",
+    "result",
+    "date_done",
+    "traceback",
+    "meta",
+    "content_encoding",
+    "task_name",
+    "task_args",
+    "task_kwargs",
+    "worker",
+    "retries",
+    "queue",
+)
+
+
 def error_chain(exc: BaseException) -> Iterator[BaseException]:
     """Yield ``exc`` and the exceptions it was raised from, for reading a DB-API error.
 
@@ -324,6 +342,16 @@ class BaseOperations:
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
         """Return the stored rows of ``task_ids`` by task id; missing ids are absent."""
         raise NotImplementedError("a driver must provide get_task_results()")
+
+    def get_task_meta_values(self, task_id: str) -> tuple[Any, ...] | None:
+        """Return one task's :data:`TASK_META_COLUMNS` values as stored, or ``None``.
+
+        What every poll (``AsyncResult.get()``, ``.state``) reads: Celery's meta is built
+        from these values directly, no model instance. Dates as the ORM loads them
+        (aware). This portable fallback reads the row through :meth:`get_task_results`.
+        """
+        obj = self.get_task_results([task_id]).get(task_id)
+        return None if obj is None else tuple(getattr(obj, c) for c in TASK_META_COLUMNS)
 
     def task_result_exists(self, task_id: str) -> bool:
         """Return True when a row of ``task_id`` is stored, in any state (PENDING too).

@@ -20,7 +20,7 @@ from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
 from ..states import TERMINAL_STATES, is_terminal, overwritable_q
-from .base import BaseDriver, BaseFeatures, BaseOperations, TaskRow
+from .base import TASK_META_COLUMNS, BaseDriver, BaseFeatures, BaseOperations, TaskRow
 
 if TYPE_CHECKING:
     from ..models import GroupResult, TaskResult
@@ -75,6 +75,7 @@ class GenericOperations(BaseOperations):
         super().__init__(driver)
         self._insert_sql: dict[type[Model], str] = {}
         self._select_one: tuple[str, SQLCompiler, dict[int, Any], list[str]] | None = None
+        self._select_meta: tuple[str, SQLCompiler, dict[int, Any]] | None = None
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -223,6 +224,29 @@ class GenericOperations(BaseOperations):
         """
         select = self._select_one or self._compile_select()
         return self._load(select, select[0], [task_id])
+
+    def get_task_meta_values(self, task_id: str) -> tuple[Any, ...] | None:
+        """Read a poll's columns with a ``SELECT`` the ORM compiled once; no model instance."""
+        sql, compiler, converters = self._select_meta or self._compile_meta_select()
+        cursor = self.shared_cursor()
+        cursor.execute(sql, [task_id])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        if converters:
+            row = next(iter(compiler.apply_converters([row], converters)))
+        return tuple(row)
+
+    def _compile_meta_select(self) -> tuple[str, SQLCompiler, dict[int, Any]]:
+        manager = self.TaskResult._default_manager
+        query = manager.filter(task_id=_PLACEHOLDER).order_by().values_list(*TASK_META_COLUMNS)
+        compiler = query.query.get_compiler(using=self.alias)
+        sql, params = compiler.as_sql()
+        if list(params) != [_PLACEHOLDER]:  # pragma: no cover - a custom manager's filter
+            raise RuntimeError(f"cannot reuse the task result query {sql!r}")
+        columns = [expression for expression, _, _ in compiler.select]
+        self._select_meta = (sql, compiler, compiler.get_converters(columns))
+        return self._select_meta
 
     def task_select_sql(self) -> str:
         """Return the ORM's ``SELECT`` of one task's row, ending in ``task_id = %s``."""

@@ -56,12 +56,12 @@ def with_retry(
     transaction nothing is retried: the transaction is already lost and only the caller
     can run it again. Other errors, and the last transient one, are raised as they are.
     """
-    conf = app_settings()
     attempt = 0
     while True:
         try:
             return operation(*args, **kwargs)
         except Exception as exc:
+            conf = app_settings()  # only on errors: the call itself is a poll's hot path
             connection = driver.connection
             if (
                 attempt >= conf.MAX_RETRIES

@@ -62,10 +62,11 @@ def run_django_task(self: Any, *args: Any, **kwargs: Any) -> Any:
 def running_result(app: Any, request: Any, task: Any, started: datetime) -> TaskResult[..., Any]:
     """The result of the attempt starting now, read from the row the worker just wrote."""
     alias = task.backend
+    workers = [request.hostname] * ((request.retries or 0) + 1)
     try:
         stored = results.read(app, request.id, alias)
     except TaskResultDoesNotExist:  # sent by hand, without its PENDING row
-        stored = TaskResult(
+        return TaskResult(
             task=task,
             id=request.id,
             status=TaskResultStatus.RUNNING,
@@ -77,7 +78,7 @@ def running_result(app: Any, request: Any, task: Any, started: datetime) -> Task
             kwargs=dict(request.kwargs or {}),
             backend=alias,
             errors=[],
-            worker_ids=[request.hostname] * ((request.retries or 0) + 1),
+            worker_ids=workers,
         )
     # The STARTED row Celery wrote for this attempt (track_started) dates its start.
     attempt_started = stored.last_attempted_at if stored.status == "RUNNING" else None
@@ -86,7 +87,7 @@ def running_result(app: Any, request: Any, task: Any, started: datetime) -> Task
         status=TaskResultStatus.RUNNING,
         started_at=stored.started_at or started,
         last_attempted_at=attempt_started or started,
-        worker_ids=[request.hostname] * ((request.retries or 0) + 1),
+        worker_ids=workers,
     )
 
 

@@ -6,10 +6,11 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from celery.app.task import Context
 from django.utils import timezone
 
-from ...drivers import TaskRow
+from ...drivers import BaseDriver, TaskRow
 from ...models import TaskResult
 
 
@@ -67,3 +68,11 @@ def stored(task_id: str) -> TaskResult:
 def status_of(task_id: str) -> str:
     """Return the stored state of ``task_id``."""
     return stored(task_id).status
+
+
+def last_id(driver: BaseDriver) -> int:
+    """Return the last id the task table drew; skip where the driver cannot say."""
+    usage = driver.ops.id_usage()
+    if usage is None:
+        pytest.skip(f"{type(driver).__name__} does not report its id usage")
+    return usage.last

@@ -16,7 +16,7 @@ from django.utils import timezone
 from ... import pending
 from ...models import GroupResult as GroupResultModel
 from ...models import TaskResult
-from .helpers import new_id, row
+from .helpers import last_id, new_id, request, row
 
 #: What a driver's ``from django_celery_results.testing.suite import *`` takes.
 __all__ = ["TestPendingAndTransactions", "TestPendingAtPublish", "TestPendingWrites"]
@@ -52,6 +52,24 @@ class TestPendingAtPublish:
             None,
             None,
         )
+
+    def test_the_worker_updates_the_row_sent(self, sender: Any, backend: Any) -> None:
+        # The PENDING row draws the task's one id; STARTED and SUCCESS update it.
+        from ...drivers import driver_for_model
+
+        driver = driver_for_model(TaskResult)
+        sender.send_task("tests.add")
+        assert pending.flush(10)
+        before = last_id(driver)
+        results = [sender.send_task("tests.add") for _ in range(10)]
+        assert pending.flush(10)
+        for result in results:
+            req = request(result.id)
+            backend.store_result(result.id, {"pid": 1}, states.STARTED, request=req)
+            backend.store_result(result.id, 3, states.SUCCESS, request=req)
+        assert last_id(driver) - before <= len(results)
+        done = TaskResult.objects.filter(task_id__in=[r.id for r in results])
+        assert sorted(done.values_list("status", flat=True)) == [states.SUCCESS] * 10
 
     def test_queue_is_the_routing_key_it_was_sent_with(self, sender: Any, backend: Any) -> None:
         default = sender.send_task("tests.add")

@@ -56,6 +56,29 @@ class TestReads:
         assert backend.get_task_meta(task_id, cache=False)["result"] == expected
         assert expected == value or isinstance(value, bytes | Decimal)
 
+    def test_a_poll_reads_the_meta_columns_of_one_row(self, driver: Any, backend: Any) -> None:
+        from ...drivers import TASK_META_COLUMNS
+
+        task_id = new_id()
+        backend.store_result(task_id, {"n": 1}, states.FAILURE, traceback="Traceback…")
+        values = driver.ops.get_task_meta_values(task_id)
+        obj = TaskResult.objects.get(task_id=task_id)
+        assert values == tuple(getattr(obj, column) for column in TASK_META_COLUMNS)
+        assert values[3].tzinfo is not None  # date_done, aware as the ORM loads it
+        assert driver.ops.get_task_meta_values(new_id()) is None
+
+    def test_a_poll_builds_the_meta_a_row_gives(self, backend: Any) -> None:
+        # The poll's direct path and the model's path (groups, chords) give one meta.
+        task_id = new_id()
+        backend.store_result(task_id, [1, "a"], states.SUCCESS)
+        meta = backend.get_task_meta(task_id, cache=False)
+        assert meta == backend._meta_from_row(TaskResult.objects.get(task_id=task_id))
+        assert (meta["status"], meta["result"], meta["task_id"]) == (
+            states.SUCCESS,
+            [1, "a"],
+            task_id,
+        )
+
     def test_no_ids(self, driver: Any) -> None:
         assert driver.ops.get_task_results([]) == {}
 

@@ -12,7 +12,7 @@ from celery import states
 
 from ...backends.database import InvalidTaskId
 from ...models import TaskResult
-from .helpers import column_length, loads, new_id, request, row, status_of, stored
+from .helpers import column_length, last_id, loads, new_id, request, row, status_of, stored
 
 #: What a driver's ``from django_celery_results.testing.suite import *`` takes.
 __all__ = ["TestStoreResult"]
@@ -37,6 +37,42 @@ class TestStoreResult:
         assert done.date_done > started.date_done
         assert done.date_created == started.date_created
         assert backend.get_task_meta(task_id, cache=False)["result"] == 42
+
+    def test_a_lifecycle_draws_at_most_one_id_per_task(self, backend: Any, driver: Any) -> None:
+        # An upsert draws an id even when it updates: the write after a task's STARTED
+        # must not, or a 32-bit id runs out twice as fast as upstream's.
+        backend.mark_as_started(new_id())  # the id sequence exists and has a value
+        before = last_id(driver)
+        tasks = [new_id() for _ in range(20)]
+        for task_id in tasks:
+            req = request(task_id)
+            backend.store_result(task_id, {"pid": 1}, states.STARTED, request=req)
+            backend.store_result(task_id, None, states.RETRY, request=req)
+            backend.store_result(task_id, {"pid": 1}, states.STARTED, request=req)
+            backend.store_result(task_id, 3, states.SUCCESS, request=req)
+        assert last_id(driver) - before <= len(tasks)
+        assert {status_of(task_id) for task_id in tasks} == {states.SUCCESS}
+
+    def test_an_update_that_finds_no_row_inserts_it(self, backend: Any) -> None:
+        # The write after STARTED updates first; a row deleted meanwhile (forgotten,
+        # cleaned up) is written again, not lost.
+        task_id = new_id()
+        req = request(task_id)
+        backend.store_result(task_id, None, states.STARTED, request=req)
+        TaskResult.objects.filter(task_id=task_id).delete()
+        backend.store_result(task_id, 3, states.SUCCESS, request=req)
+        assert status_of(task_id) == states.SUCCESS
+        assert loads(stored(task_id).result) == 3
+
+    def test_an_update_keeps_precedence(self, backend: Any) -> None:
+        # SUCCESS stored by another worker meanwhile: this process's FAILURE after its
+        # own STARTED is refused by the update and by the upsert behind it.
+        task_id = new_id()
+        req = request(task_id)
+        backend.store_result(task_id, None, states.STARTED, request=req)
+        TaskResult.objects.filter(task_id=task_id).update(status=states.SUCCESS)
+        backend.store_result(task_id, None, states.RETRY, request=req)
+        assert status_of(task_id) == states.SUCCESS
 
     def test_date_started_is_kept_once_set(self, backend: Any) -> None:
         task_id = new_id()

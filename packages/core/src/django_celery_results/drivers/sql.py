@@ -223,8 +223,11 @@ class SQLOperations(GenericOperations):
     def announce_sql(self, upsert: str) -> str:
         """Wrap a task upsert so the statement also notifies listeners of finished tasks.
 
-        Only drivers whose features say ``supports_notify`` are asked; the payload is the
-        task id, on the channel :meth:`notify_channel` names.
+        Also wraps the guarded ``UPDATE`` of a stored task (``upsert`` is then that
+        statement): the wrapped statement must return one row per row written, since a
+        ``rowcount`` of 0 is what sends the write on to the upsert. Only drivers whose
+        features say ``supports_notify`` are asked; the payload is the task id, on the
+        channel :meth:`notify_channel` names.
         """
         raise NotImplementedError("this driver cannot notify listeners")
 

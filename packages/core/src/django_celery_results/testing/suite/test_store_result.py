@@ -65,7 +65,7 @@ class TestStoreResult:
         assert loads(stored(task_id).result) == 3
 
     def test_an_update_keeps_precedence(self, backend: Any) -> None:
-        # SUCCESS stored by another worker meanwhile: this process's FAILURE after its
+        # SUCCESS stored by another worker meanwhile: this process's RETRY after its
         # own STARTED is refused by the update and by the upsert behind it.
         task_id = new_id()
         req = request(task_id)

@@ -25,13 +25,13 @@ from .. import pending, store
 from ..cleanup import configured_steps, delete_dead_chord_counters
 from ..cleanup import run as run_cleanup
 from ..drivers import (
-    TASK_META_COLUMNS,
     BaseDriver,
     ListenerLost,
     NotificationsUnavailable,
     TaskRow,
     driver_for_model,
 )
+from ..drivers.base import task_meta_values
 from ..drivers.manager import driver_for_alias
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
@@ -352,7 +352,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
     def _meta_from_row(self, obj: TaskResult) -> dict[str, Any]:
         """Turn a stored row into Celery's result meta (upstream's keys and decoding)."""
-        return self._meta_from_values(tuple(getattr(obj, c) for c in TASK_META_COLUMNS))
+        return self._meta_from_values(task_meta_values(obj))
 
     def _meta_from_values(self, values: tuple[Any, ...]) -> dict[str, Any]:
         """Turn a row's :data:`TASK_META_COLUMNS` values into Celery's result meta."""

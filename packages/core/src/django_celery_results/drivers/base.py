@@ -144,6 +144,11 @@ TASK_META_COLUMNS = (
 )
 
 
+def task_meta_values(obj: Any) -> tuple[Any, ...]:
+    """Return a stored row's :data:`TASK_META_COLUMNS` values, from its model instance."""
+    return tuple(getattr(obj, column) for column in TASK_META_COLUMNS)
+
+
 def error_chain(exc: BaseException) -> Iterator[BaseException]:
     """Yield ``exc`` and the exceptions it was raised from, for reading a DB-API error.
 
@@ -351,7 +356,7 @@ class BaseOperations:
         (aware). This portable fallback reads the row through :meth:`get_task_results`.
         """
         obj = self.get_task_results([task_id]).get(task_id)
-        return None if obj is None else tuple(getattr(obj, c) for c in TASK_META_COLUMNS)
+        return None if obj is None else task_meta_values(obj)
 
     def task_result_exists(self, task_id: str) -> bool:
         """Return True when a row of ``task_id`` is stored, in any state (PENDING too).

@@ -238,14 +238,8 @@ class GenericOperations(BaseOperations):
         return tuple(row)
 
     def _compile_meta_select(self) -> tuple[str, SQLCompiler, dict[int, Any]]:
-        manager = self.TaskResult._default_manager
-        query = manager.filter(task_id=_PLACEHOLDER).order_by().values_list(*TASK_META_COLUMNS)
-        compiler = query.query.get_compiler(using=self.alias)
-        sql, params = compiler.as_sql()
-        if list(params) != [_PLACEHOLDER]:  # pragma: no cover - a custom manager's filter
-            raise RuntimeError(f"cannot reuse the task result query {sql!r}")
-        columns = [expression for expression, _, _ in compiler.select]
-        self._select_meta = (sql, compiler, compiler.get_converters(columns))
+        sql, compiler, converters, _ = self._compile_one_id_select(TASK_META_COLUMNS)
+        self._select_meta = (sql, compiler, converters)
         return self._select_meta
 
     def task_select_sql(self) -> str:
@@ -261,15 +255,28 @@ class GenericOperations(BaseOperations):
         return self._load(self._select_one or self._compile_select(), sql, params)
 
     def _compile_select(self) -> tuple[str, SQLCompiler, dict[int, Any], list[str]]:
+        sql, compiler, converters, columns = self._compile_one_id_select()
+        names = [column.target.attname for column in columns]
+        self._select_one = (sql, compiler, converters, names)
+        return self._select_one
+
+    def _compile_one_id_select(
+        self, fields: Sequence[str] = ()
+    ) -> tuple[str, SQLCompiler, dict[int, Any], list[Any]]:
+        """Compile the ORM's ``SELECT`` of one task id (of ``fields`` only, when given).
+
+        Returns its SQL ending in ``task_id = %s``, the compiler, its column converters
+        and its selected columns.
+        """
         query = self.TaskResult._default_manager.filter(task_id=_PLACEHOLDER).order_by()
+        if fields:
+            query = query.values_list(*fields)
         compiler = query.query.get_compiler(using=self.alias)
         sql, params = compiler.as_sql()
         if list(params) != [_PLACEHOLDER]:  # pragma: no cover - a custom manager's filter
             raise RuntimeError(f"cannot reuse the task result query {sql!r}")
         columns = [expression for expression, _, _ in compiler.select]
-        names = [column.target.attname for column in columns]
-        self._select_one = (sql, compiler, compiler.get_converters(columns), names)
-        return self._select_one
+        return sql, compiler, compiler.get_converters(columns), columns
 
     def _load(
         self,

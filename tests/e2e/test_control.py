@@ -19,6 +19,7 @@ from django.contrib.messages.storage.fallback import FallbackStorage
 from django.test import RequestFactory
 
 import demo_app.tasks  # noqa: F401  (the sender knows the definitions: ignore_result)
+from django_celery_results import pending
 from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import ChordCounter, TaskResult
 
@@ -142,6 +143,9 @@ def test_every_worker_revokes_and_the_row_keeps_its_request(
 def test_a_revoke_after_the_outcome_changes_nothing(app: Any, workers: Workers, task: str) -> None:
     result = app.send_task(T + task, args=(1, 2) if task == "add" else ("boom",))
     result.get(timeout=TIMEOUT, propagate=False)
+    # The sender's PENDING row may land after the outcome (it only moves date_created
+    # earlier, to the send time): let it land before taking the snapshot.
+    assert pending.flush()
     before = columns(TaskResult.objects.get(task_id=result.id))
     revoke_everywhere(app, workers, result.id)
     terminate_from_the_admin(result.id)

@@ -24,7 +24,9 @@ def test_valid_values_are_used() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ({"ALLOW_EDIT": True}, "'ALLOW_EDIT'] is not a known key. Known keys: ALLOW_EDITS"),
+        ({"ALLOW_EDIT": True}, "'ALLOW_EDIT'] is not a known key. Known keys: ADMIN_SEARCH_ARGS"),
+        ({"STUCK_AFTER": 0}, "'STUCK_AFTER'] must be a timedelta or a number of seconds > 0"),
+        ({"METRICS_TOKEN": "short"}, "'METRICS_TOKEN'] must be a string of at least 16"),
         ({"ALLOW_EDITS": "yes"}, "'ALLOW_EDITS'] must be True or False, not 'yes' (str)"),
         ({"MAX_RETRIES": -1}, "'MAX_RETRIES'] must be a whole number >= 0, not -1"),
         ({"MAX_RETRIES": True}, "'MAX_RETRIES'] must be a whole number >= 0, not True (bool)"),

@@ -34,6 +34,12 @@ class AppSettings:
 
     #: Let the admin edit stored results (upstream's key).
     ALLOW_EDITS: bool = False
+    #: Let the admin's search scan task args and kwargs (a full table scan per search).
+    ADMIN_SEARCH_ARGS: bool = False
+    #: A STARTED task older than this is "stuck" on the dashboard and in the metrics.
+    STUCK_AFTER: timedelta = timedelta(hours=1)
+    #: The bearer token the metrics view accepts besides a staff login (None: staff only).
+    METRICS_TOKEN: str | None = None
     #: Vendor names (``connection.vendor``) whose driver is not loaded; the generic one serves.
     DISABLED_DRIVERS: tuple[str, ...] = ()
     #: How many times a write or read is retried after a transient database error.
@@ -61,6 +67,9 @@ class AppSettings:
 #: What each key accepts, as (types, description) for the error messages.
 _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "ALLOW_EDITS": ((bool,), "True or False"),
+    "ADMIN_SEARCH_ARGS": ((bool,), "True or False"),
+    "STUCK_AFTER": ((timedelta, int, float), "a timedelta or a number of seconds > 0"),
+    "METRICS_TOKEN": ((str, type(None)), "a string of at least 16 characters, or None"),
     "DISABLED_DRIVERS": ((list, tuple), "a list of vendor names such as ['mysql']"),
     "MAX_RETRIES": ((int,), "a whole number >= 0"),
     "RETRY_BACKOFF": ((int, float), "a number of seconds > 0"),
@@ -123,6 +132,12 @@ def validate(raw: Any) -> list[str]:
             problems.extend(_batch_problems(value))
         elif key == "RETENTION":
             problems.extend(retention.problems(value, f"{SETTING_NAME}['RETENTION']"))
+        elif key == "STUCK_AFTER" and value <= type(value)(0):
+            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
+        elif key == "METRICS_TOKEN" and value is not None and len(value) < 16:
+            problems.append(
+                f"{SETTING_NAME}[{key!r}] must be {description}: a short token is guessable."
+            )
         elif key == "GROUP_RETENTION" and value is not None and value < type(value)(0):
             problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
     return problems
@@ -174,6 +189,8 @@ def app_settings() -> AppSettings:
                 value = retention.parse(value)
             elif field.name == "GROUP_RETENTION":
                 value = retention.as_keep(value)
+            elif field.name == "STUCK_AFTER" and not isinstance(value, timedelta):
+                value = timedelta(seconds=value)
             valid[field.name] = value
     return AppSettings(**valid)
 

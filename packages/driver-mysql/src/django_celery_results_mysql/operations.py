@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import MySQLdb
 from django.conf import settings
@@ -13,6 +13,9 @@ from django.conf import settings
 from django_celery_results.drivers import BaseDriver, ChunkSize, IdUsage, SQLOperations, TaskRow
 
 from .features import MySQLFeatures
+
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 #: Rows per INSERT, and the payload bytes after which a batch is cut into another
 #: statement: well inside ``max_allowed_packet`` (16 MiB on MariaDB, 64 MiB on MySQL 8).
@@ -190,6 +193,17 @@ class MySQLOperations(SQLOperations):
             cursor.execute(f"SELECT MIN({pk}), MAX({pk}) FROM {table}")
             low, high = cursor.fetchone()
         return low, high
+
+    def estimated_row_count(self, model: type[Model]) -> int | None:
+        """InnoDB's estimate, ``information_schema.TABLES.TABLE_ROWS`` (sampled, not counted)."""
+        with self.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                [model._meta.db_table],
+            )
+            found = cursor.fetchone()
+        return None if found is None or found[0] is None else int(found[0])
 
     def id_usage(self) -> IdUsage | None:
         """The table's next ``AUTO_INCREMENT`` (or its highest id), against the id's type.

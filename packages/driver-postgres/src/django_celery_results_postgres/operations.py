@@ -18,6 +18,8 @@ from django_celery_results.stats import PERCENTILES
 from .listener import Listener
 
 if TYPE_CHECKING:
+    from django.db.models import Model
+
     from django_celery_results.stats import TaskStats
 
 #: SQLSTATEs after which the same statement can succeed on a fresh attempt: serialization
@@ -172,6 +174,12 @@ class PostgresOperations(SQLOperations):
             )
             pages, density = cursor.fetchone()
         return int(pages), float(density)
+
+    def estimated_row_count(self, model: type[Model]) -> int | None:
+        """The planner's estimate: rows per page at the last ``ANALYZE`` times pages now."""
+        table = self.connection.ops.quote_name(model._meta.db_table)
+        pages, density = self._pages_and_density(table)
+        return round(pages * density) if density else None
 
     def _planner_scans(self, table: str, condition: str, params: Sequence[Any]) -> bool:
         """Would PostgreSQL read the whole table (a sequential scan) to find the rows?"""

@@ -30,7 +30,7 @@ from .base import (
 )
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
-from .manager import driver_for_model, get_driver
+from .manager import driver_for_alias, driver_for_model, get_driver
 from .sql import ChunkSize, SQLOperations
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "NotificationsUnavailable",
     "SQLOperations",
     "TaskRow",
+    "driver_for_alias",
     "driver_for_model",
     "error_chain",
     "get_driver",

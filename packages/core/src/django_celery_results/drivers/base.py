@@ -460,6 +460,15 @@ class BaseOperations:
         """
         raise NotImplementedError("a driver must provide timeline_stats()")
 
+    def estimated_row_count(self, model: type[Model]) -> int | None:
+        """Return the database's own estimate of ``model``'s rows, or None if it has none.
+
+        Read from statistics, never by counting: the admin shows it on the unfiltered
+        list of a table too big for ``COUNT(*)`` on every page view. None makes the
+        caller count, at most a bounded number of rows.
+        """
+        return None
+
     def id_usage(self) -> IdUsage | None:
         """How far the task table's ``id`` has counted, or None where nothing can run out.
 

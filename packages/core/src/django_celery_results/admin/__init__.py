@@ -1,0 +1,368 @@
+"""Admin pages for task and group results."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from celery import current_app as celery_app
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.timesince import timeuntil
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from .. import retention
+from ..cleanup import as_timedelta
+from ..conf import app_settings
+from ..models import GroupResult, TaskResult
+from . import dashboard, display, filters, paging, search
+
+__all__ = ["ALLOW_EDITS", "GroupResultAdmin", "TaskResultAdmin", "celery_app"]
+
+logger = logging.getLogger(__name__)
+
+#: ``DJANGO_CELERY_RESULTS['ALLOW_EDITS']``, read once at import time as upstream does.
+ALLOW_EDITS: bool = app_settings().ALLOW_EDITS
+
+if TYPE_CHECKING:
+    _TaskResultAdminBase = admin.ModelAdmin[TaskResult]
+    _GroupResultAdminBase = admin.ModelAdmin[GroupResult]
+else:
+    # Django's ModelAdmin cannot be subscripted at run time.
+    _TaskResultAdminBase = _GroupResultAdminBase = admin.ModelAdmin
+
+_FIELDSET_CLASSES = ("extrapretty", "wide")
+
+#: ``TaskResult`` properties shown beside the stored dates (computed, never editable).
+TIMELINE = ("waiting_time", "processing_time", "total_time")
+#: Computed columns and fields of the admin itself.
+COMPUTED = (
+    "expires",
+    "task",
+    "state",
+    "done",
+    "waiting",
+    "processing",
+    "timeline",
+    "args",
+    "kwargs",
+    "result_data",
+    "meta_data",
+    "traceback_text",
+)
+
+
+class TaskResultAdmin(_TaskResultAdminBase):
+    """Admin-interface for results of tasks: read-only unless ``ALLOW_EDITS``, at any size.
+
+    Nothing here reads the whole table: counts are estimated or bounded and deep pages
+    follow a keyset (``paging``), filters take their choices from recent rows
+    (``filters``), search looks ids and name prefixes up in indexes (``search``).
+    """
+
+    model = TaskResult
+    list_display = (
+        "task",
+        "task_name",
+        "periodic_task_name",
+        "state",
+        "done",
+        "worker",
+        "queue",
+        "waiting",
+        "processing",
+        "expires",
+    )
+    list_display_links = ("task",)
+    list_filter = (
+        filters.StatusFilter,
+        "date_done",
+        filters.TaskNameFilter,
+        filters.PeriodicTaskNameFilter,
+        filters.WorkerFilter,
+        filters.QueueFilter,
+    )
+    readonly_fields = (
+        "date_created",
+        "date_started",
+        "date_done",
+        "waiting_time",
+        "processing_time",
+        "total_time",
+        "expires",
+        "result",
+        "meta",
+    )
+    # The search box; what a term finds is ``search.search``'s (index lookups only).
+    search_fields = ("task_id", "task_name", "periodic_task_name", "worker")
+    search_help_text = _("A task id, or the start of a task name, periodic task name or worker.")
+    # Result tables grow to millions of rows: skip the second, unfiltered COUNT(*) that the
+    # changelist runs on every search or filter just to print "x of N".
+    show_full_result_count = False
+    paginator = paging.ResultPaginator
+    actions = ["terminate_task"]
+    #: The fieldsets with ``ALLOW_EDITS`` on: the stored columns, as upstream's admin edits them.
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "task_id",
+                    "task_name",
+                    "periodic_task_name",
+                    "status",
+                    "worker",
+                    "queue",
+                    "retries",
+                    "content_type",
+                    "content_encoding",
+                ),
+                "classes": _FIELDSET_CLASSES,
+            },
+        ),
+        (
+            _("Parameters"),
+            {"fields": ("task_args", "task_kwargs"), "classes": _FIELDSET_CLASSES},
+        ),
+        (
+            _("Result"),
+            {
+                "fields": (
+                    "result",
+                    "date_created",
+                    "date_started",
+                    "date_done",
+                    "waiting_time",
+                    "processing_time",
+                    "total_time",
+                    "expires",
+                    "traceback",
+                    "meta",
+                ),
+                "classes": _FIELDSET_CLASSES,
+            },
+        ),
+    )
+    #: The fieldsets of the read-only detail page: decoded values and the timeline.
+    read_only_fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "task_id",
+                    "task_name",
+                    "periodic_task_name",
+                    "state",
+                    "worker",
+                    "queue",
+                    "retries",
+                    "content_type",
+                    "content_encoding",
+                ),
+                "classes": _FIELDSET_CLASSES,
+            },
+        ),
+        (
+            _("Timeline"),
+            {"fields": ("timeline", "expires"), "classes": _FIELDSET_CLASSES},
+        ),
+        (
+            _("Parameters"),
+            {"fields": ("args", "kwargs"), "classes": _FIELDSET_CLASSES},
+        ),
+        (
+            _("Result"),
+            {
+                "fields": ("result_data", "traceback_text", "meta_data"),
+                "classes": _FIELDSET_CLASSES,
+            },
+        ),
+    )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        """The list with keyset pages past the numbered ones (``?before=``)."""
+        return paging.ResultChangeList
+
+    def get_urls(self) -> list[URLPattern]:
+        """The model's pages, and the dashboard (``admin:django_celery_results_dashboard``)."""
+        view = self.admin_site.admin_view(partial(dashboard.dashboard_view, self))
+        own = [path("dashboard/", view, name="django_celery_results_dashboard")]
+        return own + super().get_urls()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult], search_term: str
+    ) -> tuple[QuerySet[TaskResult], bool]:
+        """Find ``search_term`` through indexes only (``search.search``); no duplicates."""
+        scan_args = app_settings().ADMIN_SEARCH_ARGS
+        return search.search(queryset, search_term, scan_args=scan_args), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Results are written by workers: adding one by hand needs ``ALLOW_EDITS``."""
+        return ALLOW_EDITS and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: TaskResult | None = None) -> bool:
+        """Without ``ALLOW_EDITS`` the detail page is for viewing: no save buttons."""
+        return ALLOW_EDITS and super().has_change_permission(request, obj)
+
+    def get_fieldsets(self, request: HttpRequest, obj: TaskResult | None = None) -> Any:
+        """The stored columns with ``ALLOW_EDITS``, else the decoded, read-only view."""
+        if ALLOW_EDITS:
+            return super().get_fieldsets(request, obj)
+        return self.read_only_fieldsets
+
+    # -- the list's columns --------------------------------------------------------------
+
+    @admin.display(description=_("Task ID"), ordering="task_id")
+    def task(self, obj: TaskResult) -> SafeString:
+        """The id, short; the whole id on hover."""
+        return display.short_id(obj.task_id)
+
+    @admin.display(description=_("State"), ordering="status")
+    def state(self, obj: TaskResult) -> SafeString:
+        """The state as a coloured badge."""
+        return display.state_badge(obj.status)
+
+    @admin.display(description=_("Done"), ordering="date_done")
+    def done(self, obj: TaskResult) -> str:
+        """``date_done`` to the second."""
+        return display.to_the_second(obj.date_done)
+
+    @admin.display(description=_("Waiting"))
+    def waiting(self, obj: TaskResult) -> str:
+        """Sent (or first written) to started, for people."""
+        return display.duration(obj.waiting_time)
+
+    @admin.display(description=_("Processing"))
+    def processing(self, obj: TaskResult) -> str:
+        """Started to done, for people."""
+        return display.duration(obj.processing_time)
+
+    # -- the detail page -----------------------------------------------------------------
+
+    @admin.display(description=_("Timeline"))
+    def timeline(self, obj: TaskResult) -> SafeString:
+        """Created → started → done, to the millisecond, with the spans between."""
+        steps = [
+            (gettext("created"), obj.date_created),
+            (gettext("started"), obj.date_started),
+            (gettext("done"), obj.date_done),
+        ]
+        spans = [
+            (gettext("waiting"), obj.waiting_time),
+            (gettext("processing"), obj.processing_time),
+            (gettext("total"), obj.total_time),
+        ]
+        return format_html(
+            '<ol class="dcr-timeline">{}</ol><p class="dcr-spans">{}</p>',
+            format_html_join(
+                "", "<li>{}: <time>{}</time></li>",
+                ((name, display.with_milliseconds(when)) for name, when in steps),
+            ),
+            format_html_join(
+                " · ", "{} <b>{}</b>",
+                ((name, display.duration(span)) for name, span in spans),
+            ),
+        )  # fmt: skip
+
+    @admin.display(description=_("Task Positional Arguments"))
+    def args(self, obj: TaskResult) -> SafeString:
+        """The arguments as Celery recorded them (``repr()``, in a JSON string)."""
+        return display.decoded(obj.task_args)
+
+    @admin.display(description=_("Task Named Arguments"))
+    def kwargs(self, obj: TaskResult) -> SafeString:
+        """The keyword arguments as Celery recorded them."""
+        return display.decoded(obj.task_kwargs)
+
+    @admin.display(description=_("Result Data"))
+    def result_data(self, obj: TaskResult) -> SafeString:
+        """The result, decoded with the row's own serializer when that is JSON."""
+        return display.decoded(obj.result, obj.content_type)
+
+    @admin.display(description=_("Task Meta Information"))
+    def meta_data(self, obj: TaskResult) -> SafeString:
+        """The meta (children, and a custom state's fields), as indented JSON."""
+        return display.decoded(obj.meta, obj.content_type)
+
+    @admin.display(description=_("Traceback"))
+    def traceback_text(self, obj: TaskResult) -> SafeString:
+        """The traceback, preformatted."""
+        return display.preformatted(obj.traceback)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: TaskResult | None = None
+    ) -> list[str] | tuple[str, ...]:
+        """Return ``readonly_fields`` when ``ALLOW_EDITS`` is on, otherwise every field.
+
+        ``model._meta.fields`` (not ``opts.local_fields``) also lists the inherited fields
+        of a proxy model registered with this admin (upstream #489).
+        """
+        if ALLOW_EDITS:
+            return self.readonly_fields
+        return [field.name for field in self.model._meta.fields] + list(TIMELINE + COMPUTED)
+
+    @admin.display(description=_("Expires"))
+    def expires(self, obj: TaskResult) -> str:
+        """When cleanup deletes the row, and by which retention rule (``RETENTION``)."""
+        rule = retention.rule_for(app_settings().RETENTION, obj)
+        if rule is None:
+            name, keep = "result_expires", as_timedelta(celery_app.conf.result_expires)
+        else:
+            name, keep = rule.name, rule.keep
+        if keep is None:
+            return gettext("never (%(rule)s)") % {"rule": name}
+        if obj.date_done is None:
+            return "-"
+        when = obj.date_done + keep
+        if when <= timezone.now():
+            return gettext("at the next cleanup (%(rule)s)") % {"rule": name}
+        return gettext("in %(time)s (%(rule)s)") % {"time": timeuntil(when), "rule": name}
+
+    @admin.action(description=_("Terminate selected tasks"))
+    def terminate_task(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        """Ask the workers to terminate the selected tasks (``control.terminate``)."""
+        task_ids = list(queryset.values_list("task_id", flat=True))
+        try:
+            celery_app.control.terminate(task_ids)
+        except Exception as exc:  # any broker or connection error becomes an admin message
+            logger.exception("Error while terminating tasks %s", task_ids)
+            self.message_user(
+                request,
+                gettext("Error while terminating tasks: %(error)s") % {"error": exc},
+                messages.ERROR,
+            )
+            return
+        self.message_user(
+            request,
+            gettext("%(count)d task(s) was terminated successfully.") % {"count": len(task_ids)},
+            messages.SUCCESS,
+        )
+
+
+class GroupResultAdmin(_GroupResultAdminBase):
+    """Admin-interface for results of grouped tasks."""
+
+    model = GroupResult
+    list_display = ("group_id", "date_done")
+    list_filter = ("date_done",)
+    readonly_fields = ("date_created", "date_done", "result")
+    search_fields = ("group_id",)
+    # See TaskResultAdmin: no COUNT(*) over a large table, no OFFSET deep into it.
+    show_full_result_count = False
+    paginator = paging.ResultPaginator
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        """The list with keyset pages past the numbered ones (``?before=``)."""
+        return paging.ResultChangeList
+
+
+admin.site.register(TaskResult, TaskResultAdmin)
+admin.site.register(GroupResult, GroupResultAdmin)

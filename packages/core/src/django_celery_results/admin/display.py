@@ -1,0 +1,113 @@
+"""How the admin shows stored values: short ids, seconds, durations, states, decoded JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import states
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
+
+#: Characters of a task id shown in the list; the whole id is in the link's title.
+SHORT_ID = 8
+#: Longest decoded text shown on a detail page, in characters; the rest is cut.
+MAX_SHOWN = 100_000
+#: The CSS class of each state's badge (``change_list.html`` colours them).
+STATE_CLASSES = {
+    states.SUCCESS: "success",
+    states.FAILURE: "failure",
+    states.REVOKED: "failure",
+    states.RETRY: "retry",
+    states.STARTED: "running",
+    states.RECEIVED: "running",
+    states.PENDING: "pending",
+}
+
+
+def short_id(task_id: str) -> SafeString:
+    """The first characters of ``task_id``, the whole id on hover."""
+    shown = task_id if len(task_id) <= SHORT_ID + 1 else f"{task_id[:SHORT_ID]}…"
+    return format_html('<span class="dcr-id" title="{}">{}</span>', task_id, shown)
+
+
+def to_the_second(value: datetime | None) -> str:
+    """``value`` in the current time zone, to the second (task timing lives in seconds)."""
+    if value is None:
+        return "-"
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def with_milliseconds(value: datetime | None) -> str:
+    """``value`` in the current time zone, to the millisecond (the detail page's timeline)."""
+    if value is None:
+        return "-"
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+def duration(span: timedelta | float | None) -> str:
+    """A duration for people: ``967 ms``, ``1.2 s``, ``3 min 4 s``, ``2 h 5 min``, ``3 d 4 h``."""
+    if span is None:
+        return "-"
+    seconds = span.total_seconds() if isinstance(span, timedelta) else float(span)
+    if seconds < 0:
+        return "-" + duration(-seconds)
+    if seconds < 1:
+        return gettext("%(n)d ms") % {"n": round(seconds * 1000)}
+    if seconds < 60:
+        return gettext("%(n)s s") % {"n": f"{seconds:.1f}".removesuffix(".0")}
+    minutes, second = divmod(round(seconds), 60)
+    if minutes < 60:
+        return gettext("%(m)d min %(s)d s") % {"m": minutes, "s": second}
+    hours, minute = divmod(minutes, 60)
+    if hours < 24:
+        return gettext("%(h)d h %(m)d min") % {"h": hours, "m": minute}
+    days, hour = divmod(hours, 24)
+    return gettext("%(d)d d %(h)d h") % {"d": days, "h": hour}
+
+
+def state_badge(state: str) -> SafeString:
+    """``state`` as a coloured badge."""
+    css = STATE_CLASSES.get(state, "other")
+    return format_html('<span class="dcr-state dcr-state-{}">{}</span>', css, state)
+
+
+def decoded(text: str | None, content_type: str | None = "application/json") -> SafeString:
+    """A stored value as preformatted, indented JSON; binary payloads only described.
+
+    Values of another serializer (pickle, msgpack, YAML) are never decoded here: a web
+    process must not unpickle what a worker wrote. Task args and kwargs are JSON strings
+    holding Celery's ``repr()`` of them; those show as the text they hold.
+    """
+    if text is None:
+        return format_html("{}", "-")
+    if content_type not in (None, "application/json"):
+        return format_html(
+            '<span class="dcr-binary">{}</span>',
+            gettext("%(type)s, %(size)d characters, not decoded")
+            % {"type": content_type, "size": len(text)},
+        )
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        return preformatted(text)
+    if isinstance(value, str):
+        return preformatted(value)
+    return preformatted(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def preformatted(text: str | None) -> SafeString:
+    """``text`` escaped in a ``<pre>``, cut at :data:`MAX_SHOWN` characters."""
+    if not text:
+        return format_html("{}", "-")
+    if len(text) > MAX_SHOWN:
+        cut = gettext("… (%(n)d more characters)") % {"n": len(text) - MAX_SHOWN}
+        text = text[:MAX_SHOWN] + "\n" + cut
+    return format_html('<pre class="dcr-pre">{}</pre>', text)

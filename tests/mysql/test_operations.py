@@ -355,3 +355,16 @@ def test_id_usage_and_its_warning(driver: Any, db_alias: str) -> None:
         with connections[db_alias].cursor() as cursor:
             cursor.execute(f"ALTER TABLE {table} AUTO_INCREMENT = 1")  # back to MAX(id) + 1
     assert checks.check_id_range(databases=[db_alias]) == []
+
+
+def test_the_row_estimate_is_innodbs(driver: Any, db_alias: str) -> None:
+    TaskResult.objects.bulk_create([TaskResult(task_id=new_id()) for _ in range(500)])
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(f"ANALYZE TABLE {TaskResult._meta.db_table}")
+        cursor.fetchall()
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        estimate = driver.ops.estimated_row_count(TaskResult)
+    # InnoDB samples pages: near the truth, not exact.
+    assert estimate is not None
+    assert 250 <= estimate <= 1000
+    assert "information_schema.TABLES" in queries.captured_queries[0]["sql"]

@@ -264,3 +264,13 @@ def test_id_usage_and_its_warning(driver: Any, db_alias: str) -> None:
                 [table],
             )
     assert checks.check_id_range(databases=[db_alias]) == []
+
+
+def test_the_row_estimate_is_the_planners(driver: Any, db_alias: str) -> None:
+    TaskResult.objects.bulk_create([TaskResult(task_id=new_id()) for _ in range(500)])
+    with connections[db_alias].cursor() as cursor:
+        cursor.execute(f"ANALYZE {TaskResult._meta.db_table}")
+    with statements(db_alias) as queries:
+        assert driver.ops.estimated_row_count(TaskResult) == 500
+    assert "COUNT(" not in queries.captured_queries[0]["sql"].upper()
+    assert "pg_class" in queries.captured_queries[0]["sql"]

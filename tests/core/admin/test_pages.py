@@ -28,6 +28,7 @@ from django_celery_results.admin import (
     TIMELINE,
     GroupResultAdmin,
     TaskResultAdmin,
+    display,
     filters,
     paging,
 )
@@ -594,3 +595,53 @@ class TestTranslations:
         ):
             model_admin.terminate_task(rf.post("/"), TaskResult.objects.all())
         assert message_user.call_args.args[1] == "Завершено задач: 1."
+
+
+@pytest.mark.django_db
+class TestReadOnlyDetailPage:
+    """Without ALLOW_EDITS: nothing to save, values decoded, the timeline spelled out."""
+
+    def test_no_add_or_save_buttons(self, admin_client: Client, task_result: TaskResult) -> None:
+        detail = admin_client.get(change_url(task_result)).content.decode()
+        listing = admin_client.get(changelist_url(TaskResult)).content.decode()
+        assert 'name="_save"' not in detail
+        assert 'name="_addanother"' not in detail
+        assert 'name="_continue"' not in detail
+        assert "Add task result" not in listing
+        add = admin_client.get(reverse("admin:django_celery_results_taskresult_add"))
+        assert add.status_code == 403
+
+    @pytest.mark.usefixtures("allow_edits")
+    def test_allow_edits_brings_the_buttons_back(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        assert 'name="_save"' in admin_client.get(change_url(task_result)).content.decode()
+
+    def test_values_are_decoded(self, admin_client: Client, task_result: TaskResult) -> None:
+        TaskResult.objects.filter(pk=task_result.pk).update(
+            task_args='"(0, 10)"', result='{"total": 10, "parts": [1, 2]}'
+        )
+        html = admin_client.get(change_url(task_result)).content.decode()
+        assert '<pre class="dcr-pre">(0, 10)</pre>' in html
+        assert "&quot;parts&quot;: [\n    1,\n    2\n  ]" in html
+        assert "&quot;children&quot;: []" in html  # the meta
+
+    def test_the_timeline_and_the_traceback(
+        self, admin_client: Client, other_task_result: TaskResult
+    ) -> None:
+        started = other_task_result.date_done - timedelta(seconds=1.5)
+        created = started - timedelta(milliseconds=967)
+        TaskResult.objects.filter(pk=other_task_result.pk).update(
+            date_started=started, date_created=created
+        )
+        html = admin_client.get(change_url(other_task_result)).content.decode()
+        assert 'class="dcr-timeline"' in html
+        assert "waiting <b>967 ms</b>" in html
+        assert "processing <b>1.5 s</b>" in html
+        assert '<pre class="dcr-pre">Traceback (most recent call last): ...</pre>' in html
+
+    def test_the_list_is_compact(self, admin_client: Client, task_result: TaskResult) -> None:
+        html = admin_client.get(changelist_url(TaskResult)).content.decode()
+        assert f'title="{task_result.task_id}">7b6f6a1e…<' in html
+        assert 'dcr-state-success">SUCCESS<' in html
+        assert display.to_the_second(task_result.date_done) in html

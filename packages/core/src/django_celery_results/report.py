@@ -194,8 +194,10 @@ def top_exceptions(rows: QuerySet[TaskResult]) -> list[ExceptionCount]:
 
 def exception_type(content_type: str | None, result: str | None) -> str:
     """The ``exc_type`` of a stored failure (``exc_module.exc_type`` when not builtin)."""
-    if content_type != "application/json" or not result:
-        return f"({content_type or 'no result'})"
+    if not result:
+        return "(no result)"
+    if content_type != "application/json":
+        return f"({content_type})"
     try:
         value = json.loads(result)
     except ValueError:

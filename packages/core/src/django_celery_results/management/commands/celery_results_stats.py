@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from ... import report
 from ...checks import ID_USAGE_FIX, id_usage_warning
 from ...drivers import driver_for_model
 from ...models import TaskResult
@@ -41,7 +42,8 @@ class Command(BaseCommand):
     help = (
         "Print, per task name over a time window: rows by state, failure rate, and "
         "p50/p95/max waiting time (sent or first written → started) and processing time "
-        "(started → done), computed in the database."
+        "(started → done), computed in the database; then the top exceptions, stuck "
+        "tasks by worker and the PENDING backlog: the admin dashboard's numbers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -60,19 +62,27 @@ class Command(BaseCommand):
             help="Only this task name (repeat for several).",
         )
         parser.add_argument("--format", choices=["table", "json"], default="table")
+        parser.add_argument(
+            "--max-rows",
+            type=int,
+            default=report.MAX_ROWS,
+            help="Read at most the newest N rows of the window, as the dashboard does "
+            f"(default: {report.MAX_ROWS}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Compute and print the statistics."""
         since = parse_since(options["since"])
-        driver = driver_for_model(TaskResult, write=False)
-        stats = driver.ops.timeline_stats(since, options["tasks"])
+        if options["max_rows"] < 1:
+            raise CommandError("--max-rows must be a whole number >= 1.")
+        numbers = report.build(since, task_names=options["tasks"], max_rows=options["max_rows"])
         # The ids are drawn on the database rows are written to.
         writer = driver_for_model(TaskResult)
         usage = writer.ops.id_usage()
         if options["format"] == "json":
             document: dict[str, Any] = {
+                **numbers.as_dict(),
                 "since": since.isoformat(),
-                "tasks": [s.as_dict() for s in stats],
                 "id_usage": None
                 if usage is None
                 else {"last": usage.last, "maximum": usage.maximum, "type": usage.type},
@@ -80,10 +90,42 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(document, indent=2))
             return
         self.stdout.write(f"Tasks done since {since:%Y-%m-%d %H:%M:%S %Z} (seconds)")
-        self.stdout.write(self._table(stats))
+        if numbers.sampled:
+            self.stdout.write(
+                f"(the newest {numbers.total} rows, done since "
+                f"{numbers.covered_since:%Y-%m-%d %H:%M:%S}: raise --max-rows for more)"
+            )
+        self.stdout.write(self._table(numbers.tasks))
+        for line in self._summary(numbers):
+            self.stdout.write(line)
         warning = None if usage is None else id_usage_warning(writer.alias, usage)
         if warning is not None:
             self.stderr.write(f"Warning: {warning} {ID_USAGE_FIX}")
+
+    def _summary(self, numbers: report.Report) -> list[str]:
+        """The dashboard's other numbers: exceptions, stuck tasks, backlog."""
+        lines = []
+        if numbers.exceptions:
+            top = ", ".join(f"{e.type}={e.count} (e.g. {e.example})" for e in numbers.exceptions)
+            lines.append(f"Top exceptions: {top}")
+        stuck_after = int(numbers.stuck_after.total_seconds())
+        stuck = [w for w in numbers.workers if w.stuck]
+        by_worker = ", ".join(f"{w.worker or '(no worker)'}={w.stuck}" for w in stuck)
+        lines.append(
+            f"Stuck (STARTED for more than {stuck_after} s): {numbers.stuck}"
+            + (f" ({by_worker})" if by_worker else "")
+        )
+        if numbers.backlog is not None:
+            backlog = numbers.backlog
+            oldest = (
+                ""
+                if backlog.oldest is None
+                else f", oldest sent {backlog.oldest:%Y-%m-%d %H:%M:%S}"
+            )
+            lines.append(
+                f"PENDING backlog: {backlog.count}{'+' if backlog.capped else ''}{oldest}"
+            )
+        return lines
 
     def _table(self, stats: list[TaskStats]) -> str:
         header = [

@@ -1,0 +1,72 @@
+"""The Prometheus view, on every database, parsed with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from django_celery_results.models import TaskResult
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+URL = "/metrics/"
+TOKEN = "s3cret-token-of-some-length"
+
+
+def put(task_id: str, status: str, *, ago: float = 30, **columns: Any) -> None:
+    TaskResult.objects.create(task_id=task_id, status=status, **columns)
+    TaskResult.objects.filter(task_id=task_id).update(
+        date_done=timezone.now() - timedelta(seconds=ago)
+    )
+
+
+def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def test_counts_and_gauges_equal_the_table(admin_client: Client, db_alias: str) -> None:
+    put("a", "SUCCESS", task_name="proj.add", queue="fast", worker="celery@a")
+    put("b", "SUCCESS", task_name="proj.add", queue="fast", worker="celery@a")
+    put("c", "FAILURE", task_name="proj.add", queue="slow", worker="celery@b")
+    put("d", "STARTED", task_name="proj.mul", worker="celery@c", ago=7200)
+    put("e", "SUCCESS", task_name="proj.add", queue="fast", ago=4 * 3600)  # outside the hour
+    response = admin_client.get(URL)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    found = samples(response.content)
+    tasks = (("queue", "fast"), ("state", "SUCCESS"), ("task", "proj.add"))
+    assert found[("celery_results_tasks", tasks)] == 2
+    failed = (("queue", "slow"), ("state", "FAILURE"), ("task", "proj.add"))
+    assert found[("celery_results_tasks", failed)] == 1
+    assert found[("celery_results_stuck_tasks", (("worker", "celery@c"),))] == 1
+    assert found[("celery_results_window_sampled", ())] == 0
+    wide = samples(admin_client.get(URL, {"window": "5h"}).content)
+    assert wide[("celery_results_tasks", tasks)] == 3
+
+
+def test_a_token_lets_a_scraper_in(client: Client, db_alias: str) -> None:
+    assert client.get(URL).status_code == 403
+    with override_settings(DJANGO_CELERY_RESULTS={"METRICS_TOKEN": TOKEN}):
+        assert client.get(URL, headers={"Authorization": "Bearer wrong"}).status_code == 403
+        assert client.get(URL, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+def test_staff_without_the_view_permission_is_refused(client: Client, db_alias: str) -> None:
+    client.force_login(User.objects.create_user("staff", is_staff=True))
+    assert client.get(URL).status_code == 403
+
+
+def test_a_bad_window_says_what_is_accepted(admin_client: Client, db_alias: str) -> None:
+    for window in ("forever", "30d", "0m"):
+        response = admin_client.get(URL, {"window": window})
+        assert response.status_code == 400
+        assert b"at most 7d" in response.content

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import gettext
 import logging
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -539,7 +540,46 @@ def po_messages(path: Path) -> dict[str, str]:
     return entries
 
 
+PACKAGE = Path(django_celery_results.__file__).parent
+#: Strings in our sources: ``_("…")``/``gettext("…")`` and the templates' translate tags.
+PYTHON_STRING = re.compile(r'\b(?:_|gettext|gettext_lazy)\(\s*"((?:[^"\\]|\\.)*)"\s*\)')
+TEMPLATE_STRING = re.compile(r'{% translate "([^"]+)" %}|{% translate \'([^\']+)\' %}')
+BLOCK_STRING = re.compile(r"{% blocktranslate[^%]*%}(.*?){% endblocktranslate %}", re.S)
+
+
+def source_strings() -> set[str]:
+    """Every translatable string of the admin package, the report and the templates."""
+    found: set[str] = set()
+    for path in [*(PACKAGE / "admin").glob("*.py"), PACKAGE / "report.py"]:
+        found |= {ast.literal_eval(f'"{s}"') for s in PYTHON_STRING.findall(path.read_text())}
+    for path in (PACKAGE / "templates").rglob("*.html"):
+        text = path.read_text()
+        found |= {a or b for a, b in TEMPLATE_STRING.findall(text)}
+        for block in BLOCK_STRING.findall(text):
+            found.add(re.sub(r"{{ (\w+) }}", r"%(\1)s", block))
+    return found
+
+
 class TestTranslations:
+    def test_the_sources_have_strings(self) -> None:
+        assert {"Task results dashboard", "about %(count)s %(name)s"} <= source_strings()
+
+    @pytest.mark.parametrize("language", LANGUAGES)
+    def test_every_string_of_the_pages_is_translated(self, language: str) -> None:
+        mo = LOCALE_DIR / language / "LC_MESSAGES" / "django.mo"
+        with mo.open("rb") as fp:
+            catalog = gettext.GNUTranslations(fp)._catalog  # type: ignore[attr-defined]
+        missing = {s for s in source_strings() if not catalog.get(s)}
+        assert not missing, f"{language}: untranslated or stale .mo: {sorted(missing)}"
+
+    def test_the_dashboard_speaks_spanish(self, admin_client: Client) -> None:
+        with translation.override("es"):
+            html = admin_client.get(
+                reverse("admin:django_celery_results_dashboard"),
+                headers={"Accept-Language": "es"},
+            ).content.decode()
+        assert "Panel de resultados de tareas" in html
+
     @pytest.mark.parametrize("language", LANGUAGES)
     def test_catalog_translates_every_string(self, language: str) -> None:
         mo = LOCALE_DIR / language / "LC_MESSAGES" / "django.mo"

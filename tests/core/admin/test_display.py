@@ -19,6 +19,9 @@ from django_celery_results.admin import display
         (timedelta(seconds=5), "5 s"),
         (timedelta(seconds=184), "3 min 4 s"),
         (timedelta(hours=2, minutes=5), "2 h 5 min"),
+        (timedelta(hours=1), "1 h"),
+        (timedelta(minutes=3), "3 min"),
+        (timedelta(days=2), "2 d"),
         (timedelta(days=3, hours=4), "3 d 4 h"),
         (None, "-"),
     ],
@@ -74,3 +77,11 @@ def test_a_huge_value_is_cut() -> None:
 def test_states_get_their_colour() -> None:
     assert 'dcr-state-failure">FAILURE<' in display.state_badge("FAILURE")
     assert 'dcr-state-other">PROGRESS<' in display.state_badge("PROGRESS")
+
+
+def test_names_may_wrap_after_dots_and_at() -> None:
+    assert display.breakable("celery@host.example") == "celery@<wbr>host.<wbr>example"
+    assert display.breakable(None) == "-"
+    assert display.breakable("a.b", "<nightly>").endswith(
+        '<small class="dcr-second">&lt;nightly&gt;</small>'
+    )

@@ -95,6 +95,8 @@ class Report:
     stuck_after: timedelta
     backlog: Backlog | None = None
     states: dict[str, int] = field(default_factory=dict)
+    #: The throughput chart's bucket: "minute", "hour" or "day".
+    bucket: str = "minute"
     #: Rows by (task name, state, queue): what the metrics view exports.
     counts: list[tuple[str, str, str, int]] = field(default_factory=list)
 
@@ -144,6 +146,7 @@ def build(
         covered_since=covered_since,
         tasks=tasks,
         throughput=throughput(covered, covered_since, until),
+        bucket=bucket_unit(covered_since, until),
         exceptions=top_exceptions(covered),
         workers=worker_loads(covered, table, until - stuck_after, until),
         stuck_after=stuck_after,
@@ -182,9 +185,14 @@ def counts_by_queue(rows: QuerySet[TaskResult]) -> list[tuple[str, str, str, int
     return sorted((name or "", state, queue or "", n) for name, state, queue, n in counted)
 
 
+def bucket_unit(since: datetime, until: datetime) -> str:
+    """The chart's bucket for a window: minutes up to 2 h, hours up to 8 d, else days."""
+    return next((unit for length, unit in BUCKETS if until - since <= length), "day")
+
+
 def throughput(rows: QuerySet[TaskResult], since: datetime, until: datetime) -> list[Bucket]:
     """Finished and failed tasks per minute (windows up to 2 h), hour (8 d) or day."""
-    unit = next((unit for length, unit in BUCKETS if until - since <= length), "day")
+    unit = bucket_unit(since, until)
     finished = rows.filter(status__in=sorted(TERMINAL_STATES))
     counted = (
         finished.annotate(bucket=Trunc("date_done", unit))

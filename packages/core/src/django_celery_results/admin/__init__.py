@@ -47,6 +47,8 @@ TIMELINE = ("waiting_time", "processing_time", "total_time")
 COMPUTED = (
     "expires",
     "task",
+    "name",
+    "worker_name",
     "state",
     "done",
     "waiting",
@@ -69,17 +71,17 @@ class TaskResultAdmin(_TaskResultAdminBase):
     """
 
     model = TaskResult
+    # Fits 1400 pixels beside the admin's navigation and the filters: the periodic task
+    # shows under the task name, the retention rule on the detail page.
     list_display = (
         "task",
-        "task_name",
-        "periodic_task_name",
+        "name",
         "state",
         "done",
-        "worker",
+        "worker_name",
         "queue",
         "waiting",
         "processing",
-        "expires",
     )
     list_display_links = ("task",)
     list_filter = (
@@ -225,15 +227,25 @@ class TaskResultAdmin(_TaskResultAdminBase):
         """The id, short; the whole id on hover."""
         return display.short_id(obj.task_id)
 
+    @admin.display(description=_("Task Name"), ordering="task_name")
+    def name(self, obj: TaskResult) -> SafeString:
+        """The task name, and the periodic task that sent it in small print."""
+        return display.breakable(obj.task_name, obj.periodic_task_name)
+
+    @admin.display(description=_("Worker"), ordering="worker")
+    def worker_name(self, obj: TaskResult) -> SafeString:
+        """The worker's node name, which may wrap after its ``@``."""
+        return display.breakable(obj.worker)
+
     @admin.display(description=_("State"), ordering="status")
     def state(self, obj: TaskResult) -> SafeString:
         """The state as a coloured badge."""
         return display.state_badge(obj.status)
 
     @admin.display(description=_("Done"), ordering="date_done")
-    def done(self, obj: TaskResult) -> str:
-        """``date_done`` to the second."""
-        return display.to_the_second(obj.date_done)
+    def done(self, obj: TaskResult) -> SafeString:
+        """``date_done`` to the second (the date only for rows of earlier days)."""
+        return display.when_done(obj.date_done)
 
     @admin.display(description=_("Waiting"))
     def waiting(self, obj: TaskResult) -> str:
@@ -324,7 +336,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
         when = obj.date_done + keep
         if when <= timezone.now():
             return gettext("at the next cleanup (%(rule)s)") % {"rule": name}
-        return gettext("in %(time)s (%(rule)s)") % {"time": timeuntil(when), "rule": name}
+        return gettext("in %(time)s (%(rule)s)") % {"time": timeuntil(when, depth=1), "rule": name}
 
     @admin.action(description=_("Terminate selected tasks"))
     def terminate_task(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:

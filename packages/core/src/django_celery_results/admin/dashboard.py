@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,18 +42,16 @@ class Bar:
     title: str
 
 
-def chart(buckets: list[report.Bucket], since: Any, until: Any) -> list[Bar]:
-    """Place each bucket's finished (and, on top, failed) count as bars over the window."""
-    span = (until - since).total_seconds() or 1.0
-    if not buckets:
-        return []
-    step = (
-        min((b.start - a.start).total_seconds() for a, b in itertools.pairwise(buckets))
-        if len(buckets) > 1
-        else span
-    )
-    width = max(CHART_WIDTH * min(step, span) / span - 1, 1.0)
-    tallest = max(bucket.done for bucket in buckets) or 1
+#: Seconds in each bucket unit of ``report.throughput``, and its name on the page.
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+UNIT_NAMES = {"minute": _("minute"), "hour": _("hour"), "day": _("day")}
+
+
+def chart(buckets: list[report.Bucket], unit: str, since: Any, until: Any) -> list[Bar]:
+    """Place each bucket's finished (and, in front, failed) count as bars over the window."""
+    span = max((until - since).total_seconds(), float(UNIT_SECONDS[unit]))
+    width = max(CHART_WIDTH * UNIT_SECONDS[unit] / span - 1, 2.0)
+    tallest = max((bucket.done for bucket in buckets), default=0) or 1
     bars = []
     for bucket in buckets:
         offset = max((bucket.start - since).total_seconds(), 0.0)
@@ -94,7 +91,11 @@ def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> Templa
         "window": chosen,
         "window_label": label,
         "windows": [(key, name) for key, (_length, name) in WINDOWS.items()],
-        "bars": chart(numbers.throughput, numbers.covered_since, until),
+        "bars": chart(numbers.throughput, numbers.bucket, numbers.covered_since, until),
+        "chart_start": display.to_the_second(numbers.covered_since),
+        "chart_end": display.to_the_second(until),
+        "chart_top": max((bucket.done for bucket in numbers.throughput), default=0),
+        "bucket": UNIT_NAMES[numbers.bucket],
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
         "tasks": [

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import states
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
@@ -16,6 +17,8 @@ from django.utils.translation import gettext
 SHORT_ID = 8
 #: Longest decoded text shown on a detail page, in characters; the rest is cut.
 MAX_SHOWN = 100_000
+#: Where a long name may wrap.
+WBR = SafeString("<wbr>")
 #: The CSS class of each state's badge (``change_list.html`` colours them).
 STATE_CLASSES = {
     states.SUCCESS: "success",
@@ -32,6 +35,30 @@ def short_id(task_id: str) -> SafeString:
     """The first characters of ``task_id``, the whole id on hover."""
     shown = task_id if len(task_id) <= SHORT_ID + 1 else f"{task_id[:SHORT_ID]}…"
     return format_html('<span class="dcr-id" title="{}">{}</span>', task_id, shown)
+
+
+def breakable(name: str | None, second: str | None = None) -> SafeString:
+    """A dotted name (``proj.tasks.add``, ``celery@host``) that may wrap after ``.`` and ``@``.
+
+    ``second``, when given, follows on a line of its own in small print (a periodic task).
+    """
+    if not name:
+        return format_html("{}", "-")
+    parts = re.split(r"(?<=[.@])", name)
+    shown = format_html_join(WBR, "{}", ((part,) for part in parts))
+    if second:
+        return format_html('{}<br><small class="dcr-second">{}</small>', shown, second)
+    return shown
+
+
+def when_done(value: datetime | None) -> SafeString:
+    """The time of day for today's rows, the date too for older ones; all of it on hover."""
+    if value is None:
+        return format_html("{}", "-")
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    today = timezone.localdate() if timezone.is_aware(value) else datetime.now().date()
+    shown = local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M:%S")
+    return format_html('<span title="{}">{}</span>', with_milliseconds(value), shown)
 
 
 def to_the_second(value: datetime | None) -> str:
@@ -65,11 +92,17 @@ def duration(span: timedelta | float | None) -> str:
         return gettext("%(n)s s") % {"n": f"{seconds:.1f}".removesuffix(".0")}
     minutes, second = divmod(round(seconds), 60)
     if minutes < 60:
+        if not second:
+            return gettext("%(m)d min") % {"m": minutes}
         return gettext("%(m)d min %(s)d s") % {"m": minutes, "s": second}
     hours, minute = divmod(minutes, 60)
     if hours < 24:
+        if not minute:
+            return gettext("%(h)d h") % {"h": hours}
         return gettext("%(h)d h %(m)d min") % {"h": hours, "m": minute}
     days, hour = divmod(hours, 24)
+    if not hour:
+        return gettext("%(d)d d") % {"d": days}
     return gettext("%(d)d d %(h)d h") % {"d": days, "h": hour}
 
 

@@ -1,0 +1,186 @@
+"""The admin in a real Chromium (Playwright, Debian's Chromium), on rows a worker wrote.
+
+A real ``celery worker`` stores the results; Django's live server serves the admin; the
+browser logs in, lists, filters, searches, opens a detail page and the dashboard, and
+each number it reads is checked against the database. With ``DCR_SCREENSHOTS=<dir>`` the
+run also saves the screenshots that ``docs/admin.md`` shows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from django_celery_results.models import TaskResult
+from django_celery_results.testing.router import use_alias
+
+from .conftest import TIMEOUT, Combo, Worker, combo_params, sender_app
+
+CHROMIUM = "/usr/bin/chromium"
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+COMBOS = [
+    Combo("default", "generic", "redis", "prefork"),
+    Combo("postgres", "vendor", "redis", "prefork"),
+]
+PASSWORD = "browser-test-password"
+T = "demo_app.tasks."
+
+pytestmark = [
+    pytest.mark.parametrize("combo", combo_params(COMBOS), indirect=True, scope="module"),
+    # The admin user lives in "default"; the results in the combination's database.
+    pytest.mark.django_db(databases="__all__", transaction=True),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless (``playwright install`` cannot download one here)."""
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: scripts/bootstrap --system-deps installs chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread while it is open;
+    # the ORM calls of these tests (and their database flushes) stay synchronous.
+    before = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                yield launched
+            finally:
+                launched.close()
+    finally:
+        if before is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = before
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, django_user_model: Any) -> Any:
+    """A logged-in admin page, 1400 by 900 pixels."""
+    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    opened = context.new_page()
+    opened.set_default_timeout(TIMEOUT * 1000 / 3)
+    opened.goto(f"{live_server.url}/admin/login/")
+    opened.fill("#id_username", "admin")
+    opened.fill("#id_password", PASSWORD)
+    opened.click("input[type=submit]")
+    opened.wait_for_selector("#site-name")
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def results(worker: Worker, combo: Combo) -> dict[str, list[str]]:
+    """Three sums and two failures, stored by the worker; their ids by task name."""
+    with sender_app(worker, combo, {}) as app:
+        added = [app.send_task(T + "add", args=(n, 10)) for n in range(3)]
+        failed = [app.send_task(T + "fail", args=(f"boom {n}",)) for n in range(2)]
+        for result in added + failed:
+            result.get(timeout=TIMEOUT, propagate=False)
+    use_alias(combo.alias)  # sender_app routes back to the default database when it ends
+    return {"add": [r.id for r in added], "fail": [r.id for r in failed]}
+
+
+@pytest.fixture(autouse=True)
+def routed(combo: Combo) -> Iterator[None]:
+    """Route the results to the combination's database, in the live server's thread too."""
+    use_alias(combo.alias)
+    try:
+        yield
+    finally:
+        use_alias(None)
+
+
+def shoot(page: Any, name: str) -> None:
+    """Save a screenshot for the docs when ``DCR_SCREENSHOTS`` names a directory."""
+    folder = os.environ.get("DCR_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def listed_ids(page: Any) -> list[str]:
+    """The full task ids of the list's rows (each short id's title)."""
+    return [str(title) for title in page.eval_on_selector_all(
+        "#result_list .dcr-id", "spans => spans.map(s => s.title)"
+    )]  # fmt: skip
+
+
+def test_list_filter_search_and_detail(
+    page: Any, live_server: Any, results: dict[str, list[str]], combo: Combo
+) -> None:
+    page.goto(f"{live_server.url}/admin/django_celery_results/taskresult/")
+    everything = set(results["add"] + results["fail"])
+    assert everything <= set(listed_ids(page))
+    assert page.inner_text(".dcr-count") == f"{TaskResult.objects.count()} task results"
+    shoot(page, f"admin-list-{combo.alias}")
+
+    page.click("#changelist-filter a[href*='status__exact=FAILURE']")
+    page.wait_for_url("**status__exact=FAILURE**")
+    assert set(listed_ids(page)) == set(results["fail"])
+
+    page.goto(f"{live_server.url}/admin/django_celery_results/taskresult/")
+    page.click(f"#changelist-filter a[href*='task_name__exact={T}add']")
+    page.wait_for_url("**task_name__exact=**")
+    wanted = set(TaskResult.objects.filter(task_name=T + "add").values_list("task_id", flat=True))
+    assert set(listed_ids(page)) == wanted
+
+    [failure] = results["fail"][:1]
+    page.goto(f"{live_server.url}/admin/django_celery_results/taskresult/")
+    page.fill("#searchbar", failure)
+    page.press("#searchbar", "Enter")
+    page.wait_for_url("**q=**")
+    assert listed_ids(page) == [failure]
+
+    page.click("#result_list tbody tr a")
+    page.wait_for_selector(".dcr-timeline")
+    timeline = page.inner_text(".dcr-timeline")
+    assert timeline.count(":") >= 3 * 3  # created, started, done, each a time
+    assert "processing" in page.inner_text(".dcr-spans")
+    result = page.inner_text(".field-result_data pre")
+    assert '"exc_type": "ValueError"' in result
+    assert "boom 0" in result
+    assert "Traceback" in page.inner_text(".field-traceback_text pre")
+    assert page.inner_text(".field-args pre") == "('boom 0',)"
+    assert page.locator("input[name=_save]").count() == 0
+    shoot(page, f"admin-detail-{combo.alias}")
+
+
+def test_dashboard_numbers_equal_the_database(
+    page: Any, live_server: Any, results: dict[str, list[str]], combo: Combo
+) -> None:
+    page.goto(f"{live_server.url}/admin/django_celery_results/taskresult/")
+    page.click("text=Dashboard")
+    page.wait_for_selector("#dcr-totals")
+    day = TaskResult.objects.filter(date_done__gte=timezone.now() - timedelta(hours=24))
+    assert page.inner_text("[data-figure=total]") == str(day.count())
+    for state in ("SUCCESS", "FAILURE"):
+        shown = page.inner_text(f"[data-state={state}]")
+        assert shown == str(day.filter(status=state).count())
+    for name in (T + "add", T + "fail"):
+        cell = page.inner_text(f"tr[data-task='{name}'] [data-col=total]")
+        assert cell == str(day.filter(task_name=name).count())
+    failures = day.filter(status="FAILURE").count()
+    exceptions = page.eval_on_selector_all(
+        "#dcr-exceptions [data-col=count]", "cells => cells.map(c => Number(c.textContent))"
+    )
+    assert sum(exceptions) == failures
+    assert page.locator("svg.dcr-chart rect.done").count() >= 1
+    shoot(page, f"admin-dashboard-{combo.alias}")
+    page.click("[data-window='1h']")
+    page.wait_for_url("**window=1h**")
+    assert page.inner_text("[data-figure=total]") == str(
+        TaskResult.objects.filter(date_done__gte=timezone.now() - timedelta(hours=1)).count()
+    )

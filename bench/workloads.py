@@ -23,7 +23,8 @@ import django
 from django.conf import settings
 
 
-def configure() -> None:
+def database_settings() -> dict[str, Any]:
+    """The ``DATABASES["default"]`` of BENCH_ENGINE and BENCH_NAME (and BENCH_OPTIONS)."""
     engine = os.environ["BENCH_ENGINE"]
     database: dict[str, Any] = {"ENGINE": f"django.db.backends.{engine}"}
     database["NAME"] = os.environ["BENCH_NAME"]
@@ -33,6 +34,11 @@ def configure() -> None:
     elif engine == "mysql":
         database.update(HOST="127.0.0.1", PORT=3306, USER="root", PASSWORD="")
         database["OPTIONS"] = {"charset": "utf8mb4"}
+    return database
+
+
+def configure() -> None:
+    database = database_settings()
     conf: dict[str, Any] = {}
     if os.environ.get("BENCH_DISABLED_DRIVERS"):
         conf["DISABLED_DRIVERS"] = os.environ["BENCH_DISABLED_DRIVERS"].split(",")

@@ -143,3 +143,17 @@ def test_worker_bench_runs_on_tiny_sizes(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["lost"] == {"ours": 0, "none": 0}
     assert results["rate"]["ours"] > 0
+
+
+@pytest.mark.parametrize("db", ["postgres", "mariadb"])
+def test_admin_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
+    require(db)
+    out = tmp_path / "admin.json"
+    completed = run_bench(
+        "admin.py", "--db", db, "--rows", "3000", "--small", "1000", "--repeats", "1",
+        "--no-upstream", "--json", str(out),
+    )  # fmt: skip
+    assert "| dashboard, 24 h |" in completed.stdout
+    sizes = json.loads(out.read_text())["sizes"]
+    for timings in sizes.values():
+        assert {page["status"] for page in timings["ours"].values()} == {200}

@@ -1,9 +1,9 @@
-"""Per-task-name statistics of the task timeline, computed in the database.
+"""Per-task-name statistics of the task timeline: counts by state, waiting and processing time.
 
 ``TaskStats`` is what ``manage.py celery_results_stats`` prints. The portable computation
-here uses the ORM on any database: counts in one ``GROUP BY`` query, maxima with
-aggregates, and percentiles by nearest rank (one ``ORDER BY … OFFSET k LIMIT 1`` query
-each). The PostgreSQL driver computes everything in one query with ``percentile_cont``.
+here reads the window's rows once, on any database, and takes percentiles by nearest
+rank. The PostgreSQL driver computes everything in the database, in one query with
+``percentile_cont``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q
-from django.db.models.expressions import CombinedExpression
+from django.db.models import Count
 
 from .states import TERMINAL_STATES
 
@@ -62,16 +61,6 @@ class TaskStats:
         return {**asdict(self), "total": self.total, "failure_rate": self.failure_rate}
 
 
-def waiting_expression() -> ExpressionWrapper[CombinedExpression]:
-    """``date_started - date_created``: time in the queue (and the worker's prefetch)."""
-    return ExpressionWrapper(F("date_started") - F("date_created"), output_field=DurationField())
-
-
-def processing_expression() -> ExpressionWrapper[CombinedExpression]:
-    """``date_done - date_started`` of a finished task: time spent running."""
-    return ExpressionWrapper(F("date_done") - F("date_started"), output_field=DurationField())
-
-
 def rows_in_window(
     queryset: QuerySet[TaskResult], since: datetime, task_names: Sequence[str] | None
 ) -> QuerySet[TaskResult]:
@@ -93,30 +82,46 @@ def state_counts(rows: QuerySet[TaskResult]) -> dict[str, TaskStats]:
 def portable_stats(
     queryset: QuerySet[TaskResult], since: datetime, task_names: Sequence[str] | None
 ) -> list[TaskStats]:
-    """Compute :class:`TaskStats` with the ORM, on any database (nearest-rank percentiles)."""
-    rows = rows_in_window(queryset, since, task_names)
-    stats = state_counts(rows)
-    measured = {
-        "waiting": (waiting_expression(), Q(date_started__isnull=False)),
-        "processing": (
-            processing_expression(),
-            Q(date_started__isnull=False, status__in=sorted(TERMINAL_STATES)),
-        ),
-    }
-    for name, entry in stats.items():
-        named = rows.filter(task_name=name or None)
-        for metric, (expression, condition) in measured.items():
-            values = named.filter(condition).annotate(span=expression)
-            summary = values.aggregate(n=Count("id"), longest=Max("span"))
-            spread = Spread(max=_seconds(summary["longest"]))
-            ordered = values.order_by("span").values_list("span", flat=True)
-            for fraction in PERCENTILES:
-                if summary["n"]:
-                    rank = max(math.ceil(fraction * summary["n"]) - 1, 0)
-                    value = ordered[rank]  # OFFSET rank LIMIT 1, in the database
-                    setattr(spread, f"p{round(fraction * 100)}", _seconds(value))
-            setattr(entry, metric, spread)
+    """Compute :class:`TaskStats` on any database: one query, percentiles by nearest rank.
+
+    Reads the state and three dates of every row in the window and computes in Python,
+    so the cost is one pass over the window however many task names it holds (the report
+    bounds the window to its newest rows).
+    """
+    rows = rows_in_window(queryset, since, task_names).order_by()
+    stats: dict[str, TaskStats] = {}
+    spans: dict[str, tuple[list[float], list[float]]] = {}
+    columns = ("task_name", "status", "date_created", "date_started", "date_done")
+    for name, state, created, started, done in rows.values_list(*columns).iterator(5000):
+        key = name or ""
+        entry = stats.get(key)
+        if entry is None:
+            entry = stats[key] = TaskStats(task_name=key)
+            spans[key] = ([], [])
+        entry.states[state] = entry.states.get(state, 0) + 1
+        if started is None:
+            continue
+        waiting, processing = spans[key]
+        if created is not None:
+            waiting.append((started - created).total_seconds())
+        if state in TERMINAL_STATES and done is not None:
+            processing.append((done - started).total_seconds())
+    for key, (waiting, processing) in spans.items():
+        stats[key].waiting = nearest_rank(waiting)
+        stats[key].processing = nearest_rank(processing)
     return sorted(stats.values(), key=lambda s: s.task_name)
+
+
+def nearest_rank(values: list[float]) -> Spread:
+    """The :data:`PERCENTILES` of ``values`` by nearest rank, and their maximum."""
+    if not values:
+        return Spread()
+    ordered = sorted(values)
+    spread = Spread(max=ordered[-1])
+    for fraction in PERCENTILES:
+        rank = max(math.ceil(fraction * len(ordered)) - 1, 0)
+        setattr(spread, f"p{round(fraction * 100)}", ordered[rank])
+    return spread
 
 
 def _seconds(value: Any) -> float | None:

@@ -1,0 +1,215 @@
+"""Benchmark the admin at scale: each page at 10 thousand rows and at full size, and upstream's.
+
+Usage: uv run --all-groups python bench/admin.py --db postgres|mariadb
+       [--rows 10000000] [--small 10000] [--repeats 3] [--json out.json]
+
+For each size a throwaway database is migrated and seeded inside the database
+(``generate_series`` / MariaDB's ``seq_1_to_N``) with rows spread over the last 7 days:
+90% SUCCESS, 5% FAILURE (with an exception in the result), 3% STARTED, 2% PENDING,
+50 task names, 20 workers, 5 queues, a periodic task on one row in ten, UUID task ids.
+Then ``bench/admin_pages.py`` runs under our Python and under upstream 2.6.0's
+virtualenv (the same one ``bench/run.py`` builds), logs a superuser in with Django's
+test client and times each page: the unfiltered list, by state, by task name, an id
+search, a deep page (ours: the keyset cursor at the table's middle row; upstream: the
+page number at the middle, which is all it has), a detail page, and our dashboard over
+24 hours. Printed: median milliseconds per page, and full size over small for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from run import upstream_python
+from servers import TABLE, Server, make_server
+
+HERE = Path(__file__).resolve()
+PAGES_SCRIPT = HERE.parent / "admin_pages.py"
+WEEK = 7 * 86400
+LIST = "/admin/django_celery_results/taskresult/"
+
+#: ``{n}`` rows spread over the last week, ids from ``md5('{tag}' || i)``.
+SEED = {
+    "postgresql": (
+        f"INSERT INTO {TABLE} (task_id, status, content_type, content_encoding, result, "
+        "meta, task_name, periodic_task_name, worker, queue, retries, task_args, "
+        "task_kwargs, date_created, date_started, date_done) "
+        "SELECT md5('{tag}' || i)::uuid::text, "
+        "CASE WHEN i % 100 < 90 THEN 'SUCCESS' WHEN i % 100 < 95 THEN 'FAILURE' "
+        "WHEN i % 100 < 98 THEN 'STARTED' ELSE 'PENDING' END, "
+        "'application/json', 'utf-8', CASE WHEN i % 100 BETWEEN 90 AND 94 THEN "
+        '\'{{"exc_type": "ValueError", "exc_message": ["boom"], '
+        '"exc_module": "builtins"}}\' ELSE \'42\' END, \'{{"children": []}}\', '
+        "'bench.task' || lpad((i % 50)::text, 2, '0'), "
+        "CASE WHEN i % 10 = 0 THEN 'periodic-' || (i % 7) END, "
+        "'celery@worker' || (i % 20), 'queue' || (i % 5), 0, '\"(1, 2)\"', '\"{{}}\"', "
+        "d - interval '0.5 second', d - interval '0.2 second', d "
+        "FROM (SELECT i, now() - make_interval(secs => ({n} - i) * {spread}::float8 / {n}) "
+        "AS d FROM generate_series(1, {n}) AS i) AS s"
+    ),
+    "mysql": (
+        f"INSERT INTO {TABLE} (task_id, status, content_type, content_encoding, result, "
+        "meta, task_name, periodic_task_name, worker, queue, retries, task_args, "
+        "task_kwargs, date_created, date_started, date_done) "
+        "SELECT CONCAT_WS('-', SUBSTR(m, 1, 8), SUBSTR(m, 9, 4), SUBSTR(m, 13, 4), "
+        "SUBSTR(m, 17, 4), SUBSTR(m, 21, 12)), "
+        "CASE WHEN i % 100 < 90 THEN 'SUCCESS' WHEN i % 100 < 95 THEN 'FAILURE' "
+        "WHEN i % 100 < 98 THEN 'STARTED' ELSE 'PENDING' END, "
+        "'application/json', 'utf-8', IF(i % 100 BETWEEN 90 AND 94, "
+        '\'{{"exc_type": "ValueError", "exc_message": ["boom"], '
+        '"exc_module": "builtins"}}\', \'42\'), \'{{"children": []}}\', '
+        "CONCAT('bench.task', LPAD(i % 50, 2, '0')), "
+        "IF(i % 10 = 0, CONCAT('periodic-', i % 7), NULL), "
+        "CONCAT('celery@worker', i % 20), CONCAT('queue', i % 5), 0, '\"(1, 2)\"', '\"{{}}\"', "
+        "d - INTERVAL 0.5 SECOND, d - INTERVAL 0.2 SECOND, d "
+        "FROM (SELECT seq AS i, MD5(CONCAT('{tag}', seq)) AS m, "
+        "UTC_TIMESTAMP(6) - INTERVAL (({n} - seq) * {spread} / {n}) SECOND AS d "
+        "FROM seq_1_to_{n}) AS s"
+    ),
+}
+
+
+def task_id(tag: str, i: int) -> str:
+    """The id the seed gives row ``i``."""
+    return str(uuid.UUID(hashlib.md5(f"{tag}{i}".encode()).hexdigest()))
+
+
+def run_pages(python: Path, server: Server, name: str, pages: dict[str, str], repeats: int) -> Any:
+    """Run ``admin_pages.py`` with ``python`` on database ``name``; return its timings."""
+    env = {
+        **os.environ,
+        **server.settings(name),
+        "BENCH_PAGES": json.dumps(pages),
+        "BENCH_REPEATS": str(repeats),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    completed = subprocess.run(
+        [str(python), str(PAGES_SCRIPT)], env=env, capture_output=True, text=True,
+        timeout=7200, check=False,
+    )  # fmt: skip
+    if completed.returncode:
+        raise SystemExit(f"admin_pages.py ({python}) failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def seed(server: Server, name: str, rows: int) -> float:
+    """Fill the table with ``rows`` rows and refresh its statistics; return the seconds."""
+    began = time.perf_counter()
+    connection = server.connect(name)
+    cursor = connection.cursor()
+    cursor.execute(SEED[server.engine].format(tag=name, n=rows, spread=WEEK))
+    if server.engine == "postgresql":
+        cursor.execute(f"VACUUM ANALYZE {TABLE}")
+    else:
+        cursor.execute(f"ANALYZE TABLE {TABLE}")
+        cursor.fetchall()
+    connection.close()
+    server.quiesce()
+    return time.perf_counter() - began
+
+
+def middle_row(server: Server, name: str, rows: int) -> tuple[int, str, str]:
+    """The id, task id and ``date_done`` (ISO, UTC) of the seed's middle row."""
+    wanted = task_id(name, rows // 2)
+    connection = server.connect(name)
+    cursor = connection.cursor()
+    mark = server.mark
+    cursor.execute(f"SELECT id, date_done FROM {TABLE} WHERE task_id = {mark}", [wanted])
+    pk, done = cursor.fetchone()
+    connection.close()
+    if isinstance(done, datetime) and done.tzinfo is None:
+        done = done.replace(tzinfo=UTC)  # MySQL keeps UTC without a zone
+    return int(pk), wanted, done.isoformat()
+
+
+def pages_for(contender: str, rows: int, pk: int, wanted: str, done: str) -> dict[str, str]:
+    """Each page's path, for ``contender`` (ours has a keyset cursor and a dashboard)."""
+    pages = {
+        "list, unfiltered": LIST,
+        "list, by state": f"{LIST}?status__exact=FAILURE",
+        "list, by task name": f"{LIST}?task_name__exact=bench.task07",
+        "id search": f"{LIST}?q={wanted}",
+    }
+    if contender == "ours":
+        pages["deep page"] = f"{LIST}?before={done.replace('+', '%2B')}~{pk}"
+    else:
+        pages["deep page"] = f"{LIST}?p={max(rows // 2 // 100, 1)}"
+    pages["detail"] = f"{LIST}{pk}/change/"
+    if contender == "ours":
+        pages["dashboard, 24 h"] = "/admin/django_celery_results/taskresult/dashboard/?window=24h"
+    return pages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=["postgres", "mariadb"], required=True)
+    parser.add_argument("--rows", type=int, help="full size (10M on PostgreSQL, 2M MariaDB)")
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-upstream", action="store_true")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args()
+    full = args.rows or (10_000_000 if args.db == "postgres" else 2_000_000)
+    server = make_server(args.db, {})
+    contenders = {"ours": Path(sys.executable)}
+    if not args.no_upstream:
+        contenders["upstream"] = upstream_python()
+    results: dict[str, Any] = {"db": args.db, "sizes": {}}
+    try:
+        for rows in (args.small, full):
+            name = server.create(f"admin{rows}")
+            run_pages(contenders["ours"], server, name, {}, 1)  # migrate
+            seconds = seed(server, name, rows)
+            print(f"{rows:,} rows seeded in {seconds:.0f} s", flush=True)
+            pk, wanted, done = middle_row(server, name, rows)
+            timings = {}
+            # Alternate who goes first, so neither always meets the colder cache.
+            order = list(contenders) if rows == args.small else list(reversed(contenders))
+            for contender in order:
+                pages = pages_for(contender, rows, pk, wanted, done)
+                timings[contender] = run_pages(
+                    contenders[contender], server, name, pages, args.repeats
+                )
+                print(f"  {contender}: {json.dumps(timings[contender])}", flush=True)
+            results["sizes"][rows] = timings
+            server.drop_all()
+    finally:
+        server.drop_all()
+    print_table(results, args.small, full)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def print_table(results: dict[str, Any], small: int, full: int) -> None:
+    """Median ms per page at both sizes, and full over small, for each contender."""
+    sizes = results["sizes"]
+    names = list(sizes[small]["ours"])
+    print(
+        f"\n| page ({results['db']}) | ours {small:,} | ours {full:,} | ours full/small "
+        f"| upstream {small:,} | upstream {full:,} | upstream full/small |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for page in names:
+        cells = [page]
+        for contender in ("ours", "upstream"):
+            at_small = sizes[small].get(contender, {}).get(page)
+            at_full = sizes[full].get(contender, {}).get(page)
+            if at_small is None or at_full is None:
+                cells += ["-", "-", "-"]
+                continue
+            ratio = at_full["ms"] / at_small["ms"] if at_small["ms"] else 0
+            cells += [f"{at_small['ms']:,.0f} ms", f"{at_full['ms']:,.0f} ms", f"{ratio:.1f}x"]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

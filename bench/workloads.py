@@ -132,6 +132,10 @@ def last_id() -> int | None:
         "sqlite": f"SELECT seq FROM sqlite_sequence WHERE name = '{table}'",
     }
     with connection.cursor() as cursor:
+        if connection.vendor == "mysql" and not connection.mysql_is_mariadb:
+            # MySQL 8 caches AUTO_INCREMENT in information_schema for a day by default;
+            # MAX(id) would not see the ids an upsert drew and never stored.
+            cursor.execute("SET SESSION information_schema_stats_expiry = 0")
         cursor.execute(queries[connection.vendor])
         found = cursor.fetchone()
     return None if found is None or found[0] is None else int(found[0])

@@ -16,6 +16,7 @@ from django_celery_results_postgres.listener import Listener
 
 from django_celery_results.backends import notify
 from django_celery_results.drivers import ListenerLost, NotificationsUnavailable
+from django_celery_results.models import TaskResult
 from django_celery_results.testing.suite.helpers import new_id, row
 
 CONFORMANCE_ALIASES = ["postgres"]
@@ -64,6 +65,33 @@ def test_many_rows_notify_once_each_and_only_when_written(
     # A STARTED that comes late is refused by precedence: no write, no notice.
     driver.ops.store_task_results([row(ids[0], states.STARTED)])
     assert listener.wait(0.3) == []
+
+
+@ON
+def test_the_update_after_started_notifies_once(driver: Any, db_alias: str, listener: Any) -> None:
+    task_id = new_id()
+    driver.ops.store_task_results([row(task_id, states.STARTED)])
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        driver.ops.store_task_results([row(task_id, states.SUCCESS)])
+    [statement] = [q["sql"] for q in queries.captured_queries]
+    assert statement.lstrip().upper().startswith(("UPDATE", "WITH"))
+    assert "pg_notify" in statement
+    assert heard(listener, 1) == [task_id]
+    assert listener.wait(0.3) == []  # one notice, not one per attempt
+
+
+@ON
+def test_a_row_deleted_between_writes_is_inserted_and_announced(
+    driver: Any, db_alias: str, listener: Any
+) -> None:
+    task_id = new_id()
+    driver.ops.store_task_results([row(task_id, states.STARTED)])
+    TaskResult.objects.filter(task_id=task_id).delete()  # e.g. a cleanup in between
+    with CaptureQueriesContext(connections[db_alias]) as queries:
+        driver.ops.store_task_results([row(task_id, states.SUCCESS)])
+    assert len(queries.captured_queries) == 2  # the UPDATE found nothing: the upsert
+    assert TaskResult.objects.get(task_id=task_id).status == states.SUCCESS
+    assert heard(listener, 1) == [task_id]
 
 
 def test_without_notify_nothing_is_sent(driver: Any, listener: Any) -> None:

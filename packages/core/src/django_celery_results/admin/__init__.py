@@ -1,4 +1,4 @@
-"""Admin pages for task and group results."""
+"""Admin pages for task and group results: read-only by default, usable at any size."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern, path
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timeuntil
 from django.utils.translation import gettext
@@ -262,27 +261,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
     @admin.display(description=_("Timeline"))
     def timeline(self, obj: TaskResult) -> SafeString:
         """Created → started → done, to the millisecond, with the spans between."""
-        steps = [
-            (gettext("created"), obj.date_created),
-            (gettext("started"), obj.date_started),
-            (gettext("done"), obj.date_done),
-        ]
-        spans = [
-            (gettext("waiting"), obj.waiting_time),
-            (gettext("processing"), obj.processing_time),
-            (gettext("total"), obj.total_time),
-        ]
-        return format_html(
-            '<ol class="dcr-timeline">{}</ol><p class="dcr-spans">{}</p>',
-            format_html_join(
-                "", "<li>{}: <time>{}</time></li>",
-                ((name, display.with_milliseconds(when)) for name, when in steps),
-            ),
-            format_html_join(
-                " · ", "{} <b>{}</b>",
-                ((name, display.duration(span)) for name, span in spans),
-            ),
-        )  # fmt: skip
+        return display.timeline(obj)
 
     @admin.display(description=_("Task Positional Arguments"))
     def args(self, obj: TaskResult) -> SafeString:

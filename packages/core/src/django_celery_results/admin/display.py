@@ -144,3 +144,25 @@ def preformatted(text: str | None) -> SafeString:
         cut = gettext("… (%(n)d more characters)") % {"n": len(text) - MAX_SHOWN}
         text = text[:MAX_SHOWN] + "\n" + cut
     return format_html('<pre class="dcr-pre">{}</pre>', text)
+
+
+def timeline(row: Any) -> SafeString:
+    """A task row's created → started → done, to the millisecond, and the spans between."""
+    steps = [
+        (gettext("created"), row.date_created),
+        (gettext("started"), row.date_started),
+        (gettext("done"), row.date_done),
+    ]
+    spans = [
+        (gettext("waiting"), row.waiting_time),
+        (gettext("processing"), row.processing_time),
+        (gettext("total"), row.total_time),
+    ]
+    return format_html(
+        '<ol class="dcr-timeline">{}</ol><p class="dcr-spans">{}</p>',
+        format_html_join(
+            "", "<li>{}: <time>{}</time></li>",
+            ((name, with_milliseconds(when)) for name, when in steps),
+        ),
+        format_html_join(" · ", "{} <b>{}</b>", ((name, duration(span)) for name, span in spans)),
+    )  # fmt: skip

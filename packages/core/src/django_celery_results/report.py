@@ -33,6 +33,8 @@ MAX_FAILURES = 1_000
 HORIZON = timedelta(days=7)
 #: The backlog is counted up to this many rows ("100,000+" past it).
 MAX_BACKLOG = 100_000
+#: Stuck tasks counted, at most (the oldest of them).
+MAX_STUCK = 1_000
 #: Exception types and workers listed, at most.
 TOP = 10
 #: Chart buckets: the window's length → the bucket's unit.
@@ -251,7 +253,7 @@ def worker_loads(
     """Per worker: rows, failures and running tasks in the window, and stuck tasks.
 
     A task is stuck when its row is STARTED and was written (``date_done``) before
-    ``stuck_before``, within :data:`HORIZON`.
+    ``stuck_before``, within :data:`HORIZON`; the oldest :data:`MAX_STUCK` are counted.
     """
     loads: dict[str, WorkerLoad] = {}
     counted = (
@@ -269,13 +271,14 @@ def worker_loads(
     stuck = (
         table.filter(status="STARTED", date_done__lt=stuck_before)
         .filter(date_done__gte=until - HORIZON)
-        .values("worker")
-        .annotate(n=Count("id"), oldest=Min("date_done"))
-        .order_by()
-    )  # fmt: skip
-    for worker, count, oldest in stuck.values_list("worker", "n", "oldest"):
+        .order_by("date_done")
+        .values_list("worker", "date_done")[:MAX_STUCK]
+    )
+    for worker, written in stuck:  # the oldest first: each worker's first is its oldest
         load = loads.setdefault(worker or "", WorkerLoad(worker or ""))
-        load.stuck, load.oldest_stuck = count, oldest
+        if load.oldest_stuck is None:
+            load.oldest_stuck = written
+        load.stuck += 1
     ordered = sorted(loads.values(), key=lambda load: (-load.stuck, -load.total, load.worker))
     return ordered[: max(TOP, sum(1 for load in ordered if load.stuck))]
 

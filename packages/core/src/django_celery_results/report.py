@@ -26,7 +26,7 @@ from .states import PENDING, TERMINAL_STATES
 from .stats import TaskStats
 
 #: Most rows of a window a report reads; past it, the newest of them.
-MAX_ROWS = 20_000
+MAX_ROWS = 10_000
 #: Failures whose exception types are counted (the newest of the window).
 MAX_FAILURES = 1_000
 #: How far back STARTED rows count as stuck, and PENDING rows as the backlog.
@@ -34,7 +34,7 @@ HORIZON = timedelta(days=7)
 #: The backlog is counted up to this many rows ("100,000+" past it).
 MAX_BACKLOG = 100_000
 #: Stuck tasks counted, at most (the oldest of them).
-MAX_STUCK = 1_000
+MAX_STUCK = 500
 #: Exception types and workers listed, at most.
 TOP = 10
 #: Chart buckets: the window's length → the bucket's unit.

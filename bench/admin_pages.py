@@ -63,6 +63,9 @@ def configure() -> None:
         ROOT_URLCONF=__name__,
         DATABASES={"default": database_settings()},
         USE_TZ=True,
+        # Upstream's date_hierarchy converts time zones in MySQL (CONVERT_TZ), which
+        # fails without the server's zone tables unless the project runs in UTC.
+        TIME_ZONE="UTC",
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     )
     django.setup()

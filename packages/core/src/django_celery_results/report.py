@@ -26,9 +26,9 @@ from .states import PENDING, TERMINAL_STATES
 from .stats import TaskStats
 
 #: Most rows of a window a report reads; past it, the newest of them.
-MAX_ROWS = 10_000
+MAX_ROWS = 5_000
 #: Failures whose exception types are counted (the newest of the window).
-MAX_FAILURES = 1_000
+MAX_FAILURES = 500
 #: How far back STARTED rows count as stuck, and PENDING rows as the backlog.
 HORIZON = timedelta(days=7)
 #: The backlog is counted up to this many rows ("100,000+" past it).

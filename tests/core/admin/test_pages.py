@@ -149,6 +149,8 @@ class TestConfiguration:
         ]
         assert model_admin.show_full_result_count is False
         assert model_admin.paginator is paging.ResultPaginator
+        assert model_admin.show_facets is admin.ShowFacets.NEVER
+        assert list(model_admin.sortable_by or ()) == ["task", "done"]
 
     def test_task_result_fieldsets(self) -> None:
         fieldsets = TaskResultAdmin.fieldsets

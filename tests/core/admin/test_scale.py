@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_celery_results.admin import TaskResultAdmin, filters, paging
-from django_celery_results.models import TaskResult
+from django_celery_results.models import GroupResult, TaskResult
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 LIST = "admin:django_celery_results_taskresult_changelist"
@@ -99,7 +99,9 @@ def test_older_links_walk_every_row_once_in_order(db_alias: str, admin_client: C
         seen += listed(first)
         last = first
         for number in range(2, pages + 1):
-            last = admin_client.get(reverse(LIST), {**params, "p": str(number)})
+            # The page links the template renders (they keep the cursor).
+            link = first.context["cl"].get_query_string({"p": number})
+            last = admin_client.get(reverse(LIST) + link)
             seen += listed(last)
         older = last.context["cl"].older_url
         if older is None:
@@ -109,11 +111,53 @@ def test_older_links_walk_every_row_once_in_order(db_alias: str, admin_client: C
     assert seen == expected
 
 
-def test_a_malformed_cursor_shows_the_newest_rows(admin_client: Client, db_alias: str) -> None:
+@pytest.mark.parametrize(
+    "cursor", ["not-a-cursor", "2024-02-30T00:00:00~1", "2026-01-01T00:00:00~\u00b2", "~5"]
+)
+def test_a_malformed_cursor_shows_the_newest_rows(
+    admin_client: Client, db_alias: str, cursor: str
+) -> None:
     add(2)
-    response = admin_client.get(reverse(LIST), {"before": "not-a-cursor"})
+    response = admin_client.get(reverse(LIST), {"before": cursor})
     assert response.status_code == 200
     assert len(listed(response)) == 2
+
+
+@pytest.mark.usefixtures("small_bounds")
+def test_a_new_search_starts_from_the_newest_rows(admin_client: Client, db_alias: str) -> None:
+    add(8, status="FAILURE")
+    first = admin_client.get(reverse(LIST), {"status__exact": "FAILURE"})
+    last = admin_client.get(reverse(LIST) + first.context["cl"].get_query_string({"p": 2}))
+    older = last.context["cl"].older_url
+    assert older is not None
+    behind = admin_client.get(reverse(LIST) + older).content.decode()
+    assert 'type="hidden" name="status__exact"' in behind
+    assert 'name="before"' not in behind  # the search form's hidden fields
+
+
+@pytest.mark.usefixtures("small_bounds")
+def test_an_action_on_all_rows_past_the_bound_is_refused(
+    admin_client: Client, db_alias: str
+) -> None:
+    add(8)
+    with mock.patch("django_celery_results.admin.celery_app.control.terminate") as terminate:
+        response = admin_client.post(
+            reverse(LIST),
+            {"action": "terminate_task", "select_across": "1", "index": "0",
+             "_selected_action": [TaskResult.objects.first().pk]},  # type: ignore[union-attr]
+            follow=True,
+        )  # fmt: skip
+    terminate.assert_not_called()
+    assert "An action runs on at most 5 results" in response.content.decode()
+
+
+def test_a_group_search_is_an_exact_id(admin_client: Client, db_alias: str) -> None:
+    for group_id in ("group-abc", "group-abcd"):
+        GroupResult.objects.create(group_id=group_id, content_type="", content_encoding="")
+    response = admin_client.get(
+        reverse("admin:django_celery_results_groupresult_changelist"), {"q": "group-abc"}
+    )
+    assert [g.group_id for g in response.context["cl"].result_list] == ["group-abc"]
 
 
 def test_state_choices_need_no_query(rf: Any, db_alias: str) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import router
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -99,6 +99,8 @@ class Report:
     states: dict[str, int] = field(default_factory=dict)
     #: The throughput chart's bucket: "minute", "hour" or "day".
     bucket: str = "minute"
+    #: The stuck count stopped at ``MAX_STUCK``: there are more.
+    stuck_capped: bool = False
     #: Rows by (task name, state, queue): what the metrics view exports.
     counts: list[tuple[str, str, str, int]] = field(default_factory=list)
 
@@ -155,9 +157,10 @@ def build(
         backlog=backlog(table, until) if app_settings().TRACK_PENDING else None,
         counts=counts_by_queue(covered),
     )
-    for entry in report.tasks:
-        for state, count in entry.states.items():
-            report.states[state] = report.states.get(state, 0) + count
+    # The totals from the same read as the metrics (timeline_stats reads up to now).
+    for _name, state, _queue, count in report.counts:
+        report.states[state] = report.states.get(state, 0) + count
+    report.stuck_capped = sum(load.stuck for load in report.workers) >= MAX_STUCK
     return report
 
 
@@ -176,9 +179,10 @@ def window_rows(
     if task_names:
         window = window.filter(task_name__in=task_names)
     newest = window.order_by("-date_done").values_list("date_done", flat=True)
-    cutoff = list(newest[max_rows - 1 : max_rows])
+    # The max_rows-th newest row, and whether one more follows it.
+    cutoff = list(newest[max_rows - 1 : max_rows + 1])
     covered_since = cutoff[0] if cutoff else since
-    return window.filter(date_done__gte=covered_since), covered_since, bool(cutoff)
+    return window.filter(date_done__gte=covered_since), covered_since, len(cutoff) > 1
 
 
 def counts_by_queue(rows: QuerySet[TaskResult]) -> list[tuple[str, str, str, int]]:
@@ -287,7 +291,8 @@ def backlog(table: QuerySet[TaskResult], until: datetime) -> Backlog:
     """PENDING rows written within :data:`HORIZON`: how many, and the oldest send time."""
     pending = table.filter(status=PENDING, date_done__gte=until - HORIZON)
     counted = pending.order_by()[: MAX_BACKLOG + 1].count()
-    oldest = pending.aggregate(oldest=Min("date_done"))["oldest"] if counted else None
+    # The first row of the date_done index, not MIN() over every PENDING row.
+    oldest = pending.order_by("date_done").values_list("date_done", flat=True).first()
     return Backlog(min(counted, MAX_BACKLOG), counted > MAX_BACKLOG, oldest)
 
 

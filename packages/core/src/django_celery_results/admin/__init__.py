@@ -108,6 +108,10 @@ class TaskResultAdmin(_TaskResultAdminBase):
     # Result tables grow to millions of rows: skip the second, unfiltered COUNT(*) that the
     # changelist runs on every search or filter just to print "x of N".
     show_full_result_count = False
+    # "Show counts" would count every filter choice over the whole table.
+    show_facets = admin.ShowFacets.NEVER
+    # Sort only where an index serves the order (the rest would sort the whole table).
+    sortable_by = ("task", "done")
     paginator = paging.ResultPaginator
     actions = ["terminate_task"]
     #: The fieldsets with ``ALLOW_EDITS`` on: the stored columns, as upstream's admin edits them.
@@ -197,6 +201,21 @@ class TaskResultAdmin(_TaskResultAdminBase):
         view = self.admin_site.admin_view(partial(dashboard.dashboard_view, self))
         own = [path("dashboard/", view, name="django_celery_results_dashboard")]
         return own + super().get_urls()
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Run an action, but not on "all N" rows past the bound a list counts to."""
+        across = request.POST.get("select_across") == "1"
+        if across and queryset.order_by()[: paging.COUNT_LIMIT + 1].count() > paging.COUNT_LIMIT:
+            self.message_user(
+                request,
+                gettext("An action runs on at most %(n)s results: filter the list first.")
+                % {"n": f"{paging.COUNT_LIMIT:,}"},
+                messages.ERROR,
+            )
+            return None
+        return super().response_action(request, queryset, *args, **kwargs)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[TaskResult], search_term: str
@@ -348,7 +367,15 @@ class GroupResultAdmin(_GroupResultAdminBase):
     search_fields = ("group_id",)
     # See TaskResultAdmin: no COUNT(*) over a large table, no OFFSET deep into it.
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     paginator = paging.ResultPaginator
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[GroupResult], search_term: str
+    ) -> tuple[QuerySet[GroupResult], bool]:
+        """A group id, looked up exactly in the unique index (not ``icontains``)."""
+        term = search_term.strip()
+        return (queryset.filter(group_id=term) if term else queryset), False
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """The list with keyset pages past the numbered ones (``?before=``)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
@@ -47,7 +47,7 @@ UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 UNIT_NAMES = {"minute": _("minute"), "hour": _("hour"), "day": _("day")}
 
 
-def chart(buckets: list[report.Bucket], unit: str, since: Any, until: Any) -> list[Bar]:
+def chart(buckets: list[report.Bucket], unit: str, since: datetime, until: datetime) -> list[Bar]:
     """Place each bucket's finished (and, in front, failed) count as bars over the window."""
     span = max((until - since).total_seconds(), float(UNIT_SECONDS[unit]))
     width = max(CHART_WIDTH * UNIT_SECONDS[unit] / span - 1, 2.0)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ..drivers import driver_for_alias
@@ -75,11 +77,18 @@ class ResultPaginator(Paginator):  # type: ignore[type-arg]
 
 
 def parse_cursor(value: str) -> tuple[datetime, int] | None:
-    """Read ``<date_done ISO>~<id>``; None when it is not one."""
+    """Read ``<date_done ISO>~<id>``; None when it is not one (a hand-edited link)."""
     when, _, pk = value.rpartition("~")
-    moment = parse_datetime(when) if when else None
-    if moment is None or not pk.isdigit():
+    if not when or not (pk.isascii() and pk.isdecimal()):
         return None
+    try:
+        moment = parse_datetime(when)
+    except ValueError:  # well formed, but no such date (2024-02-30)
+        return None
+    if moment is None:
+        return None
+    if settings.USE_TZ and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
     return moment, int(pk)
 
 
@@ -95,6 +104,9 @@ class ResultChangeList(ChangeList):
         raw = request.GET.get(BEFORE_VAR, "")
         self.cursor = parse_cursor(raw) if raw else None
         super().__init__(request, *args, **kwargs)
+        # The search form carries self.params as hidden fields: a new search starts from
+        # the newest rows, not behind the cursor.
+        self.params.pop(BEFORE_VAR, None)
 
     def get_results(self, request: HttpRequest) -> None:
         """Django's results, but never "show all" or one unsliced page past a bound count."""
@@ -115,10 +127,22 @@ class ResultChangeList(ChangeList):
     def get_query_string(
         self, new_params: dict[str, Any] | None = None, remove: Iterable[str] | None = None
     ) -> str:
-        """Links to other filters, orders or searches start from the newest row again."""
+        """Page links keep the cursor; links to other filters or orders start afresh."""
         new_params = dict(new_params or {})
-        new_params.setdefault(BEFORE_VAR, None)
+        if remove or set(new_params) - {PAGE_VAR, BEFORE_VAR}:
+            new_params.setdefault(BEFORE_VAR, None)
         return super().get_query_string(new_params, remove)
+
+    def get_ordering(self, request: HttpRequest, queryset: QuerySet[Any]) -> list[Any]:
+        """Django's ordering, with the id tie-breaker in the sort's own direction.
+
+        ``ORDER BY date_done, id DESC`` cannot walk the ``date_done`` index (which holds
+        the id) on MySQL; ``date_done, id`` can.
+        """
+        ordering = list(super().get_ordering(request, queryset))
+        if ordering == ["date_done", "-pk"]:
+            return ["date_done", "pk"]
+        return ordering
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
         """The filtered rows; older than the cursor's row when in the default order."""

@@ -42,8 +42,8 @@ class Command(BaseCommand):
     help = (
         "Print, per task name over a time window: rows by state, failure rate, and "
         "p50/p95/max waiting time (sent or first written → started) and processing time "
-        "(started → done), computed in the database; then the top exceptions, stuck "
-        "tasks by worker and the PENDING backlog: the admin dashboard's numbers."
+        "(started → done) over the window's newest --max-rows rows; then the top "
+        "exceptions, stuck tasks by worker and the PENDING backlog: the dashboard's numbers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

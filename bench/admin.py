@@ -107,11 +107,7 @@ def seed(server: Server, name: str, rows: int) -> float:
     connection = server.connect(name)
     cursor = connection.cursor()
     cursor.execute(SEED[server.engine].format(tag=name, n=rows, spread=WEEK))
-    if server.engine == "postgresql":
-        cursor.execute(f"VACUUM ANALYZE {TABLE}")
-    else:
-        cursor.execute(f"ANALYZE TABLE {TABLE}")
-        cursor.fetchall()
+    server.refresh_statistics(cursor)
     connection.close()
     server.quiesce()
     return time.perf_counter() - began

@@ -185,11 +185,7 @@ def seed(server: Server, name: str, expired: int, live: int) -> float:
     for tag, count, age in (("expired", expired, TWO_DAYS), ("live", live, 0)):
         if count:
             cursor.execute(SEED[server.engine].format(tag=tag, n=count, age=age))
-    if server.engine == "postgresql":
-        cursor.execute(f"VACUUM ANALYZE {TABLE}")
-    else:
-        cursor.execute(f"ANALYZE TABLE {TABLE}")
-        cursor.fetchall()
+    server.refresh_statistics(cursor)
     connection.close()
     server.quiesce()
     return time.perf_counter() - began

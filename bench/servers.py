@@ -66,6 +66,14 @@ class Server:
         cursor.execute(self.decrement, [group_id])
         return int(cursor.fetchone()[0])
 
+    def refresh_statistics(self, cursor: Any) -> None:
+        """Refresh the task table's planner statistics after a seed (PostgreSQL also vacuums)."""
+        if self.engine == "postgresql":
+            cursor.execute(f"VACUUM ANALYZE {TABLE}")
+        else:
+            cursor.execute(f"ANALYZE TABLE {TABLE}")
+            cursor.fetchall()
+
     def quiesce(self) -> None:
         """Finish the server's deferred work before a contender's turn (nothing here)."""
 

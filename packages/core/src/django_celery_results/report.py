@@ -19,6 +19,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
+from . import stats
 from .conf import app_settings
 from .drivers import driver_for_alias
 from .models import TaskResult
@@ -112,8 +113,7 @@ class Report:
     @property
     def failure_rate(self) -> float | None:
         """FAILURE rows over finished rows; None when none finished."""
-        finished = sum(n for state, n in self.states.items() if state in TERMINAL_STATES)
-        return self.states.get("FAILURE", 0) / finished if finished else None
+        return stats.failure_rate(self.states)
 
     @property
     def stuck(self) -> int:

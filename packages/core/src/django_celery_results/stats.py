@@ -53,12 +53,17 @@ class TaskStats:
     @property
     def failure_rate(self) -> float | None:
         """FAILURE rows over finished rows (SUCCESS, FAILURE, REVOKED); None if none."""
-        finished = sum(n for state, n in self.states.items() if state in TERMINAL_STATES)
-        return self.states.get("FAILURE", 0) / finished if finished else None
+        return failure_rate(self.states)
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {**asdict(self), "total": self.total, "failure_rate": self.failure_rate}
+
+
+def failure_rate(states: dict[str, int]) -> float | None:
+    """FAILURE rows over finished rows among ``states``' counts; None when none finished."""
+    finished = sum(n for state, n in states.items() if state in TERMINAL_STATES)
+    return states.get("FAILURE", 0) / finished if finished else None
 
 
 def rows_in_window(

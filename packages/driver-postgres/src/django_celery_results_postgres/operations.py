@@ -249,6 +249,10 @@ class PostgresOperations(SQLOperations):
         cursor.adapters.register_loader(_TIMESTAMPTZ_OID, _timestamptz_loader(connection.timezone))
         return cursor
 
+    def new_client_cursor(self, connection: Any) -> Any:
+        """The cursor :meth:`execute` and :meth:`fetch_one` keep: as :meth:`new_shared_cursor`."""
+        return self.new_shared_cursor(connection)
+
     # -- statistics ----------------------------------------------------------------------
 
     def timeline_stats(

@@ -75,7 +75,7 @@ class GenericOperations(BaseOperations):
         super().__init__(driver)
         self._insert_sql: dict[type[Model], str] = {}
         self._select_one: tuple[str, SQLCompiler, dict[int, Any], list[str]] | None = None
-        self._select_meta: tuple[str, SQLCompiler, dict[int, Any]] | None = None
+        self._select_meta: tuple[str, list[tuple[int, list[Any], Any]]] | None = None
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -226,20 +226,36 @@ class GenericOperations(BaseOperations):
         return self._load(select, select[0], [task_id])
 
     def get_task_meta_values(self, task_id: str) -> tuple[Any, ...] | None:
-        """Read a poll's columns with a ``SELECT`` the ORM compiled once; no model instance."""
-        sql, compiler, converters = self._select_meta or self._compile_meta_select()
-        cursor = self.shared_cursor()
-        cursor.execute(sql, [task_id])
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        if converters:
-            row = next(iter(compiler.apply_converters([row], converters)))
-        return tuple(row)
+        """Read a poll's columns with a ``SELECT`` built once; no model instance, no ORM.
 
-    def _compile_meta_select(self) -> tuple[str, SQLCompiler, dict[int, Any]]:
-        sql, compiler, converters, _ = self._compile_one_id_select(TASK_META_COLUMNS)
-        self._select_meta = (sql, compiler, converters)
+        The ORM's column converters are applied to the row, as a queryset would (SQLite's
+        and MySQL's naive dates become aware), without the queryset's generators.
+        """
+        sql, converters = self._select_meta or self._compile_meta_select()
+        row = self.fetch_one(sql, [task_id])
+        if row is None or not converters:
+            return row
+        values = list(row)
+        connection = self.connection
+        for index, functions, expression in converters:
+            value = values[index]
+            for convert in functions:
+                value = convert(value, expression, connection)
+            values[index] = value
+        return tuple(values)
+
+    def _compile_meta_select(self) -> tuple[str, list[tuple[int, list[Any], Any]]]:
+        # The ORM's statement names every column by table and alias, several times as
+        # long as this one: SQLite scans it, and MySQL parses it, on every run.
+        _, _, converters, selected = self._compile_one_id_select(TASK_META_COLUMNS)
+        quote = self.connection.ops.quote_name
+        columns = {column.target.attname: quote(column.target.column) for column in selected}
+        listed = ", ".join(columns[name] for name in TASK_META_COLUMNS)
+        sql = f"SELECT {listed} FROM {self.task_table} WHERE {columns['task_id']} = %s"
+        steps = [
+            (index, functions, expression) for index, (functions, expression) in converters.items()
+        ]
+        self._select_meta = (sql, steps)
         return self._select_meta
 
     def task_select_sql(self) -> str:

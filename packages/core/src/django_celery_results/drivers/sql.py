@@ -279,7 +279,7 @@ class SQLOperations(GenericOperations):
                 sql = self._task_upsert(len(chunk), key, chunk[0].status)
                 if kind != "task":
                     sql = self._statements[(kind, len(chunk), key)] = self.announce_sql(sql)
-            self.shared_cursor().execute(sql, self.task_row_params(chunk))
+            self.execute(sql, self.task_row_params(chunk))
         if len(rows) == 1:
             self._remember(rows[0])
 
@@ -317,9 +317,8 @@ class SQLOperations(GenericOperations):
         # task_row_params gives COLUMNS order: task_id, the REPLACED columns, the dates.
         params = self.task_row_params((row,))
         replaced = len(TaskRow.REPLACED)
-        cursor = self.shared_cursor()
-        cursor.execute(sql, [*params[1 : 1 + replaced], params[-2], params[-1], params[0]])
-        return bool(cursor.rowcount > 0)
+        changed = self.execute(sql, [*params[1 : 1 + replaced], params[-2], params[-1], params[0]])
+        return changed > 0
 
     def _task_update(self, key: int, state: str) -> str:
         stored = self.stored_value_sql

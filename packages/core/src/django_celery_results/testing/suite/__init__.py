@@ -18,6 +18,7 @@ from .test_reads import *
 from .test_retention import *
 from .test_revoke import *
 from .test_state_precedence import *
+from .test_statements import *
 from .test_stats import *
 from .test_store_result import *
 from .test_transient_errors import *

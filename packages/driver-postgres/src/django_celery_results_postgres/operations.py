@@ -246,7 +246,14 @@ class PostgresOperations(SQLOperations):
         Every cursor of this driver, kept (:meth:`shared_cursor`) or not (:meth:`cursor`).
         """
         cursor = psycopg.Cursor(connection.connection)
-        cursor.adapters.register_loader(_TIMESTAMPTZ_OID, _timestamptz_loader(connection.timezone))
+        zone = connection.timezone
+        # psycopg's loader gives the session's zone: when that is already Django's (UTC,
+        # the usual case), it is registered as it is, without a Python step per value.
+        native = _TIMESTAMPTZ_LOADER
+        assert native is not None  # psycopg always has one
+        loaded = native(_TIMESTAMPTZ_OID, cursor).load(b"2000-01-01 00:00:00+00")
+        loader = native if loaded.tzinfo is zone else _timestamptz_loader(zone)
+        cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
         return cursor
 
     def new_client_cursor(self, connection: Any) -> Any:

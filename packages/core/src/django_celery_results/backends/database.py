@@ -78,6 +78,8 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         self._last_extended: tuple[Any, str | None, dict[str, Any]] | None = None
         #: Set when notifications proved unable to reach this process: poll from then on.
         self._notify_broken = False
+        #: Whether polls must warn that eager mode stores nothing (None: not read yet).
+        self._warn_eager: bool | None = None
 
     # -- drivers -------------------------------------------------------------------------
 
@@ -411,6 +413,19 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
     def store_pending_row(self, row: TaskRow) -> None:
         """Write a PENDING row now, in the caller's thread and transaction (not queued)."""
         self._driver(self.TaskModel).retrying.store_pending_results([row])
+
+    def _ensure_not_eager(self) -> None:
+        """Celery's warning that eager tasks store no result, its two settings read once.
+
+        Every poll asks; reading them through Celery's configuration view each time was
+        a tenth of a poll's Python. Read again while they call for the warning, so turning
+        eager mode off is seen at once; turned on after the first poll, it goes unwarned.
+        """
+        if self._warn_eager is not False:
+            conf = self.app.conf
+            self._warn_eager = bool(conf.task_always_eager and not conf.task_store_eager_result)
+            if self._warn_eager:
+                super()._ensure_not_eager()
 
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         """Get task metadata for a task by id (PENDING when there is no row).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -66,6 +67,22 @@ class TestReads:
         assert values == tuple(getattr(obj, column) for column in TASK_META_COLUMNS)
         assert values[3].tzinfo is not None  # date_done, aware as the ORM loads it
         assert driver.ops.get_task_meta_values(new_id()) is None
+
+    def test_a_poll_in_eager_mode_warns_until_it_is_turned_off(
+        self, backend: Any, result_app: Any
+    ) -> None:
+        task_id = new_id()
+        backend.store_result(task_id, 3, states.SUCCESS)
+        result_app.conf.task_always_eager = True
+        try:
+            for _ in range(2):  # every poll, not the first only
+                with pytest.warns(RuntimeWarning, match="task_always_eager"):
+                    assert backend.get_task_meta(task_id, cache=False)["result"] == 3
+        finally:
+            result_app.conf.task_always_eager = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert backend.get_task_meta(task_id, cache=False)["result"] == 3
 
     def test_a_poll_builds_the_meta_a_row_gives(self, backend: Any) -> None:
         # The poll's direct path and the model's path (groups, chords) give one meta.

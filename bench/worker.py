@@ -1,7 +1,8 @@
 """What a user feels: a real ``celery worker`` through short tasks, ours against upstream.
 
 Usage: uv run --all-groups python bench/worker.py --db postgres|mariadb|sqlite
-       [--tasks 10000] [--rounds 3] [--no-upstream] [--conn-max-age 0] [--json out.json]
+       [--tasks 10000] [--rounds 3] [--no-upstream] [--conn-max-age 0] [--db-reuse-max N]
+       [--json out.json]
 
 Contenders: this project (its vendor driver), upstream django-celery-results 2.6.0 from
 PyPI (the virtualenv ``bench/run.py`` builds), and the same worker storing no results
@@ -40,7 +41,7 @@ CONTENDERS = ("ours", "upstream", "none")
 
 
 def environment(
-    server: Server, name: str, queue: str, store: bool, conn_max_age: int
+    server: Server, name: str, queue: str, store: bool, conn_max_age: int, reuse: int
 ) -> dict[str, str]:
     """The worker project's settings for database ``name`` and ``queue``."""
     env = {
@@ -53,6 +54,7 @@ def environment(
         "BENCH_COUNTER": f"bench-worker:{queue}",
         "BENCH_STORE": "django-db" if store else "none",
         "BENCH_CONN_MAX_AGE": str(conn_max_age),
+        "BENCH_DB_REUSE_MAX": str(reuse),
     }
     env.pop("PYTEST_ADDOPTS", None)
     return env
@@ -121,12 +123,12 @@ def drain(python: str, env: dict[str, str], queue: str, tasks: int) -> float:
 
 
 def one_run(
-    server: Server, contender: str, python: str, tasks: int, conn_max_age: int
+    server: Server, contender: str, python: str, tasks: int, conn_max_age: int, reuse: int
 ) -> dict[str, Any]:
     """One contender, one round: fresh database and queue, publish, drain, count."""
     name = server.create(contender)
     queue = f"bench-worker-{uuid.uuid4().hex[:8]}"
-    env = environment(server, name, queue, contender != "none", conn_max_age)
+    env = environment(server, name, queue, contender != "none", conn_max_age, reuse)
     migrate(python, env)
     publish(queue, tasks)
     server.quiesce()
@@ -145,7 +147,14 @@ def main() -> None:
         "--conn-max-age",
         type=int,
         default=0,
-        help="Django's CONN_MAX_AGE in the workers (default 0: a connection per task)",
+        help="Django's CONN_MAX_AGE in the workers (default 0, Django's)",
+    )
+    parser.add_argument(
+        "--db-reuse-max",
+        type=int,
+        default=0,
+        help="Celery's CELERY_DB_REUSE_MAX in the workers (default 0: Celery's worker "
+        "closes every database connection before and after each task)",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -163,7 +172,9 @@ def main() -> None:
             for contender in order:
                 python = pythons[contender]
                 runs[contender].append(
-                    one_run(server, contender, python, args.tasks, args.conn_max_age)
+                    one_run(
+                        server, contender, python, args.tasks, args.conn_max_age, args.db_reuse_max
+                    )
                 )
     finally:
         server.drop_all()
@@ -172,6 +183,7 @@ def main() -> None:
         "tasks": args.tasks,
         "rounds": args.rounds,
         "conn_max_age": args.conn_max_age,
+        "db_reuse_max": args.db_reuse_max,
         "runs": runs,
         "rate": {c: statistics.median(r["rate"] for r in runs[c]) for c in runs},
         "lost": {c: sum(r["lost"] for r in runs[c]) for c in runs},
@@ -184,7 +196,8 @@ def main() -> None:
 def print_table(r: dict[str, Any]) -> None:
     rates, baseline = r["rate"], r["rate"]["none"]
     print(f"{r['db']}: {r['tasks']:,} tasks, prefork 2 processes, CONN_MAX_AGE "
-          f"{r['conn_max_age']}, medians of {r['rounds']}")  # fmt: skip
+          f"{r['conn_max_age']}, CELERY_DB_REUSE_MAX {r.get('db_reuse_max') or '-'}, "
+          f"medians of {r['rounds']}")  # fmt: skip
     print("| contender | tasks/s | ours / upstream | result store's share of a task | lost |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for contender in (c for c in CONTENDERS if c in rates):

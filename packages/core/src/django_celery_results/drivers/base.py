@@ -272,7 +272,8 @@ class BaseOperations:
         self._client_cursors: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = (
             weakref.WeakKeyDictionary()
         )
-        #: Django's ``%s`` statements in the client's paramstyle, converted once each.
+        #: Django's ``%s`` statements in the client's paramstyle, converted once each:
+        #: the operations' own statements, a few per row count up to ``max_rows``.
         self._client_sql: dict[str, str] = {}
 
     @property
@@ -367,19 +368,20 @@ class BaseOperations:
         )
 
     def new_client_cursor(self, connection: Any) -> Any:
-        """Return the cursor :meth:`fetch_one` keeps: the client's own, for its paramstyle.
+        """Return the cursor :meth:`fetch_one` keeps: the backend's own.
 
-        The backend's cursor, except where Django's converts every statement in Python
-        (SQLite's turns ``%s`` into ``?`` on each run): the client connection's plain
-        cursor, given statements converted once.
+        On SQLite, whose Django cursor turns ``%s`` into ``?`` in Python on every run,
+        the client connection's plain cursor instead, given statements converted once.
+        Other databases' backends keep theirs (a third-party backend's cursor may do
+        more than convert).
         """
-        if connection.Database.paramstyle == "qmark":
+        if connection.vendor == "sqlite":
             return connection.connection.cursor()
         return connection.create_cursor()
 
     def _to_client_sql(self, connection: Any, sql: str) -> str:
         client_sql = sql
-        if connection.Database.paramstyle == "qmark":
+        if connection.vendor == "sqlite":
             client_sql = _FORMAT_MARK.sub("?", sql).replace("%%", "%")
         self._client_sql[sql] = client_sql
         return client_sql

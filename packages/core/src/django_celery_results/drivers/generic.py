@@ -248,10 +248,15 @@ class GenericOperations(BaseOperations):
         # The ORM's statement names every column by table and alias, several times as
         # long as this one: SQLite scans it, and MySQL parses it, on every run.
         _, _, converters, selected = self._compile_one_id_select(TASK_META_COLUMNS)
+        # The converters are indexed by the compiled columns' order, which values_list
+        # keeps as asked: the row comes back in TASK_META_COLUMNS order, as callers read it.
+        names = [column.target.attname for column in selected]
+        if names != list(TASK_META_COLUMNS):
+            raise RuntimeError(f"the ORM selected {names}, not {list(TASK_META_COLUMNS)}")
         quote = self.connection.ops.quote_name
-        columns = {column.target.attname: quote(column.target.column) for column in selected}
-        listed = ", ".join(columns[name] for name in TASK_META_COLUMNS)
-        sql = f"SELECT {listed} FROM {self.task_table} WHERE {columns['task_id']} = %s"
+        columns = [quote(column.target.column) for column in selected]
+        listed = ", ".join(columns)
+        sql = f"SELECT {listed} FROM {self.task_table} WHERE {columns[0]} = %s"  # task_id
         steps = [
             (index, functions, expression) for index, (functions, expression) in converters.items()
         ]

@@ -79,3 +79,30 @@ class TestStatements:
         assert driver.ops.fetch_one(
             f"SELECT worker FROM {table} WHERE task_id = %s", [task_id]
         ) == ("w@5%",)
+
+    def test_a_write_in_a_broken_transaction_is_refused(self, driver: Any, db_alias: str) -> None:
+        sql = f"UPDATE {driver.ops.task_table} SET worker = %s WHERE task_id = %s"
+        with transaction.atomic(using=db_alias):
+            transaction.set_rollback(True, using=db_alias)
+            with pytest.raises(TransactionManagementError):
+                driver.ops.execute(sql, ["w", "x"])
+
+    def test_nothing_watching_a_poll_or_a_statement_skips_djangos_wrapper(
+        self, driver: Any, backend: Any, db_alias: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        connection = connections[db_alias]
+        task_id = new_id()
+        backend.store_result(task_id, 3, states.SUCCESS)
+        wrapped: list[object] = []
+        prepare = connection._prepare_cursor  # type: ignore[attr-defined]
+
+        def counted(cursor: Any) -> Any:
+            wrapped.append(cursor)
+            return prepare(cursor)
+
+        monkeypatch.setattr(connection, "_prepare_cursor", counted)
+        assert backend.get_task_meta(task_id, cache=False)["result"] == 3
+        table = driver.ops.task_table
+        sql = f"UPDATE {table} SET worker = %s WHERE task_id = %s"
+        assert driver.ops.execute(sql, ["w", task_id]) == 1
+        assert wrapped == []

@@ -247,6 +247,11 @@ class IdUsage:
         return cls(last=last, maximum=maximum, type=column_type)
 
 
+def _plain_sqlite(connection: Any) -> bool:
+    """Do polls and writes on ``connection`` run on sqlite3's own cursor, with ``?`` marks?"""
+    return bool(connection.vendor == "sqlite")
+
+
 class BaseOperations:
     """The database operations of the result backend; a driver overrides what it speeds up.
 
@@ -375,13 +380,13 @@ class BaseOperations:
         Other databases' backends keep theirs (a third-party backend's cursor may do
         more than convert).
         """
-        if connection.vendor == "sqlite":
+        if _plain_sqlite(connection):
             return connection.connection.cursor()
         return connection.create_cursor()
 
     def _to_client_sql(self, connection: Any, sql: str) -> str:
         client_sql = sql
-        if connection.vendor == "sqlite":
+        if _plain_sqlite(connection):
             client_sql = _FORMAT_MARK.sub("?", sql).replace("%%", "%")
         self._client_sql[sql] = client_sql
         return client_sql

@@ -33,6 +33,17 @@ def test_columns_are_the_fields_with_the_dates_last() -> None:
     assert TaskRow.KEPT_WHEN_NONE.issubset(TaskRow.REPLACED)
 
 
+def test_descriptive_columns_follow_meta_in_field_order() -> None:
+    # The backend builds rows by position: meta, then these, then date_started.
+    start = NAMES.index("meta") + 1
+    assert tuple(NAMES[start : start + len(TaskRow.DESCRIPTIVE)]) == TaskRow.DESCRIPTIVE
+    assert NAMES[start + len(TaskRow.DESCRIPTIVE)] == "date_started"
+    assert NAMES[: NAMES.index("meta") + 1] == [
+        "task_id", "status", "content_type", "content_encoding", "result", "date_done",
+        "traceback", "meta",
+    ]  # fmt: skip
+
+
 def test_columns_are_the_models_columns() -> None:
     model = {field.attname for field in TaskResult._meta.concrete_fields}
     assert set(TaskRow.COLUMNS) == model - {"id"}

@@ -7,7 +7,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from celery import maybe_signature, states
 from celery._state import task_join_will_block
@@ -31,7 +31,7 @@ from ..drivers import (
     TaskRow,
     driver_for_model,
 )
-from ..drivers.base import task_meta_values
+from ..drivers.base import DescriptiveValues, task_meta_values
 from ..drivers.manager import driver_for_alias
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
@@ -47,15 +47,7 @@ EXCEPTIONS_TO_CATCH: tuple[type[BaseException], ...] = (InterfaceError,)
 
 
 #: The ``result_extended`` columns, all None when it is off or there is no request.
-NOT_EXTENDED = (
-    "periodic_task_name",
-    "task_args",
-    "task_kwargs",
-    "task_name",
-    "worker",
-    "retries",
-    "queue",
-)
+NOT_EXTENDED = TaskRow.DESCRIPTIVE
 
 
 class InvalidTaskId(ValueError):
@@ -75,7 +67,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         super().__init__(*args, **kwargs)
         self._encoded_constants: dict[tuple[str, str], str] = {}
         #: The request and traceback of the last write, and its fitted extended columns.
-        self._last_extended: tuple[Any, str | None, dict[str, Any]] | None = None
+        self._last_extended: tuple[Any, str | None, DescriptiveValues] | None = None
         #: Set when notifications proved unable to reach this process: poll from then on.
         self._notify_broken = False
         #: Whether polls must warn that eager mode stores nothing (None: not read yet).
@@ -245,16 +237,18 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             "queue": _routing_key(request),
         }
 
-    def _extended_columns(self, request: Any, traceback: str | None) -> dict[str, Any]:
+    def _extended_columns(self, request: Any, traceback: str | None) -> DescriptiveValues:
         """Return the fitted ``result_extended`` columns of a write, once per request.
 
-        A worker stores a task's STARTED, its progress and its outcome with one request
-        object: the writes after the first reuse its columns.
+        In :attr:`TaskRow.DESCRIPTIVE` order. A worker stores a task's STARTED, its
+        progress and its outcome with one request object: the writes after the first
+        reuse its columns.
         """
         last = self._last_extended
         if last is not None and last[0] is request and last[1] is traceback:
             return last[2]
-        columns = fit_descriptive_columns(self._get_extended_properties(request, traceback))
+        props = fit_descriptive_columns(self._get_extended_properties(request, traceback))
+        columns = cast(DescriptiveValues, tuple(props[name] for name in TaskRow.DESCRIPTIVE))
         if request is not None:
             # Held, not weakly referenced: the identity test needs the request alive.
             self._last_extended = (request, traceback, columns)
@@ -334,20 +328,19 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             **self._get_meta_from_request(request),
             "children": self.current_task_children(request),
         }
-        encoded_meta = self._encode_meta(meta)
         happened = timezone.now()
-        extended = self._extended_columns(request, traceback)
+        # By position, in field order: keywords cost every write a microsecond.
         row = TaskRow(
-            task_id=task_id,
-            status=state,
-            content_type=content_type,
-            content_encoding=content_encoding,
-            result=encoded,
-            traceback=traceback,
-            meta=encoded_meta,
-            date_done=happened,
-            date_started=happened if state == states.STARTED else None,
-            **extended,
+            task_id,
+            state,
+            content_type,
+            content_encoding,
+            encoded,
+            happened,
+            traceback,
+            self._encode_meta(meta),
+            *self._extended_columns(request, traceback),
+            happened if state == states.STARTED else None,  # date_started
         )
         store.store_task_row(self._driver(self.TaskModel, using), row)
         return encoded

@@ -30,11 +30,19 @@ APP_LABEL = "django_celery_results"
 _FORMAT_MARK = re.compile(r"(?<!%)%s")
 
 
-@dataclass(frozen=True, slots=True)
+#: The values of :attr:`TaskRow.DESCRIPTIVE`, in that order.
+DescriptiveValues = tuple[
+    str | None, str | None, str | None, str | None, str | None, int | None, str | None
+]
+
+
+@dataclass(slots=True)
 class TaskRow:
     """One state change of one task, as it is written to the ``TaskResult`` table.
 
     Every column is already encoded as the backend stores it (text, base64 for binary).
+    Read-only by convention, not frozen: a frozen dataclass sets each of its 17 fields
+    through ``object.__setattr__``, which costs every write more than a microsecond.
     """
 
     task_id: str
@@ -71,19 +79,21 @@ class TaskRow:
     #: Columns a write replaces on an existing row (all but the id and the dates).
     REPLACED: ClassVar[tuple[str, ...]]
 
+    #: The ``result_extended`` columns, in field order: from ``periodic_task_name`` to
+    #: ``queue``, between ``meta`` and ``date_started`` (a write passes them by position).
+    DESCRIPTIVE: ClassVar[tuple[str, ...]] = (
+        "periodic_task_name",
+        "task_name",
+        "task_args",
+        "task_kwargs",
+        "worker",
+        "retries",
+        "queue",
+    )
+
     #: Descriptive columns a write without them (``None``) leaves as stored, so a write
     #: made without the task's request (a manual ``store_result``) keeps its name and args.
-    KEPT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(
-        {
-            "periodic_task_name",
-            "task_name",
-            "task_args",
-            "task_kwargs",
-            "worker",
-            "retries",
-            "queue",
-        }
-    )
+    KEPT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset(DESCRIPTIVE)
 
     def replaced_values(self) -> dict[str, Any]:
         """Return the columns this write replaces on an existing row, by name."""

@@ -38,7 +38,11 @@ class RetryingOperations:
 
         def retried(*args: Any, **kwargs: Any) -> Any:
             # Looked up per call: the operation may be replaced on the instance (mocks).
-            return with_retry(driver, getattr(driver.ops, name), *args, **kwargs)
+            operation = getattr(driver.ops, name)
+            try:  # the first attempt inline: every write and poll comes through here
+                return operation(*args, **kwargs)
+            except Exception as exc:
+                return retry_after(driver, exc, operation, *args, **kwargs)
 
         retried.__name__ = retried.__qualname__ = name
         retried.__doc__ = operation.__doc__
@@ -56,29 +60,50 @@ def with_retry(
     transaction nothing is retried: the transaction is already lost and only the caller
     can run it again. Other errors, and the last transient one, are raised as they are.
     """
+    try:
+        return operation(*args, **kwargs)
+    except Exception as exc:
+        return retry_after(driver, exc, operation, *args, **kwargs)
+
+
+def retry_after(
+    driver: BaseDriver,
+    error: Exception,
+    operation: Callable[..., T],
+    *args: object,
+    **kwargs: object,
+) -> T:
+    """Retry ``operation`` after its first attempt raised ``error`` (see :func:`with_retry`).
+
+    Must be called from the ``except`` block that caught ``error``: it re-raises it.
+    """
+    conf = app_settings()  # only on errors: the call itself is a poll's hot path
     attempt = 0
+    exc: Exception = error
     while True:
+        connection = driver.connection
+        if (
+            attempt >= conf.MAX_RETRIES
+            or connection.in_atomic_block
+            or not driver.ops.is_transient_error(exc)
+        ):
+            if exc is error:
+                raise
+            raise exc
+        delay = min(conf.RETRY_BACKOFF * 2**attempt, conf.RETRY_BACKOFF_MAX)
+        attempt += 1
+        logger.warning(
+            "Transient database error on %r (%s); retry %d of %d in %.2fs.",
+            driver.alias,
+            exc,
+            attempt,
+            conf.MAX_RETRIES,
+            delay,
+        )
+        with contextlib.suppress(DatabaseError):
+            connection.close()
+        time.sleep(delay)
         try:
             return operation(*args, **kwargs)
-        except Exception as exc:
-            conf = app_settings()  # only on errors: the call itself is a poll's hot path
-            connection = driver.connection
-            if (
-                attempt >= conf.MAX_RETRIES
-                or connection.in_atomic_block
-                or not driver.ops.is_transient_error(exc)
-            ):
-                raise
-            delay = min(conf.RETRY_BACKOFF * 2**attempt, conf.RETRY_BACKOFF_MAX)
-            attempt += 1
-            logger.warning(
-                "Transient database error on %r (%s); retry %d of %d in %.2fs.",
-                driver.alias,
-                exc,
-                attempt,
-                conf.MAX_RETRIES,
-                delay,
-            )
-            with contextlib.suppress(DatabaseError):
-                connection.close()
-            time.sleep(delay)
+        except Exception as retry_exc:
+            exc = retry_exc

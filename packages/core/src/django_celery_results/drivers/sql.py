@@ -170,6 +170,8 @@ class SQLOperations(GenericOperations):
         Text and aware datetimes as they are; a client that wants dates another way
         overrides this (it is every write's hot path).
         """
+        if len(rows) == 1:  # a write without batching
+            return list(rows[0].values())
         params: list[Any] = []
         for row in rows:
             params.extend(row.values())
@@ -267,7 +269,7 @@ class SQLOperations(GenericOperations):
             # Rows of one precedence class share a test written for their state (a
             # lifecycle's writes, a batch of STARTED); mixed rows compare ranks.
             key: int | None = precedence_class(chunk[0].status)
-            if any(precedence_class(row.status) != key for row in chunk):
+            if len(chunk) > 1 and any(precedence_class(row.status) != key for row in chunk):
                 key = None
             # With NOTIFY, a write that finishes a task tells waiting clients in the same
             # statement, so the notice arrives exactly when the row is visible.
@@ -314,11 +316,14 @@ class SQLOperations(GenericOperations):
             if announce:
                 sql = self.announce_sql(sql)
             self._statements[(kind, 1, key)] = sql
-        # task_row_params gives COLUMNS order: task_id, the REPLACED columns, the dates.
+        # task_row_params gives COLUMNS order: task_id, the REPLACED columns, then
+        # date_created, date_started, date_done; the UPDATE takes no date_created and
+        # the task id last.
         params = self.task_row_params((row,))
-        replaced = len(TaskRow.REPLACED)
-        changed = self.execute(sql, [*params[1 : 1 + replaced], params[-2], params[-1], params[0]])
-        return changed > 0
+        del params[-3]
+        params.append(params[0])
+        del params[0]
+        return self.execute(sql, params) > 0
 
     def _task_update(self, key: int, state: str) -> str:
         stored = self.stored_value_sql

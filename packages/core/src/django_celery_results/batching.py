@@ -45,25 +45,25 @@ def merge(queued: TaskRow, new: TaskRow) -> TaskRow:
     """
     if not may_overwrite(queued.status, new.status):
         return queued
-    # Spelled out (not dataclasses.replace): it runs once per task.
+    # By position, in field order (not dataclasses.replace): it runs once per task.
     return TaskRow(
-        task_id=new.task_id,
-        status=new.status,
-        content_type=new.content_type,
-        content_encoding=new.content_encoding,
-        result=new.result,
-        date_done=new.date_done,
-        traceback=new.traceback,
-        meta=new.meta,
-        periodic_task_name=_first(new.periodic_task_name, queued.periodic_task_name),
-        task_name=_first(new.task_name, queued.task_name),
-        task_args=_first(new.task_args, queued.task_args),
-        task_kwargs=_first(new.task_kwargs, queued.task_kwargs),
-        worker=_first(new.worker, queued.worker),
-        retries=_first(new.retries, queued.retries),
-        queue=_first(new.queue, queued.queue),
-        date_started=_first(queued.date_started, new.date_started),
-        date_created=queued.date_created or queued.date_done,
+        new.task_id,
+        new.status,
+        new.content_type,
+        new.content_encoding,
+        new.result,
+        new.date_done,
+        new.traceback,
+        new.meta,
+        _first(new.periodic_task_name, queued.periodic_task_name),
+        _first(new.task_name, queued.task_name),
+        _first(new.task_args, queued.task_args),
+        _first(new.task_kwargs, queued.task_kwargs),
+        _first(new.worker, queued.worker),
+        _first(new.retries, queued.retries),
+        _first(new.queue, queued.queue),
+        _first(queued.date_started, new.date_started),
+        queued.date_created or queued.date_done,
     )
 
 

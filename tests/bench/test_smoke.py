@@ -131,6 +131,20 @@ def test_profile_bench_runs_on_tiny_sizes(db: str) -> None:
     assert "store_result" in printed
 
 
+@pytest.mark.parametrize("db", ["postgres", "mariadb"])
+def test_lifecycle_floor_bench_runs_on_tiny_sizes(db: str) -> None:
+    require(db)
+    completed = run_bench("lifecycle_floor.py", "--db", db, "--tasks", "50", "--rounds", "2")
+    rows = {}
+    for line in completed.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[1].isdigit():
+            rows[cells[0]] = int(cells[1])
+    names = ("raw", "floor", "lean", "ours")
+    assert set(rows) == {*names, *(f"{name} hot" for name in names[1:])}, completed.stdout
+    assert all(value > 0 for value in rows.values()), rows
+
+
 def test_worker_bench_runs_on_tiny_sizes(tmp_path: Path) -> None:
     require("postgres")
     out = tmp_path / "worker.json"

@@ -29,7 +29,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from .conf import BatchWrites, app_settings
-from .drivers.base import BaseDriver, TaskRow
+from .drivers.base import BaseDriver
+from .drivers.rows import TaskRow
 from .states import is_terminal, may_overwrite
 from .writers import IDLE, BackgroundWriter, close_connections
 

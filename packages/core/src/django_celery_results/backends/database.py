@@ -31,8 +31,8 @@ from ..drivers import (
     TaskRow,
     driver_for_model,
 )
-from ..drivers.base import DescriptiveValues, task_meta_values
 from ..drivers.manager import driver_for_alias
+from ..drivers.rows import DescriptiveValues, task_meta_values
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
 from ..utils import DJANGO_TASK_HEADER

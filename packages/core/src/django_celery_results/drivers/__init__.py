@@ -18,19 +18,18 @@ See ``docs/writing-a-driver.md``.
 """
 
 from .base import (
-    TASK_META_COLUMNS,
     BaseDriver,
     BaseFeatures,
     BaseOperations,
     IdUsage,
     ListenerLost,
     NotificationsUnavailable,
-    TaskRow,
     error_chain,
 )
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
 from .manager import driver_for_alias, driver_for_model, get_driver
+from .rows import TASK_META_COLUMNS, TaskRow
 from .sql import ChunkSize, SQLOperations
 
 __all__ = [

@@ -20,7 +20,8 @@ from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
 from ..states import TERMINAL_STATES, is_terminal, overwritable_q
-from .base import TASK_META_COLUMNS, BaseDriver, BaseFeatures, BaseOperations, TaskRow
+from .base import BaseDriver, BaseFeatures, BaseOperations
+from .rows import TASK_META_COLUMNS, TaskRow
 
 if TYPE_CHECKING:
     from ..models import GroupResult, TaskResult

@@ -22,8 +22,9 @@ from ..states import (
     overwritable_sql,
     precedence_class,
 )
-from .base import TaskRow, error_chain
+from .base import error_chain
 from .generic import GenericOperations
+from .rows import TaskRow
 
 if TYPE_CHECKING:
     from ..models import TaskResult

@@ -125,12 +125,8 @@ TASK_META_COLUMNS = (
     "traceback",
     "meta",
     "content_encoding",
-    "task_name",
-    "task_args",
-    "task_kwargs",
-    "worker",
-    "retries",
-    "queue",
+    # The result_extended columns but the periodic task's name, which Celery's meta lacks.
+    *TaskRow.DESCRIPTIVE[1:],
 )
 
 

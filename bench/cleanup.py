@@ -157,24 +157,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def run_child(server: Server, name: str, *args: str) -> Any:
     """Run this script in child mode on database ``name``; return its JSON."""
-    env = {**os.environ, **server.settings(name)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
     completed = subprocess.run(
-        [sys.executable, str(HERE), *args], env=env, capture_output=True, text=True,
-        timeout=7200, check=False,
+        [sys.executable, str(HERE), *args], env=server.environment(name), capture_output=True,
+        text=True, timeout=7200, check=False,
     )  # fmt: skip
     if completed.returncode:
         raise SystemExit(f"{args[0]} failed:\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout)
-
-
-def migrate(server: Server, name: str) -> None:
-    env = {**os.environ, **server.settings(name), "BENCH_MIGRATE_ONLY": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    subprocess.run(
-        [sys.executable, str(HERE.parent / "workloads.py")], env=env, check=True,
-        capture_output=True, timeout=600,
-    )  # fmt: skip
 
 
 def seed(server: Server, name: str, expired: int, live: int) -> float:
@@ -286,7 +275,7 @@ def main() -> None:
         ours, raw, empty = server.create("ours"), server.create("raw"), server.create("empty")
         chunked = server.create("chunks")
         for name in (ours, raw, empty, chunked):
-            migrate(server, name)
+            server.migrate(name)
         results["seed_seconds"] = seed(server, ours, args.expired, args.live)
         seed(server, raw, args.expired, args.live)
         seed(server, chunked, args.expired, args.live)

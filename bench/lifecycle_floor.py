@@ -184,16 +184,11 @@ def main() -> None:
     server = make_server(args.db, {"prepare_threshold": 5})
     try:
         name = server.create("floor")
-        env = {**os.environ, **server.settings(name), "BENCH_MIGRATE_ONLY": "1"}
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        subprocess.run([sys.executable, str(HERE.parent / "workloads.py")], env=env,
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
-        env.pop("BENCH_MIGRATE_ONLY")
-        env["BENCH_OPTIONS"] = '{"prepare_threshold": 5}'
+        server.migrate(name)
         subprocess.run(
             [sys.executable, str(HERE), "--child", "--db", args.db, "--tasks", str(args.tasks),
              "--rounds", str(args.rounds)],
-            env=env, check=True, timeout=1800,
+            env=server.environment(name), check=True, timeout=1800,
         )  # fmt: skip
     finally:
         server.drop_all()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -143,11 +142,8 @@ def main() -> None:
     server = make_server(args.db, {})
     try:
         name = server.create("profile")
-        env = {**os.environ, **server.settings(name), "BENCH_MIGRATE_ONLY": "1"}
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        subprocess.run([sys.executable, str(HERE.parent / "workloads.py")], env=env,
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
-        env.pop("BENCH_MIGRATE_ONLY")
+        server.migrate(name)
+        env = server.environment(name)
         done = subprocess.run(
             [sys.executable, str(HERE), "--child", "--reads", str(args.reads), "--lifecycles",
              str(args.lifecycles), "--depth", str(args.depth)],

@@ -7,13 +7,18 @@ autocommit mode, with the single-statement upsert and chord decrement that clien
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+#: The workloads script, which also migrates a database (``BENCH_MIGRATE_ONLY``).
+WORKLOADS = Path(__file__).resolve().parent / "workloads.py"
 TABLE = "django_celery_results_taskresult"
 COUNTER = "django_celery_results_chordcounter"
 COLUMNS = (
@@ -47,6 +52,19 @@ class Server:
     def settings(self, name: str) -> dict[str, str]:
         """Return the BENCH_* environment that points workloads.py at ``name``."""
         return {"BENCH_ENGINE": self.engine, "BENCH_NAME": name}
+
+    def environment(self, name: str) -> dict[str, str]:
+        """Return this process's environment with :meth:`settings`, for a child process."""
+        env = {**os.environ, **self.settings(name)}
+        env.pop("DJANGO_SETTINGS_MODULE", None)  # the child configures Django itself
+        return env
+
+    def migrate(self, name: str) -> None:
+        """Create the result tables in ``name`` (``bench/workloads.py`` migrates it)."""
+        subprocess.run(
+            [sys.executable, str(WORKLOADS)], env={**self.environment(name),
+            "BENCH_MIGRATE_ONLY": "1"}, check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
 
     def connect(self, name: str) -> Any:
         """Return a raw DB-API connection to ``name`` in autocommit mode."""

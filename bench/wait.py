@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -149,8 +148,7 @@ def child_lifecycles(seconds: float) -> None:
 
 
 def spawn(server: Any, name: str, notify: bool, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, **server.settings(name)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env = server.environment(name)
     if notify:
         env["BENCH_NOTIFY"] = "1"
     return subprocess.Popen(
@@ -240,14 +238,13 @@ def main() -> None:
     import tempfile
 
     sys.path.insert(0, str(HERE.parent))
-    from cleanup import migrate
     from servers import make_server
 
     server = make_server("postgres", {})
     results: dict[str, Any] = {}
     try:
         name = server.create("wait")
-        migrate(server, name)
+        server.migrate(name)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             for mode in ("notify", "poll"):

@@ -46,10 +46,6 @@ logger = get_logger(__name__)
 EXCEPTIONS_TO_CATCH: tuple[type[BaseException], ...] = (InterfaceError,)
 
 
-#: The ``result_extended`` columns, all None when it is off or there is no request.
-NOT_EXTENDED = TaskRow.DESCRIPTIVE
-
-
 class InvalidTaskId(ValueError):
     """A task or group id does not fit the id column."""
 
@@ -216,7 +212,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         # A django.tasks task is always stored in full: its TaskResult needs every column.
         django_task = getattr(request, DJANGO_TASK_HEADER, None) if request else None
         if not (request and (self.app.conf.result_extended or django_task)):
-            return dict.fromkeys(NOT_EXTENDED)
+            return dict.fromkeys(TaskRow.DESCRIPTIVE)  # all None: not extended
         if django_task:  # JSON values by Django's contract: stored as they are
             task_args, task_kwargs = request.args, request.kwargs
         else:

@@ -38,11 +38,7 @@ class RetryingOperations:
 
         def retried(*args: Any, **kwargs: Any) -> Any:
             # Looked up per call: the operation may be replaced on the instance (mocks).
-            operation = getattr(driver.ops, name)
-            try:  # the first attempt inline: every write and poll comes through here
-                return operation(*args, **kwargs)
-            except Exception as exc:
-                return retry_after(driver, exc, operation, *args, **kwargs)
+            return with_retry(driver, getattr(driver.ops, name), *args, **kwargs)
 
         retried.__name__ = retried.__qualname__ = name
         retried.__doc__ = operation.__doc__
@@ -60,7 +56,7 @@ def with_retry(
     transaction nothing is retried: the transaction is already lost and only the caller
     can run it again. Other errors, and the last transient one, are raised as they are.
     """
-    try:
+    try:  # the first attempt apart from the loop: every write and poll comes through here
         return operation(*args, **kwargs)
     except Exception as exc:
         return retry_after(driver, exc, operation, *args, **kwargs)
@@ -68,18 +64,17 @@ def with_retry(
 
 def retry_after(
     driver: BaseDriver,
-    error: Exception,
+    exc: Exception,
     operation: Callable[..., T],
     *args: object,
     **kwargs: object,
 ) -> T:
-    """Retry ``operation`` after its first attempt raised ``error`` (see :func:`with_retry`).
+    """Retry ``operation`` after its first attempt raised ``exc`` (see :func:`with_retry`).
 
-    Must be called from the ``except`` block that caught ``error``: it re-raises it.
+    Raises ``exc`` when it may not be retried, else the last attempt's error.
     """
     conf = app_settings()  # only on errors: the call itself is a poll's hot path
     attempt = 0
-    exc: Exception = error
     while True:
         connection = driver.connection
         if (
@@ -87,8 +82,6 @@ def retry_after(
             or connection.in_atomic_block
             or not driver.ops.is_transient_error(exc)
         ):
-            if exc is error:
-                raise
             raise exc
         delay = min(conf.RETRY_BACKOFF * 2**attempt, conf.RETRY_BACKOFF_MAX)
         attempt += 1

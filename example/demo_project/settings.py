@@ -124,6 +124,8 @@ DJANGO_CELERY_RESULTS = {
     # STARTED and other in-progress states wait up to 100 ms to merge with the next one.
     "BATCH_WRITES": {"max_delay_ms": 100} if os.environ.get("DEMO_BATCH_WRITES") == "1" else None,
     "NOTIFY": os.environ.get("DEMO_NOTIFY") == "1",
+    # The JSON views under results/ answer staff who may view results, not anyone.
+    "RESULT_VIEWS_PERMISSION": "django_celery_results.view_taskresult",
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DEMO_QUEUE", "celery")
 if "DEMO_CELERY_IMPORTS" in os.environ:

@@ -67,7 +67,7 @@ def test_rule_for_is_the_first_match() -> None:
     [
         ({"status": "FAILURE"}, "[0] has no 'keep': say how long its rows are kept"),
         ({"keep": 10}, "[0] matches every row: give it one of status, task_name"),
-        ({"status": "FAILURE", "keep": -1}, "[0]['keep'] must be a timedelta, a number"),
+        ({"status": "FAILURE", "keep": -1}, "[0]['keep'] must be a timedelta or a number"),
         ({"status": "FAILURE", "keep": "30d"}, "[0]['keep'] must be a timedelta"),
         ({"status": [], "keep": 1}, "[0]['status'] must be a state or a list of states"),
         ({"queue": "", "keep": 1}, "[0]['queue'] must be a name or a glob"),

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from celery import Celery, current_app, uuid
 from celery.exceptions import Retry
+from django.core import checks
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import NoReverseMatch, clear_url_caches, resolve, reverse
@@ -304,3 +305,47 @@ class TestIdFirstUrls:
         with override_settings(ROOT_URLCONF=module):
             response = Client().get(f"/{task_id}/status/")
         assert json.loads(response.content)["task"]["status"] == "SUCCESS"
+
+
+# -- who reads results (RESULT_VIEWS_PERMISSION) ------------------------------------------
+
+
+@pytest.mark.django_db
+def test_anonymous_results_are_a_warning_until_closed(app: Celery, client: Client) -> None:
+    def ids() -> set[str]:
+        return {m.id for m in checks.run_checks(tags=[checks.Tags.security])}
+
+    assert "django_celery_results.W005" in ids()
+    assert client.get("/results/task/status/some-id/").status_code == 200
+    closed = {"RESULT_VIEWS_PERMISSION": "django_celery_results.view_taskresult"}
+    with override_settings(DJANGO_CELERY_RESULTS=closed):
+        assert "django_celery_results.W005" not in ids()
+        for url in (
+            "/results/task/status/some-id/",
+            "/results/task/done/some-id/",
+            "/results/group/status/some-id/",
+            "/results/group/done/some-id/",
+        ):
+            response = client.get(url)
+            assert response.status_code == 403, url
+            assert "RESULT_VIEWS_PERMISSION" in response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_the_permission_or_a_callable_opens_the_views(
+    app: Celery, client: Client, django_user_model: Any
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("reader", password="pw")
+    client.force_login(user)
+    closed = {"RESULT_VIEWS_PERMISSION": "django_celery_results.view_taskresult"}
+    with override_settings(DJANGO_CELERY_RESULTS=closed):
+        assert client.get("/results/task/status/x/").status_code == 403
+        user.user_permissions.add(Permission.objects.get(codename="view_taskresult"))
+        client.force_login(django_user_model.objects.get(pk=user.pk))
+        assert client.get("/results/task/status/x/").status_code == 200
+    by_header = {"RESULT_VIEWS_PERMISSION": lambda request: "HTTP_X_OK" in request.META}
+    with override_settings(DJANGO_CELERY_RESULTS=by_header):
+        assert client.get("/results/task/status/x/").status_code == 403
+        assert client.get("/results/task/status/x/", HTTP_X_OK="1").status_code == 200

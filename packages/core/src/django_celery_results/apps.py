@@ -16,15 +16,19 @@ class CeleryResultConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        """Register the checks, the PENDING handler, the writers and the django.tasks runner."""
+        """Register the checks, the PENDING handler, the writers and the django.tasks runner.
+
+        The checks are also logged when a worker or beat starts.
+        """
         from . import (
             batching,
-            checks,  # noqa: F401 - registers the checks on import
+            checks,
             pending,
             writers,
         )
 
         pending.connect()
+        checks.connect()
         writers.install(batching.WRITER, pending.WRITER)
         if django.VERSION >= (6, 0):
             # Registers the Celery task that runs django.tasks tasks (in every worker).

@@ -2,29 +2,131 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
+from django.core.checks import ERROR, WARNING, CheckMessage, Error, Info, Tags, Warning, register
 from django.db import DatabaseError, connections, router
 
 from .conf import SETTING_NAME, validate
+from .conf import warnings as setting_warnings
 from .drivers.base import APP_LABEL, IdUsage
 from .drivers.manager import driver_class_for_vendor, driver_for_alias
+
+logger = logging.getLogger(__name__)
 
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Report unknown keys and wrong types in ``DJANGO_CELERY_RESULTS``."""
-    return [
+    """Report unknown keys, wrong types and ranges in ``DJANGO_CELERY_RESULTS``.
+
+    Also warn of ``RETENTION`` states that are neither Celery's nor declared.
+    """
+    raw = getattr(settings, SETTING_NAME, None)
+    messages: list[CheckMessage] = [
         Error(
             problem,
             hint="Fix or remove the key; every key is listed in docs/settings.md.",
             id="django_celery_results.E001",
         )
-        for problem in validate(getattr(settings, SETTING_NAME, None))
+        for problem in validate(raw)
     ]
+    messages.extend(
+        Warning(
+            problem,
+            hint="Declare your tasks' own states in DJANGO_CELERY_RESULTS['CUSTOM_STATES'].",
+            id="django_celery_results.W004",
+        )
+        for problem in setting_warnings(raw)
+    )
+    return messages
+
+
+#: The result backend aliases this package provides.
+BACKEND_ALIASES = ("django-db", "django-cache")
+
+
+@register(Tags.compatibility)
+def check_result_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Catch a near miss of ``django-db`` or ``django-cache`` in ``CELERY_RESULT_BACKEND``.
+
+    Celery reads an unknown name as a module to import, so ``django_db`` passes every
+    check and then stops the worker with "No module named 'django_db'".
+    """
+    value = getattr(settings, "CELERY_RESULT_BACKEND", None)
+    if not isinstance(value, str) or value in BACKEND_ALIASES or "://" in value or "." in value:
+        return []
+    normal = value.strip().lower().replace("_", "-").replace(" ", "-")
+    near = difflib.get_close_matches(normal, BACKEND_ALIASES, n=1, cutoff=0.75)
+    if not near:
+        return []
+    return [
+        Error(
+            f"CELERY_RESULT_BACKEND = {value!r} names no result backend: Celery would try "
+            f"to import a module called {value!r} and the worker would not start.",
+            hint=f"Did you mean CELERY_RESULT_BACKEND = {near[0]!r}?",
+            id="django_celery_results.E008",
+        )
+    ]
+
+
+@register(Tags.security)
+def check_result_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn while the JSON views serve any task's result and traceback to anyone."""
+    from django.urls import NoReverseMatch, reverse
+
+    from .conf import app_settings
+
+    if app_settings().RESULT_VIEWS_PERMISSION is not None:
+        return []
+    try:
+        url = reverse("celery-task_status", args=["00000000"])
+    except NoReverseMatch:  # the views are not routed: nothing is served
+        return []
+    except Exception:  # a broken URLconf is Django's own check to report
+        return []
+    return [
+        Warning(
+            f"django_celery_results' JSON views ({url.replace('00000000', '<task_id>')} and "
+            "friends) give any task's result and traceback to anyone, logged in or not.",
+            hint="Set DJANGO_CELERY_RESULTS['RESULT_VIEWS_PERMISSION'] to a permission such "
+            "as 'django_celery_results.view_taskresult' (or a function of the request), or "
+            "silence this warning if the results are public (SILENCED_SYSTEM_CHECKS). "
+            "docs/settings.md.",
+            id="django_celery_results.W005",
+        )
+    ]
+
+
+#: The checks a worker and beat log when they start (Celery's Django fixup runs Django's
+#: checks there, and discards what they say).
+STARTUP_CHECKS: list[Any] = []
+
+
+def log_at_start(sender: Any = None, **kwargs: Any) -> None:
+    """Log our checks' errors and warnings: what ``manage.py check`` would say.
+
+    Connected to Celery's ``worker_ready`` and ``beat_init`` (``AppConfig.ready()``).
+    """
+    for check in STARTUP_CHECKS:
+        try:
+            messages = check()
+        except Exception:  # a check must never stop a worker
+            logger.exception("django_celery_results: the check %s failed", check.__name__)
+            continue
+        for message in messages:
+            if message.level < WARNING:
+                continue
+            logger.log(
+                logging.ERROR if message.level >= ERROR else logging.WARNING,
+                "%s: %s%s",
+                message.id,
+                message.msg,
+                f" HINT: {message.hint}" if message.hint else "",
+            )
 
 
 @register(Tags.database)
@@ -178,3 +280,14 @@ def check_cache_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="django_celery_results.W001",
         )
     ]
+
+
+def connect() -> None:
+    """Log the checks when a worker or beat starts (``AppConfig.ready()``)."""
+    from celery.signals import beat_init, worker_ready
+
+    worker_ready.connect(log_at_start, dispatch_uid="django_celery_results.checks", weak=False)
+    beat_init.connect(log_at_start, dispatch_uid="django_celery_results.checks", weak=False)
+
+
+STARTUP_CHECKS.extend([check_settings, check_result_backend, check_notify, check_cache_backend])

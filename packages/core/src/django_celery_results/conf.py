@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
+import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any, Literal
 
+from celery.states import ALL_STATES
 from django.conf import settings
 from django.core.signals import setting_changed
 
 from . import retention
+from .utils import MAX_SPAN
 
 SETTING_NAME = "DJANGO_CELERY_RESULTS"
 
@@ -62,19 +68,28 @@ class AppSettings:
     #: How long cleanup keeps group results (``None``: forever); Celery's ``result_expires``
     #: by default.
     GROUP_RETENTION: timedelta | Literal["result_expires"] | None = "result_expires"
+    #: The project's own task states (``update_state(state="PROGRESS")``), known to
+    #: ``RETENTION`` besides Celery's.
+    CUSTOM_STATES: tuple[str, ...] = ()
+    #: Who may read results through the JSON views: ``None`` (anyone, as upstream), a
+    #: permission (``"django_celery_results.view_taskresult"``) or a callable(request).
+    RESULT_VIEWS_PERMISSION: str | Callable[[Any], bool] | None = None
 
+
+_SPAN = "a timedelta or a number of seconds"
+_SPAN_RANGE = f"up to {MAX_SPAN.days:,} days (100 years)"
 
 #: What each key accepts, as (types, description) for the error messages.
 _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "ALLOW_EDITS": ((bool,), "True or False"),
     "ADMIN_SEARCH_ARGS": ((bool,), "True or False"),
-    "STUCK_AFTER": ((timedelta, int, float), "a timedelta or a number of seconds > 0"),
+    "STUCK_AFTER": ((timedelta, int, float), f"{_SPAN} > 0 and {_SPAN_RANGE}"),
     "METRICS_TOKEN": ((str, type(None)), "a string of at least 16 characters, or None"),
     "DISABLED_DRIVERS": ((list, tuple), "a list of vendor names such as ['mysql']"),
-    "MAX_RETRIES": ((int,), "a whole number >= 0"),
-    "RETRY_BACKOFF": ((int, float), "a number of seconds > 0"),
-    "RETRY_BACKOFF_MAX": ((int, float), "a number of seconds > 0"),
-    "CLEANUP_BATCH_SIZE": ((int,), "a whole number > 0"),
+    "MAX_RETRIES": ((int,), "a whole number from 0 to 100"),
+    "RETRY_BACKOFF": ((int, float), "a number of seconds > 0 and <= 60"),
+    "RETRY_BACKOFF_MAX": ((int, float), "a number of seconds > 0 and <= 3600"),
+    "CLEANUP_BATCH_SIZE": ((int,), "a whole number from 1 to 1000000"),
     "TRACK_PENDING": ((bool,), "True or False"),
     "NOTIFY": ((bool,), "True or False"),
     "BATCH_WRITES": (
@@ -84,15 +99,37 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "RETENTION": ((list, tuple), "a list of rules such as [{'status': 'FAILURE', 'keep': 86400}]"),
     "GROUP_RETENTION": (
         (timedelta, int, float, type(None)),
-        "a timedelta, a number of seconds >= 0, or None (keep forever)",
+        f"{_SPAN} >= 0 and {_SPAN_RANGE}, or None (keep forever)",
     ),
+    "CUSTOM_STATES": (
+        (list, tuple),
+        "a list of your tasks' own state names such as ['PROGRESS'], each at most 50 characters",
+    ),
+    "RESULT_VIEWS_PERMISSION": (
+        (str, type(None), Callable),  # type: ignore[dict-item]
+        "None (anyone may read), a permission such as 'django_celery_results.view_taskresult', "
+        "or a function that takes the request and returns True to allow it",
+    ),
+}
+#: Numeric keys: (smallest, largest, whether the smallest itself is refused).
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "MAX_RETRIES": (0, 100, False),
+    "RETRY_BACKOFF": (0, 60, True),
+    "RETRY_BACKOFF_MAX": (0, 3600, True),
+    "CLEANUP_BATCH_SIZE": (1, 1_000_000, False),
+    "STUCK_AFTER": (0, MAX_SPAN.total_seconds(), True),
+    "GROUP_RETENTION": (0, MAX_SPAN.total_seconds(), False),
 }
 _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
     "max_delay_ms": ((int, float), "a number of milliseconds > 0 and <= 60000", 60_000),
     "max_rows": ((int,), "a whole number > 0 and <= 100000", 100_000),
 }
-_MINIMUM = {"MAX_RETRIES": 0, "CLEANUP_BATCH_SIZE": 1}
-_POSITIVE = {"RETRY_BACKOFF", "RETRY_BACKOFF_MAX"}
+#: The keys that decide what cleanup deletes: while one is invalid, cleanup deletes nothing.
+DELETION_KEYS = ("RETENTION", "GROUP_RETENTION", "CUSTOM_STATES")
+#: The longest state name the ``status`` column holds.
+STATE_MAX_LENGTH = 50
+
+logger = logging.getLogger(__name__)
 
 
 def raw_settings() -> dict[str, Any]:
@@ -101,45 +138,122 @@ def raw_settings() -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def seconds_of(value: Any) -> float | None:
+    """Return a span (a ``timedelta`` or a number, not a bool) in seconds; None for others."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an int too large for a float
+            return math.inf
+    return None
+
+
+def in_range(value: Any, key: str) -> bool:
+    """Return True when a number or span is finite and within ``key``'s range."""
+    seconds = seconds_of(value)
+    if seconds is None or not math.isfinite(seconds):
+        return False
+    low, high, low_refused = _RANGES[key]
+    return (seconds > low if low_refused else seconds >= low) and seconds <= high
+
+
 def validate(raw: Any) -> list[str]:
-    """Return one message per problem in a ``DJANGO_CELERY_RESULTS`` value."""
+    """Return one message per problem in a ``DJANGO_CELERY_RESULTS`` value.
+
+    Never raises, whatever the value: a setting read at import time must not stop a
+    process from starting, only be reported.
+    """
     if raw is None:
         return []
     if not isinstance(raw, dict):
         return [f"{SETTING_NAME} must be a dict, not {type(raw).__name__}."]
     problems = []
     for key, value in raw.items():
-        if key not in _EXPECTED:
-            known = ", ".join(sorted(_EXPECTED))
-            problems.append(f"{SETTING_NAME}[{key!r}] is not a known key. Known keys: {known}.")
-            continue
-        types, description = _EXPECTED[key]
-        wrong_type = not isinstance(value, types) or (
-            bool not in types and isinstance(value, bool)
+        try:
+            problems.extend(_key_problems(key, value, raw))
+        except Exception as exc:  # a value whose comparisons raise: refused, never a crash
+            problems.append(f"{SETTING_NAME}[{key!r}] could not be read ({exc!r}).")
+    return problems
+
+
+def _key_problems(key: Any, value: Any, raw: dict[str, Any]) -> list[str]:
+    if key not in _EXPECTED:
+        known = ", ".join(sorted(_EXPECTED))
+        near = difflib.get_close_matches(str(key).upper(), _EXPECTED, n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        return [f"{SETTING_NAME}[{key!r}] is not a known key.{hint} Known keys: {known}."]
+    types, description = _EXPECTED[key]
+    wrong_type = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+    if wrong_type:
+        return [
+            f"{SETTING_NAME}[{key!r}] must be {description}, "
+            f"not {value!r} ({type(value).__name__})."
+        ]
+    bad = f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}."
+    if key in _RANGES and value is not None and not in_range(value, key):
+        return [bad]
+    if key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value):
+        return [bad]
+    if key == "CUSTOM_STATES" and not all(
+        isinstance(v, str) and 0 < len(v) <= STATE_MAX_LENGTH for v in value
+    ):
+        return [bad]
+    if key == "BATCH_WRITES" and isinstance(value, dict):
+        return _batch_problems(value)
+    if key == "RETENTION":
+        return retention.problems(
+            value, f"{SETTING_NAME}['RETENTION']", known_states(raw.get("CUSTOM_STATES"))
         )
-        if wrong_type:
+    if key == "RESULT_VIEWS_PERMISSION" and isinstance(value, str) and value.count(".") != 1:
+        return [bad]
+    if key == "METRICS_TOKEN" and value is not None and len(value) < 16:
+        return [f"{SETTING_NAME}[{key!r}] must be {description}: a short token is guessable."]
+    return []
+
+
+def known_states(custom: Any = None) -> frozenset[str]:
+    """Celery's states and the project's own (``CUSTOM_STATES``, when it is a valid list)."""
+    declared = (
+        [name for name in custom if isinstance(name, str)]
+        if isinstance(custom, list | tuple)
+        else []
+    )
+    return frozenset(ALL_STATES) | frozenset(declared)
+
+
+def warnings(raw: Any) -> list[str]:
+    """Return what is suspicious but allowed: ``RETENTION`` states nothing declares."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("RETENTION"), list | tuple):
+        return []
+    return retention.unknown_states(
+        raw["RETENTION"], f"{SETTING_NAME}['RETENTION']", known_states(raw.get("CUSTOM_STATES"))
+    )
+
+
+def cleanup_problems() -> list[str]:
+    """Return why cleanup must delete nothing now: the deletion settings' problems.
+
+    ``RETENTION``, ``GROUP_RETENTION`` and ``CUSTOM_STATES`` decide what is deleted; so
+    does a misspelling of one of them (its rules would be missing), and a setting that
+    is not a dict at all.
+    """
+    value = getattr(settings, SETTING_NAME, None)
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return validate(value)
+    problems = validate({key: value[key] for key in DELETION_KEYS if key in value})
+    for key in value:
+        if key in _EXPECTED:
+            continue
+        near = difflib.get_close_matches(str(key).upper(), DELETION_KEYS, n=1, cutoff=0.6)
+        if near or "RETENTION" in str(key).upper():
             problems.append(
-                f"{SETTING_NAME}[{key!r}] must be {description}, "
-                f"not {value!r} ({type(value).__name__})."
+                f"{SETTING_NAME}[{key!r}] is not a known key; "
+                f"did you mean {(near or ['RETENTION'])[0]!r}?"
             )
-        elif (
-            (key in _MINIMUM and value < _MINIMUM[key])
-            or (key in _POSITIVE and value <= 0)
-            or (key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value))
-        ):
-            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
-        elif key == "BATCH_WRITES" and isinstance(value, dict):
-            problems.extend(_batch_problems(value))
-        elif key == "RETENTION":
-            problems.extend(retention.problems(value, f"{SETTING_NAME}['RETENTION']"))
-        elif key == "STUCK_AFTER" and value <= type(value)(0):
-            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
-        elif key == "METRICS_TOKEN" and value is not None and len(value) < 16:
-            problems.append(
-                f"{SETTING_NAME}[{key!r}] must be {description}: a short token is guessable."
-            )
-        elif key == "GROUP_RETENTION" and value is not None and value < type(value)(0):
-            problems.append(f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}.")
     return problems
 
 
@@ -155,7 +269,7 @@ def _batch_problems(batch: dict[str, Any]) -> list[str]:
             continue
         types, description, maximum = _BATCH_KEYS[key]
         number = isinstance(value, types) and not isinstance(value, bool)
-        if not number or not 0 < float(value) <= maximum:
+        if not number or not (math.isfinite(value) and 0 < value <= maximum):
             problems.append(
                 f"{SETTING_NAME}['BATCH_WRITES'][{key!r}] must be {description}, not {value!r}."
             )
@@ -169,29 +283,56 @@ def _batch_writes(value: dict[str, Any] | bool | None) -> BatchWrites | None:
     return BatchWrites(**value) if isinstance(value, dict) else BatchWrites()
 
 
+def _with_context(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys validated together with ``name``: ``RETENTION`` needs ``CUSTOM_STATES``."""
+    if name == "RETENTION" and "CUSTOM_STATES" in raw:
+        return {name: raw[name], "CUSTOM_STATES": raw["CUSTOM_STATES"]}
+    return {name: raw[name]}
+
+
+def _converted(name: str, value: Any, raw: dict[str, Any]) -> Any:
+    """Turn a valid value into the type :class:`AppSettings` holds."""
+    if name in ("DISABLED_DRIVERS", "CUSTOM_STATES"):
+        return tuple(value)
+    if name == "BATCH_WRITES":
+        return _batch_writes(value)
+    if name == "RETENTION":
+        return retention.parse(value)
+    if name == "GROUP_RETENTION":
+        return retention.as_keep(value)
+    if name == "STUCK_AFTER" and not isinstance(value, timedelta):
+        return timedelta(seconds=value)
+    return value
+
+
 @functools.cache
 def app_settings() -> AppSettings:
     """Return the validated settings; invalid or unknown keys keep their defaults.
 
-    The system check reports them (``manage.py check``), so a typo never stops a worker.
+    Never raises. The system check reports every problem (``manage.py check``, and the
+    worker's log at start); each key that falls back to its default is also logged here,
+    once per process. A deletion setting that is invalid keeps its default too, but
+    cleanup then refuses to run at all (:func:`cleanup_problems`).
     Read once (every database operation asks), and again when tests change the setting.
     """
     raw = raw_settings()
     valid: dict[str, Any] = {}
     for field in fields(AppSettings):
-        if field.name in raw and not validate({field.name: raw[field.name]}):
-            value = raw[field.name]
-            if field.name == "DISABLED_DRIVERS":
-                value = tuple(value)
-            elif field.name == "BATCH_WRITES":
-                value = _batch_writes(value)
-            elif field.name == "RETENTION":
-                value = retention.parse(value)
-            elif field.name == "GROUP_RETENTION":
-                value = retention.as_keep(value)
-            elif field.name == "STUCK_AFTER" and not isinstance(value, timedelta):
-                value = timedelta(seconds=value)
-            valid[field.name] = value
+        if field.name not in raw:
+            continue
+        problems = validate(_with_context(field.name, raw))
+        if not problems:
+            try:
+                valid[field.name] = _converted(field.name, raw[field.name], raw)
+                continue
+            except Exception as exc:  # validation let through what cannot be used
+                problems = [f"{SETTING_NAME}[{field.name!r}] could not be used ({exc!r})."]
+        if field.name not in DELETION_KEYS:
+            logger.warning(
+                "%s Using the default, %r, until it is fixed (docs/settings.md).",
+                " ".join(problems),
+                field.default,
+            )
     return AppSettings(**valid)
 
 

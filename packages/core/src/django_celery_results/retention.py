@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
+
+from .utils import MAX_SPAN
 
 #: The keys a rule matches rows by, each a column of ``TaskResult``.
 MATCH_KEYS = ("status", "task_name", "periodic_task_name", "queue")
@@ -119,8 +123,12 @@ def as_keep(value: Any) -> timedelta | None:
     return timedelta(seconds=value)
 
 
-def problems(rules: Any, setting: str) -> list[str]:
-    """Return one message per problem in a ``RETENTION`` value, each naming the fix."""
+def problems(rules: Any, setting: str, known_states: frozenset[str]) -> list[str]:
+    """Return one message per problem in a ``RETENTION`` value, each naming the fix.
+
+    A state that is a near miss of a known one (``FAILED``, ``failure``) is a problem:
+    the rule would match nothing. ``known_states`` are Celery's and the project's own.
+    """
     if not isinstance(rules, list | tuple):
         return [
             f"{setting} must be a list of rules such as "
@@ -133,7 +141,9 @@ def problems(rules: Any, setting: str) -> list[str]:
         if not isinstance(rule, Mapping):
             found.append(f"{where} must be a dict such as {{'queue': 'billing', 'keep': None}}.")
             continue
-        unknown = sorted(set(rule) - set(RULE_KEYS))
+        if isinstance(rule.get("name"), str):
+            where += f" ({rule['name']!r})"
+        unknown = sorted(map(str, set(rule) - set(RULE_KEYS)))
         if unknown:
             found.append(
                 f"{where} has unknown keys {unknown}; a rule has: {', '.join(RULE_KEYS)}."
@@ -143,26 +153,28 @@ def problems(rules: Any, setting: str) -> list[str]:
                 f"{where} has no 'keep': say how long its rows are kept (a timedelta, "
                 "seconds, or None to keep them forever)."
             )
-        elif not _is_keep(rule["keep"]):
+        elif not is_keep(rule["keep"]):
             found.append(
-                f"{where}['keep'] must be a timedelta, a number of seconds >= 0, or None "
-                f"(forever), not {rule['keep']!r}."
+                f"{where}['keep'] must be a timedelta or a number of seconds >= 0 and up to "
+                f"{MAX_SPAN.days:,} days (100 years), or None (forever), not {rule['keep']!r}."
             )
         if not any(key in rule for key in MATCH_KEYS):
             found.append(
                 f"{where} matches every row: give it one of {', '.join(MATCH_KEYS)} "
                 "(result_expires already decides for rows no rule matches)."
             )
-        status = rule.get("status")
-        if status is not None and not (
-            isinstance(status, str)
-            or (
-                isinstance(status, list | tuple | set | frozenset)
-                and status
-                and all(isinstance(s, str) for s in status)
+        states = state_names(rule.get("status"))
+        if states is None:
+            found.append(
+                f"{where}['status'] must be a state or a list of states, not {rule['status']!r}."
             )
-        ):
-            found.append(f"{where}['status'] must be a state or a list of states, not {status!r}.")
+        for state in states or ():
+            near = near_miss(state, known_states)
+            if near is not None:
+                found.append(
+                    f"{where}['status'] names {state!r}, which no task has: did you mean "
+                    f"{near!r}? (Declare your own states in CUSTOM_STATES.)"
+                )
         for key in GLOB_KEYS:
             if key in rule and not (isinstance(rule[key], str) and rule[key]):
                 found.append(f"{where}[{key!r}] must be a name or a glob, not {rule[key]!r}.")
@@ -171,12 +183,65 @@ def problems(rules: Any, setting: str) -> list[str]:
     return found
 
 
-def _is_keep(value: Any) -> bool:
+def unknown_states(rules: Any, setting: str, known_states: frozenset[str]) -> list[str]:
+    """Return a warning per rule state that is neither known nor a near miss of one."""
+    found = []
+    for number, rule in enumerate(rules if isinstance(rules, list | tuple) else (), 1):
+        if not isinstance(rule, Mapping):
+            continue
+        for state in state_names(rule.get("status")) or ():
+            if state not in known_states and near_miss(state, known_states) is None:
+                found.append(
+                    f"{setting}[{number - 1}]['status'] names {state!r}, which is neither "
+                    "one of Celery's states nor in CUSTOM_STATES: the rule matches only rows "
+                    "your tasks store with that state."
+                )
+    return found
+
+
+def state_names(status: Any) -> list[str] | None:
+    """The state names of a rule's ``status`` ([] when absent; None when malformed)."""
+    if status is None:
+        return []
+    if isinstance(status, str):
+        return [status]
+    if (
+        isinstance(status, list | tuple | set | frozenset)
+        and status
+        and all(isinstance(s, str) for s in status)
+    ):
+        return list(status)
+    return None
+
+
+def near_miss(state: str, known_states: frozenset[str]) -> str | None:
+    """Return the known state ``state`` was probably meant to be, or None.
+
+    An unknown name that differs from a known one in case only, or is close to one
+    (``FAILED`` for ``FAILURE``), is a near miss; a known name never is.
+    """
+    if state in known_states:
+        return None
+    for known in sorted(known_states):
+        if known.upper() == state.upper():
+            return known
+    close = difflib.get_close_matches(state.upper(), sorted(known_states), n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
+def is_keep(value: Any) -> bool:
+    """Return True for a valid ``keep``: ``None``, or a finite span from 0 to 100 years."""
     if value is None:
         return True
     if isinstance(value, timedelta):
-        return value >= timedelta(0)
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        return timedelta(0) <= value <= MAX_SPAN
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(seconds) and 0 <= seconds <= MAX_SPAN.total_seconds()
 
 
 def parse(rules: Iterable[Mapping[str, Any]]) -> tuple[Rule, ...]:

@@ -22,13 +22,25 @@ def now() -> datetime:
     return timezone.now()
 
 
+#: The longest span a setting or an option may name (``keep``, ``GROUP_RETENTION``,
+#: ``STUCK_AFTER``, ``--since``, ``--older-than``, a metrics window): "now minus it" must
+#: stay a date every database stores.
+MAX_SPAN = timedelta(days=36_500)
+
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_span(value: str) -> timedelta | None:
-    """Read a span such as ``90s``, ``15m``, ``24h``, ``30d`` or ``2w``; None if it is not one."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", value.strip())
+    """Read a span such as ``90s``, ``15m``, ``24h``, ``30d`` or ``2w``.
+
+    None if it is not one, or is longer than :data:`MAX_SPAN`.
+    """
+    match = re.fullmatch(r"(\d{1,12}(?:\.\d{1,9})?)([smhdw])", value.strip())
     if match is None:
         return None
     amount, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: float(amount)})
+    try:
+        span = timedelta(**{_UNITS[unit]: float(amount)})
+    except OverflowError:
+        return None
+    return span if span <= MAX_SPAN else None

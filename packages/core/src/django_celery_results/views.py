@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from celery import states
@@ -10,9 +12,43 @@ from celery.utils import get_full_cls_name
 from django.http import HttpRequest, JsonResponse
 from kombu.utils.encoding import safe_repr
 
+from .conf import app_settings
+
 __all__ = ["group_status", "is_group_successful", "is_task_successful", "task_status"]
 
+View = Callable[..., JsonResponse]
 
+
+def may_read_results(request: HttpRequest) -> bool:
+    """Whether ``request`` may read results here (``RESULT_VIEWS_PERMISSION``).
+
+    ``None`` lets anyone read them, as upstream; a permission (``"app.codename"``) asks
+    the user for it; a callable is asked with the request.
+    """
+    rule = app_settings().RESULT_VIEWS_PERMISSION
+    if rule is None:
+        return True
+    if callable(rule):
+        return bool(rule(request))
+    return bool(request.user.is_authenticated and request.user.has_perm(rule))
+
+
+def results_permission_required(view: View) -> View:
+    """Answer 403 (JSON, the views' own shape) to requests that may not read results."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        if not may_read_results(request):
+            return JsonResponse(
+                {"error": "You may not read task results here (RESULT_VIEWS_PERMISSION)."},
+                status=403,
+            )
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@results_permission_required
 def is_task_successful(request: HttpRequest, task_id: str) -> JsonResponse:
     """Return whether a task succeeded.
 
@@ -26,6 +62,7 @@ def is_task_successful(request: HttpRequest, task_id: str) -> JsonResponse:
     return JsonResponse({"task": {"id": task_id, "executed": AsyncResult(task_id).successful()}})
 
 
+@results_permission_required
 def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
     """Return the state and result of a task.
 
@@ -53,6 +90,7 @@ def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
     return JsonResponse({"task": response_data})
 
 
+@results_permission_required
 def is_group_successful(request: HttpRequest, group_id: str) -> JsonResponse:
     """Return whether each task of a group succeeded.
 
@@ -69,6 +107,7 @@ def is_group_successful(request: HttpRequest, group_id: str) -> JsonResponse:
     return JsonResponse({"group": {"id": group_id, "results": results}})
 
 
+@results_permission_required
 def group_status(request: HttpRequest, group_id: str) -> JsonResponse:
     """Return the state and result of each task of a group.
 

@@ -495,7 +495,9 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
         What beat's daily ``celery.backend_cleanup`` runs. ``result_expires`` of ``None``
         or 0 keeps every row no rule expires. Counters of dead chords go first, while
-        their header results still show that the chord is over.
+        their header results still show that the chord is over. While a setting that
+        decides what is deleted is invalid, nothing is: an ERROR line per problem is
+        logged and :class:`~django_celery_results.cleanup.CleanupRefused` raised.
         """
         delete_dead_chord_counters(self.expires)
         run_cleanup(configured_steps(self.expires))

@@ -9,10 +9,17 @@ from celery import current_app
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import retention
-from ...cleanup import Outcome, Report, configured_steps, delete_dead_chord_counters, one_off_step
+from ...cleanup import (
+    CleanupRefused,
+    Outcome,
+    Report,
+    configured_steps,
+    delete_dead_chord_counters,
+    one_off_step,
+)
 from ...cleanup import run as run_cleanup
-from ...conf import app_settings, raw_settings, validate
-from ...utils import parse_span
+from ...conf import app_settings, known_states
+from ...utils import MAX_SPAN, parse_span
 
 
 def parse_older_than(value: str) -> Any:
@@ -20,12 +27,14 @@ def parse_older_than(value: str) -> Any:
     span = parse_span(value)
     if span is None:
         try:
-            span = retention.as_keep(float(value))
+            seconds = float(value)
         except ValueError:
-            span = None
-    if span is None or span.total_seconds() < 0:
+            seconds = -1.0
+        span = retention.as_keep(seconds) if retention.is_keep(seconds) else None
+    if span is None:
         raise CommandError(
-            f"--older-than {value!r} is not a span: give seconds or a span such as 12h, 30d or 2w."
+            f"--older-than {value!r} is not a span: give seconds or a span such as 12h, 30d or "
+            f"2w, at most {MAX_SPAN.days:,} days."
         )
     return span
 
@@ -83,18 +92,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the cleanup and report each step."""
-        raw = raw_settings().get("RETENTION")
-        problems = [] if raw is None else validate({"RETENTION": raw})
-        if problems:
-            raise CommandError(
-                "DJANGO_CELERY_RESULTS['RETENTION'] is invalid, nothing was deleted:\n  "
-                + "\n  ".join(problems)
-            )
         if options["batch_size"] is not None and options["batch_size"] < 1:
             raise CommandError("--batch-size must be a whole number > 0.")
         if options["max_seconds"] is not None and options["max_seconds"] <= 0:
             raise CommandError("--max-seconds must be a number of seconds > 0.")
-        steps = self._steps(options)
+        try:
+            steps = self._steps(options)
+        except CleanupRefused as exc:
+            raise CommandError(str(exc)) from exc
         self._text = options["format"] == "text"
         self._live = self._text and options["verbosity"] >= 1 and self.stdout.isatty()
         if not options["dry_run"] and not options["rules"] and not self._one_off(options):
@@ -128,6 +133,14 @@ class Command(BaseCommand):
                     "be deleted (e.g. --older-than 30d)."
                 )
             status = options["status"]
+            states = known_states(app_settings().CUSTOM_STATES)
+            for state in status or ():
+                near = retention.near_miss(state, states)
+                if near is not None:
+                    raise CommandError(
+                        f"--status {state!r} names a state no task has: did you mean {near!r}? "
+                        "(Declare your own states in DJANGO_CELERY_RESULTS['CUSTOM_STATES'].)"
+                    )
             rule = retention.Rule(
                 name="one-off",
                 keep=options["older_than"],

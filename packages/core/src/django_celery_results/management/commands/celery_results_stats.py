@@ -15,7 +15,7 @@ from ...checks import ID_USAGE_FIX, id_usage_warning
 from ...drivers import driver_for_model
 from ...models import TaskResult
 from ...stats import TaskStats
-from ...utils import parse_span
+from ...utils import MAX_SPAN, parse_span
 
 
 def parse_since(value: str) -> datetime:
@@ -23,13 +23,18 @@ def parse_since(value: str) -> datetime:
     span = parse_span(value)
     if span is not None:
         return timezone.now() - span
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+        if parsed is not None and not timezone.is_aware(parsed):
+            parsed = timezone.make_aware(parsed)
+    except (ValueError, OverflowError):  # well formed, but no such date (2024-02-30)
+        parsed = None
     if parsed is None:
         raise CommandError(
-            f"--since {value!r} is neither a span such as 90m, 24h or 7d nor an ISO "
-            "datetime such as 2026-11-24T08:00."
+            f"--since {value!r} is neither a span such as 90m, 24h or 7d (at most "
+            f"{MAX_SPAN.days:,} days) nor an existing ISO datetime such as 2026-11-24T08:00."
         )
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+    return parsed
 
 
 def _seconds(value: float | None) -> str:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from celery import states
 from django.db import connections
 from django.test import override_settings
 from django.utils import timezone
 
 from ... import retention
-from ...cleanup import configured_steps, one_off_step, run
-from ...models import TaskResult
+from ...cleanup import (
+    CleanupRefused,
+    configured_steps,
+    delete_dead_chord_counters,
+    one_off_step,
+    run,
+)
+from ...models import GroupResult, TaskResult
 from .helpers import new_id, request, row
 
 #: What a driver's ``from django_celery_results.testing.suite import *`` takes.
@@ -144,6 +152,65 @@ class TestRetention:
         with rules({"status": "FAILURE", "keep": timedelta(days=30)}):
             backend.cleanup()  # result_expires is one hour in the suite's app
         assert left() == {kept}
+
+    @pytest.mark.parametrize(
+        ("setting", "named"),
+        [
+            # One unknown key in one rule: the list used to be dropped whole.
+            ({"RETENTION": [{"queue": "billing", "keep": None, "nmae": "x"}]}, "'nmae'"),
+            # A near miss of a state: the rule would match nothing.
+            ({"RETENTION": [{"status": "FAILED", "keep": 60}]}, "did you mean 'FAILURE'"),
+            ({"RETENTION": [{"status": "failure", "keep": 60}]}, "did you mean 'FAILURE'"),
+            ({"RETENTION": [{"queue": "billing", "keep": float("inf")}]}, "['keep']"),
+            ({"RETENTION": [{"queue": "billing", "keep": timedelta.max}]}, "['keep']"),
+            ({"RETENTION": [{"queue": "billing", "keep": 10**11}]}, "['keep']"),
+            ({"GROUP_RETENTION": float("nan")}, "GROUP_RETENTION"),
+            ({"RETENTON": [{"queue": "billing", "keep": None}]}, "did you mean 'RETENTION'"),
+            ({"CUSTOM_STATES": "PROGRESS"}, "CUSTOM_STATES"),
+        ],
+    )
+    def test_an_invalid_setting_deletes_nothing(
+        self,
+        backend: Any,
+        driver: Any,
+        caplog: pytest.LogCaptureFixture,
+        setting: dict[str, Any],
+        named: str,
+    ) -> None:
+        """Every cleanup path refuses, and logs an ERROR naming the problem."""
+        kept = stored(driver, 40, states.FAILURE, queue="billing")
+        GroupResult.objects.create(group_id=new_id(), date_done=timezone.now() - 40 * DAY)
+        with (
+            override_settings(DJANGO_CELERY_RESULTS=setting),
+            caplog.at_level(logging.ERROR, logger="django_celery_results.cleanup"),
+        ):
+            with pytest.raises(CleanupRefused):
+                backend.cleanup()
+            with pytest.raises(CleanupRefused):
+                configured_steps(DAY)
+            with pytest.raises(CleanupRefused):
+                delete_dead_chord_counters(DAY)
+        assert left() == {kept}
+        assert GroupResult.objects.count() == 1
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert errors
+        assert all("Cleanup deleted nothing" in message for message in errors)
+        assert any(named in message for message in errors), errors
+
+    def test_a_custom_state_is_known(self, backend: Any, driver: Any) -> None:
+        """A declared state is matched by its rule; an undeclared one is only a warning."""
+        progress = stored(driver, 40, "PROGRESS")
+        mine = stored(driver, 40, "MY_STATE")
+        setting = {
+            "CUSTOM_STATES": ["PROGRESS"],
+            "RETENTION": [
+                {"status": "PROGRESS", "keep": None},
+                {"status": "MY_STATE", "keep": None},
+            ],
+        }
+        with override_settings(DJANGO_CELERY_RESULTS=setting):
+            backend.cleanup()
+        assert left() == {progress, mine}
 
     def test_cleanup_while_workers_write(self, driver: Any, backend: Any, db_alias: str) -> None:
         """No write is lost and no error escapes while a cleanup deletes around it."""

@@ -125,3 +125,36 @@ def test_every_fragment_has_its_row_in_writing_a_driver(name: str) -> None:
     assert re.search(rf"^\| (.* / )?`{name}\(", text, re.MULTILINE), (
         f"docs/writing-a-driver.md has no row for the fragment {name}()"
     )
+
+
+def _documented(vendor: str) -> dict[str, str]:
+    """The ``Code | Retried`` rows of docs/operating.md's table for ``vendor``."""
+    text = (ROOT / "docs" / "operating.md").read_text()
+    match = re.search(
+        rf"<!-- transient-errors:{vendor} -->\n(.*?)<!-- /transient-errors:{vendor} -->",
+        text,
+        re.DOTALL,
+    )
+    assert match, f"docs/operating.md has no table for {vendor}"
+    rows = re.findall(r"^\| `([0-9A-Z]+)` \| (yes|no) \| (.+) \|$", match.group(1), re.MULTILINE)
+    return {code: f"{retried}: {what}" for code, retried, what in rows}
+
+
+def test_the_postgres_retry_table_is_the_code() -> None:
+    from django_celery_results_postgres import operations
+
+    expected = {code: f"yes: {what}" for code, what in operations.TRANSIENT_SQLSTATES.items()}
+    expected.update(
+        {code: f"no: {what}" for code, what in operations.NOT_RETRIED_SQLSTATES.items()}
+    )
+    assert _documented("postgresql") == expected
+
+
+def test_the_mysql_retry_table_is_the_code() -> None:
+    from django_celery_results_mysql import operations
+
+    expected = {str(code): f"yes: {what}" for code, what in operations.TRANSIENT_CODES.items()}
+    expected.update(
+        {str(code): f"no: {what}" for code, what in operations.NOT_RETRIED_CODES.items()}
+    )
+    assert _documented("mysql") == expected

@@ -112,11 +112,12 @@ def test_upstream_database_migrates_forward(
     assert len(before["django_celery_results_taskresult"]) == 3
 
     applied = probe(ours, "migrate", engine, upstream_db)["applied"]
-    assert applied[-4:] == [
+    assert applied[-5:] == [
         "0012_taskresult_date_started",
         "0013_taskresult_django_cele_periodi_1993cf_idx",
         "0014_alter_taskresult_status",
         "0015_taskresult_retries_queue",
+        "0016_taskresult_terminate_permission",
     ]
     after = probe(ours, "dump", engine, upstream_db)
     for table, rows in before.items():
@@ -140,12 +141,13 @@ def test_upstream_database_migrates_forward(
 def test_upstream_keeps_working_after_our_migrations(
     latest_upstream_python: Path, databases: tuple[str, str, str]
 ) -> None:
-    """Our 0015 adds nullable columns only: going back to upstream 2.6.0's code works."""
+    """Our 0015 adds nullable columns, 0016 a permission: upstream 2.6.0's code still works."""
     engine, database, _ = databases
     ours = Path(sys.executable)
-    assert probe(ours, "migrate", engine, database)["applied"][-1] == (
-        "0015_taskresult_retries_queue"
-    )
+    assert probe(ours, "migrate", engine, database)["applied"][-2:] == [
+        "0015_taskresult_retries_queue",
+        "0016_taskresult_terminate_permission",
+    ]
     assert probe(ours, "ours-write", engine, database) == {"queue": "billing", "retries": 2}
     used = probe(latest_upstream_python, "upstream-use", engine, database)
     assert used == {

@@ -22,19 +22,17 @@ life cycle of ``writers``, wired in ``AppConfig.ready()``).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from . import losses
 from .conf import BatchWrites, app_settings
 from .drivers.base import BaseDriver
 from .drivers.rows import TaskRow
 from .states import is_terminal, may_overwrite
 from .writers import IDLE, BackgroundWriter, close_connections
-
-logger = logging.getLogger(__name__)
 
 
 def merge(queued: TaskRow, new: TaskRow) -> TaskRow:
@@ -254,14 +252,9 @@ class Batcher:
                     except Exception as row_exc:
                         failures[row.task_id] = row_exc
         # Terminal callers get their error raised; nobody waits for the others: log them.
-        lost = [r.task_id for r in rows if r.task_id in failures and not is_terminal(r.status)]
-        if lost:
-            logger.error(
-                "Could not store the states of tasks %s on %r: %r",
-                ", ".join(lost),
-                driver.alias,
-                failures[lost[0]],
-            )
+        for row in rows:
+            if row.task_id in failures and not is_terminal(row.status):
+                losses.note_lost(row.task_id, row.status, driver.alias, failures[row.task_id])
         return failures
 
     # -- the flusher thread ----------------------------------------------------------------

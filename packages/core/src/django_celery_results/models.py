@@ -138,6 +138,8 @@ class TaskResult(models.Model):
         ordering = ["-date_done"]
         verbose_name = _("task result")
         verbose_name_plural = _("task results")
+        # Acting on workers is not viewing: the admin's Terminate needs this permission.
+        permissions = [("terminate_taskresult", _("Can terminate running tasks"))]
         # Explicit names to solve https://code.djangoproject.com/ticket/33483
         indexes = [
             models.Index(fields=["task_name"], name="django_cele_task_na_08aec9_idx"),

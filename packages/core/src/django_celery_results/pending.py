@@ -10,7 +10,6 @@ database. Writes go through their own connection, outside any transaction of the
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -18,12 +17,11 @@ from typing import Any
 from celery import current_app
 from celery.signals import before_task_publish
 
+from . import losses
 from .conf import app_settings
 from .drivers import TaskRow
 from .utils import DJANGO_TASK_HEADER
 from .writers import IDLE, BackgroundWriter, close_connections
-
-logger = logging.getLogger(__name__)
 
 #: Longest a queued row waits for company before it is written, in seconds: long enough
 #: that a group being sent goes out in a few statements, short beside a task's queue time.
@@ -105,19 +103,33 @@ class PendingWriter:
 def write(rows: list[TaskRow]) -> None:
     """Write ``rows`` through the driver; log (never raise) what could not be written.
 
-    A lost PENDING row loses nothing a user relies on: the worker's own writes create
-    the row, and reading an unknown id already answers PENDING.
+    Many rows go in one statement. When it fails for a reason that is not transient
+    (already retried), each row is written on its own: one bad row loses only itself,
+    logged with its task id. A lost PENDING row loses nothing a user relies on: the
+    worker's own writes create the row, and reading an unknown id already answers PENDING.
     """
     from .drivers import driver_for_model
     from .models import TaskResult
 
     try:
         driver = driver_for_model(TaskResult)
+    except Exception as exc:  # no database to write to at all
+        for row in rows:
+            losses.note_lost(row.task_id, row.status, "?", exc)
+        return
+    try:
         driver.retrying.store_pending_results(rows)
-    except Exception:
-        ids = ", ".join(row.task_id for row in rows[:20])
-        more = f" and {len(rows) - 20} more" if len(rows) > 20 else ""
-        logger.exception("Could not record PENDING for tasks %s%s", ids, more)
+        return
+    except Exception as exc:
+        if len(rows) == 1 or driver.ops.is_transient_error(exc):
+            for row in rows:
+                losses.note_lost(row.task_id, row.status, driver.alias, exc)
+            return
+    for row in rows:
+        try:
+            driver.retrying.store_pending_results([row])
+        except Exception as exc:
+            losses.note_lost(row.task_id, row.status, driver.alias, exc)
 
 
 _writer: PendingWriter | None = None

@@ -336,7 +336,12 @@ class TaskResultAdmin(_TaskResultAdminBase):
             return gettext("at the next cleanup (%(rule)s)") % {"rule": name}
         return gettext("in %(time)s (%(rule)s)") % {"time": timeuntil(when, depth=1), "rule": name}
 
-    @admin.action(description=_("Terminate selected tasks"))
+    def has_terminate_permission(self, request: HttpRequest) -> bool:
+        """Terminating tasks acts on the workers: it needs ``terminate_taskresult``."""
+        opts = self.opts
+        return bool(request.user.has_perm(f"{opts.app_label}.terminate_{opts.model_name}"))
+
+    @admin.action(description=_("Terminate selected tasks"), permissions=["terminate"])
     def terminate_task(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
         """Ask the workers to terminate the selected tasks (``control.terminate``)."""
         task_ids = list(queryset.values_list("task_id", flat=True))

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from kombu.exceptions import DecodeError
 
-from .. import pending, store
+from .. import losses, pending, store
 from ..cleanup import configured_steps, delete_dead_chord_counters
 from ..cleanup import run as run_cleanup
 from ..drivers import (
@@ -136,7 +136,13 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         return self._notifying()
 
     def on_task_call(self, producer: Any, task_id: str) -> dict[str, Any]:
-        """Subscribe to the task before it is sent: its result cannot arrive unheard."""
+        """Refuse an id no row can hold, then subscribe to the task before it is sent.
+
+        Celery asks this while the caller is still sending (``apply_async``), so a bad id
+        is an :class:`InvalidTaskId` there, not a lost result later. With notifications
+        on, subscribing first means its result cannot arrive unheard.
+        """
+        check_id_length(task_id, self.TaskModel, "task_id")
         if self._notifying():
             self.result_consumer.consume_from(task_id)
         return {}
@@ -338,7 +344,12 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             *self._extended_columns(request, traceback),
             happened if state == states.STARTED else None,  # date_started
         )
-        store.store_task_row(self._driver(self.TaskModel, using), row)
+        driver = self._driver(self.TaskModel, using)
+        try:
+            store.store_task_row(driver, row)
+        except Exception as exc:
+            losses.note_lost(task_id, state, driver.alias, exc)
+            raise
         return encoded
 
     def _meta_from_row(self, obj: TaskResult) -> dict[str, Any]:
@@ -521,12 +532,11 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         check_id_length(group_id, self.GroupModel, "group_id")
         content_type, content_encoding, encoded = self.encode_content(group_result.as_tuple())
         driver = self._driver(self.GroupModel)
-        driver.retrying.store_group_result(
-            group_id,
-            content_type,
-            content_encoding,
-            encoded,
-        )
+        try:
+            driver.retrying.store_group_result(group_id, content_type, content_encoding, encoded)
+        except Exception as exc:
+            losses.note_lost(group_id, "group result", driver.alias, exc)
+            raise
         return group_result
 
     def _delete_group(self, group_id: str) -> None:
@@ -622,9 +632,14 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
 
 
 def check_id_length(value: str, model: type[Any], field: str) -> None:
-    """Refuse an empty id, or one longer than its column, with a message that says why."""
+    """Refuse an empty id, one with a NUL, or one longer than its column, saying why."""
     if not value or not isinstance(value, str):
         raise InvalidTaskId(f"{field} must be a non-empty string, not {value!r}.")
+    if "\x00" in value:
+        raise InvalidTaskId(
+            f"{field} {value[:40]!r} holds a NUL character, which no database stores in "
+            "text: use ids of printable characters (Celery's default is a UUID)."
+        )
     max_length = column_length(model, field)
     if len(value) > max_length:
         raise InvalidTaskId(

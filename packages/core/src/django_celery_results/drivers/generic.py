@@ -45,6 +45,17 @@ TRANSIENT_MESSAGES = (
     "terminating connection",  # PostgreSQL admin shutdown / pg_terminate_backend
     "connection reset",
     "cannot operate on a closed database",  # SQLite
+    "due to lock timeout",  # PostgreSQL 55P03
+    "too many connections",  # PostgreSQL 53300, MySQL 1040
+    "max_user_connections",  # MySQL 1203, 1226
+    "read-only transaction",  # PostgreSQL 25006
+    "read only transaction",  # MySQL 1792
+    "--read-only option",  # MySQL 1290
+    "can't connect",  # MySQL 2002, 2003
+    "connection refused",  # libpq
+    "the database system is",  # PostgreSQL shutting down, starting up, in recovery
+    "server shutdown in progress",  # MySQL 1053
+    "connection was killed",  # MariaDB 1927
 )
 
 #: Ids per query when reading many rows: below every database's parameter limit.

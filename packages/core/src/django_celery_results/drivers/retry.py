@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import DatabaseError
 
+from .. import losses
 from ..conf import app_settings
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ def retry_after(
 ) -> T:
     """Retry ``operation`` after its first attempt raised ``exc`` (see :func:`with_retry`).
 
-    Raises ``exc`` when it may not be retried, else the last attempt's error.
+    Raises ``exc`` when it may not be retried, else the last attempt's error, with the
+    number of attempts made noted on it (``losses.attempts_of``).
     """
     conf = app_settings()  # only on errors: the call itself is a poll's hot path
     attempt = 0
@@ -82,9 +84,11 @@ def retry_after(
             or connection.in_atomic_block
             or not driver.ops.is_transient_error(exc)
         ):
+            losses.note_attempts(exc, attempt + 1)
             raise exc
         delay = min(conf.RETRY_BACKOFF * 2**attempt, conf.RETRY_BACKOFF_MAX)
         attempt += 1
+        losses.note_retry()
         logger.warning(
             "Transient database error on %r (%s); retry %d of %d in %.2fs.",
             driver.alias,

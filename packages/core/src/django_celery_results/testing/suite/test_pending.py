@@ -25,6 +25,36 @@ __all__ = ["TestPendingAndTransactions", "TestPendingAtPublish", "TestPendingWri
 class TestPendingAtPublish:
     """``before_task_publish`` writes a PENDING row stamped with the send time."""
 
+    @pytest.mark.parametrize("bad_id", ["x" * 300, "nul\x00inside"])
+    def test_a_bad_id_is_refused_while_sending(self, sender: Any, bad_id: str) -> None:
+        """``InvalidTaskId`` at ``send_task``; the good tasks around it keep their rows."""
+        from ...backends.database import InvalidTaskId
+
+        before = [sender.send_task("tests.add").id for _ in range(25)]
+        with pytest.raises(InvalidTaskId, match="task_id"):
+            sender.send_task("tests.add", task_id=bad_id)
+        after = [sender.send_task("tests.add").id for _ in range(25)]
+        assert pending.flush(10)
+        found = TaskResult.objects.filter(task_id__in=before + after)
+        assert found.count() == 50
+        assert set(found.values_list("status", flat=True)) == {states.PENDING}
+
+    def test_one_bad_row_loses_only_itself(
+        self, sender: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The writer falls back row by row when a many-row statement fails for good."""
+        good = [row(new_id(), states.PENDING) for _ in range(50)]
+        bad = row("y" * 300, states.PENDING)
+        rows = [*good[:20], bad, *good[20:]]
+        with caplog.at_level("ERROR", logger="django_celery_results.losses"):
+            pending.write(rows)
+        stored = set(TaskResult.objects.values_list("task_id", flat=True))
+        assert {r.task_id for r in good} <= stored
+        if bad.task_id not in stored:  # a database that checks lengths (not SQLite)
+            (record,) = caplog.records
+            assert bad.task_id in record.getMessage()
+            assert "PENDING" in record.getMessage()
+
     def test_sent_task_gets_a_pending_row(self, sender: Any) -> None:
         before = timezone.now()
         result = sender.send_task("tests.add", args=(1, 2), kwargs={"z": 3})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from unittest import mock
 
@@ -11,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.utils import InterfaceError, OperationalError
 from django.test import override_settings
 
+from ... import losses
 from ...models import TaskResult
 from ..provision import break_connection
 from .helpers import new_id, status_of
@@ -53,6 +55,31 @@ class TestTransientErrors:
         ):
             backend.mark_as_done(new_id(), 1)
         assert store.call_count == 4  # the first try and MAX_RETRIES=3 retries
+
+    @override_settings(**NO_PAUSE)
+    def test_a_lost_write_is_logged_with_its_task(
+        self, backend: Any, driver: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """When the retries run out: one ERROR line with everything needed to redo it."""
+        failure = OperationalError("server closed the connection unexpectedly")
+        task_id = new_id()
+        lost_before = losses.COUNTS.lost
+        retried_before = losses.COUNTS.retried
+        with (
+            mock.patch.object(driver.ops, "store_task_results", side_effect=failure),
+            mock.patch.object(driver.ops, "is_transient_error", return_value=True),
+            caplog.at_level(logging.ERROR, logger="django_celery_results.losses"),
+            pytest.raises(OperationalError),
+        ):
+            backend.mark_as_done(task_id, 1)
+        (record,) = caplog.records
+        message = record.getMessage()
+        assert f"Lost the SUCCESS state of task {task_id}" in message
+        assert repr(driver.alias) in message
+        assert "after 4 attempts" in message
+        assert "server closed the connection unexpectedly" in message
+        assert losses.COUNTS.lost == lost_before + 1
+        assert losses.COUNTS.retried == retried_before + 3
 
     @override_settings(**NO_PAUSE)
     def test_other_errors_are_raised_at_once(self, backend: Any, driver: Any) -> None:

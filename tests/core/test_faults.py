@@ -8,16 +8,42 @@ live beside their drivers' tests, the permission matrix in ``admin/test_permissi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 
 import pytest
+from celery import Celery, current_app
 from django.core import checks
-from django.test import override_settings
+from django.core.management import CommandError, call_command
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from django_celery_results.conf import AppSettings, app_settings, cleanup_problems, validate
+from django_celery_results.models import TaskResult
+from django_celery_results.testing.suite.helpers import new_id
+
+DASHBOARD = "admin:django_celery_results_dashboard"
+LIST = "admin:django_celery_results_taskresult_changelist"
+CHANGE = "admin:django_celery_results_taskresult_change"
+GROUPS = "admin:django_celery_results_groupresult_changelist"
+
+
+@contextlib.contextmanager
+def result_app() -> Iterator[Celery]:
+    """A current Celery app reading results with ``django-db`` (what the JSON views use)."""
+    previous = current_app._get_current_object()
+    app = Celery("faults", set_as_current=True)
+    app.conf.update(result_backend="django-db", result_extended=True)
+    try:
+        yield app
+    finally:
+        previous.set_current()
+
 
 # -- settings ------------------------------------------------------------------------------
 
@@ -144,3 +170,126 @@ def test_a_near_miss_of_our_backend_alias_is_an_error(value: str, alias: str) ->
 def test_real_backends_are_not_near_misses(value: str) -> None:
     with override_settings(CELERY_RESULT_BACKEND=value):
         assert not [m for m in checks.run_checks() if m.id == "django_celery_results.E008"]
+
+
+# -- corrupt rows: shown as unreadable, never a server error -------------------------------
+
+#: A FAILURE whose stored exception nests deeper than Python's JSON reader goes.
+DEEP = '{"exc_type": ' + "[" * 1000 + "]" * 1000 + "}"
+
+
+def put(task_id: str, status: str = "SUCCESS", **columns: Any) -> TaskResult:
+    values = {"content_type": "application/json", "content_encoding": "utf-8"}
+    return TaskResult.objects.create(task_id=task_id, status=status, **{**values, **columns})
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_deeply_nested_failure_takes_no_page_down(admin_client: Client, db_alias: str) -> None:
+    bad = put(new_id(), "FAILURE", result=DEEP)
+    good = put(new_id(), "SUCCESS", result="1")
+    for window in ("1h", "24h", "7d"):
+        page = admin_client.get(reverse(DASHBOARD), {"window": window})
+        assert page.status_code == 200, window
+    assert admin_client.get("/metrics/").status_code == 200
+    detail = admin_client.get(reverse(CHANGE, args=[bad.pk]))
+    assert detail.status_code == 200
+    assert bad.task_id in detail.content.decode()
+    out = StringIO()
+    call_command("celery_results_stats", stdout=out)
+    assert "(unreadable)" in out.getvalue()
+    with result_app():
+        status = Client().get(f"/results/task/status/{bad.task_id}/").json()["task"]
+        assert status["error"].startswith(f"The stored result of {bad.task_id} cannot be read")
+        other = Client().get(f"/results/task/status/{good.task_id}/").json()["task"]
+        assert (other["status"], other["result"]) == ("SUCCESS", 1)
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_date_at_the_end_of_the_calendar_takes_no_page_down(
+    admin_client: Client, db_alias: str
+) -> None:
+    far = put(new_id(), "SUCCESS", result="1")
+    end = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    TaskResult.objects.filter(pk=far.pk).update(date_done=end, date_created=end)
+    with override_settings(DJANGO_CELERY_RESULTS={"RETENTION": [{"queue": "q", "keep": 86400}]}):
+        assert admin_client.get(reverse(CHANGE, args=[far.pk])).status_code == 200
+        assert admin_client.get(reverse(LIST)).status_code == 200
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_one_corrupt_member_leaves_its_group_readable(db_alias: str) -> None:
+    good, bad = new_id(), new_id()
+    put(good, "SUCCESS", result="7")
+    put(bad, "SUCCESS", result="{not json")
+    group_id = new_id()
+    with result_app() as app:
+        app.GroupResult(group_id, [app.AsyncResult(good), app.AsyncResult(bad)]).save()
+        for url in (f"/results/group/status/{group_id}/", f"/results/group/done/{group_id}/"):
+            response = Client().get(url)
+            assert response.status_code == 200, url
+            members = response.json()["group"]["results"]
+            assert len(members) == 2
+            assert next(m for m in members if "error" in m)["id"] == bad
+            assert [m for m in members if "error" not in m]
+
+
+# -- bad request parameters: 400 or a fallback, never a server error ----------------------
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "2026-01-01T00:00:00+00:00~" + "9" * 5000,
+        "2026-01-01T00:00:00+00:00~99999999999999999999",
+        "9999-12-31T23:59:59-14:00~5",
+        "0001-01-01T00:00:00+14:00~5",
+        "2024-02-30T00:00:00~5",
+        "x" * 10_000 + "~5",
+    ],
+)
+def test_an_impossible_cursor_falls_back_to_the_newest(
+    admin_client: Client, db_alias: str, cursor: str
+) -> None:
+    put(new_id())
+    assert admin_client.get(reverse(LIST), {"before": cursor}).status_code == 200
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+@pytest.mark.parametrize(
+    "query", [{"status__exact": "FAIL\x00URE"}, {"q": "abc\x00"}, {"x\x00": "1"}]
+)
+def test_a_nul_in_a_filter_is_a_400(
+    admin_client: Client, db_alias: str, query: dict[str, str]
+) -> None:
+    assert admin_client.get(reverse(LIST), query).status_code == 400
+    assert admin_client.get(reverse(GROUPS), query).status_code == 400
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+@pytest.mark.parametrize("window", ["99999999999d", "1000000d", "9" * 5000 + "m", "1h\x00"])
+def test_an_impossible_metrics_window_is_a_400(
+    admin_client: Client, db_alias: str, window: str
+) -> None:
+    response = admin_client.get("/metrics/", {"window": window})
+    assert response.status_code == 400
+    assert b"at most 7d" in response.content
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "accepted"),
+    [
+        ("celery_results_stats", ["--since", "2024-02-30T00:00"], "existing ISO datetime"),
+        ("celery_results_stats", ["--since", "1000000d"], "at most 36,500 days"),
+        ("celery_results_stats", ["--since", "9" * 5000 + "h"], "at most 36,500 days"),
+        ("celery_results_cleanup", ["--older-than", "1000000d"], "at most 36,500 days"),
+        ("celery_results_cleanup", ["--older-than", "1e300"], "at most 36,500 days"),
+        ("celery_results_cleanup", ["--older-than", "nan"], "at most 36,500 days"),
+    ],
+)
+def test_an_impossible_span_or_date_is_a_command_error(
+    command: str, args: list[str], accepted: str
+) -> None:
+    """A CommandError (exit code 1 from the shell) that says what is accepted."""
+    with pytest.raises(CommandError, match=accepted):
+        call_command(command, *args, stdout=StringIO())

@@ -239,7 +239,7 @@ def exception_type(content_type: str | None, result: str | None) -> str:
         return f"({content_type})"
     try:
         value = json.loads(result)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python reads
         return "(unreadable)"
     if not isinstance(value, dict) or not value.get("exc_type"):
         return "(unknown)"

@@ -9,6 +9,7 @@ from typing import Any
 from celery import states
 from celery.result import AsyncResult, GroupResult
 from celery.utils import get_full_cls_name
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from kombu.utils.encoding import safe_repr
 
@@ -17,6 +18,21 @@ from .conf import app_settings
 __all__ = ["group_status", "is_group_successful", "is_task_successful", "task_status"]
 
 View = Callable[..., JsonResponse]
+
+
+def unreadable(what: str, error: BaseException) -> str:
+    """Why a stored value could not be read, for the ``error`` key of a response."""
+    return f"The stored {what} cannot be read: {type(error).__name__}: {error}"[:500]
+
+
+def _member(task: AsyncResult, read: Callable[[AsyncResult], dict[str, Any]]) -> dict[str, Any]:
+    """One group member's entry; a member whose row cannot be read says so, alone."""
+    try:
+        return read(task)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # a corrupt row: the other members are still answered
+        return {"id": task.id, "status": None, "error": unreadable(f"result of {task.id}", exc)}
 
 
 def may_read_results(request: HttpRequest) -> bool:
@@ -59,7 +75,14 @@ def is_task_successful(request: HttpRequest, task_id: str) -> JsonResponse:
     Returns:
         ``{"task": {"id": task_id, "executed": bool}}``.
     """
-    return JsonResponse({"task": {"id": task_id, "executed": AsyncResult(task_id).successful()}})
+    try:
+        executed = AsyncResult(task_id).successful()
+    except DatabaseError:
+        raise
+    except Exception as exc:  # a corrupt row
+        error = unreadable(f"result of {task_id}", exc)
+        return JsonResponse({"task": {"id": task_id, "executed": None, "error": error}})
+    return JsonResponse({"task": {"id": task_id, "executed": executed}})
 
 
 @results_permission_required
@@ -76,9 +99,23 @@ def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
     Returns:
         ``{"task": {"id": task_id, "status": state, "result": result}}``.
     """
-    result = AsyncResult(task_id)
+    try:
+        response_data = _task_status(AsyncResult(task_id))
+    except DatabaseError:
+        raise
+    except Exception as exc:  # a corrupt row
+        response_data = {
+            "id": task_id,
+            "status": None,
+            "result": None,
+            "error": unreadable(f"result of {task_id}", exc),
+        }
+    return JsonResponse({"task": response_data})
+
+
+def _task_status(result: AsyncResult) -> dict[str, Any]:
     state, retval = result.state, result.result
-    response_data: dict[str, Any] = {"id": task_id, "status": state, "result": retval}
+    response_data: dict[str, Any] = {"id": result.id, "status": state, "result": retval}
     if state in states.EXCEPTION_STATES:
         response_data.update(
             {
@@ -87,7 +124,7 @@ def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
                 "traceback": result.traceback,
             }
         )
-    return JsonResponse({"task": response_data})
+    return response_data
 
 
 @results_permission_required
@@ -102,8 +139,16 @@ def is_group_successful(request: HttpRequest, group_id: str) -> JsonResponse:
         ``{"group": {"id": group_id, "results": [{"id": task_id, "executed": bool}]}}``;
         ``results`` is empty when the group is unknown.
     """
-    group = GroupResult.restore(group_id)
-    results = [{"id": task.id, "executed": task.successful()} for task in group] if group else []
+    try:
+        group = GroupResult.restore(group_id)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # a corrupt group row
+        error = unreadable(f"group {group_id}", exc)
+        return JsonResponse({"group": {"id": group_id, "results": []}, "error": error})
+    results = [
+        _member(task, lambda t: {"id": t.id, "executed": t.successful()}) for task in group or ()
+    ]
     return JsonResponse({"group": {"id": group_id, "results": results}})
 
 
@@ -122,11 +167,19 @@ def group_status(request: HttpRequest, group_id: str) -> JsonResponse:
     Returns:
         ``{"group": {"id": group_id, "results": [{"result": result, "status": state}]}}``.
     """
-    group = GroupResult.restore(group_id)
+    try:
+        group = GroupResult.restore(group_id)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # a corrupt group row
+        error = unreadable(f"group {group_id}", exc)
+        return JsonResponse({"group": {"id": group_id, "results": []}, "error": error})
     if group is None:
         return JsonResponse(
             {"group": {"id": group_id, "results": []}, "error": f"Group {group_id} not found."},
             status=404,
         )
-    results = [{"result": task.result, "status": task.status} for task in group.results]
+    results = [
+        _member(task, lambda t: {"result": t.result, "status": t.status}) for task in group.results
+    ]
     return JsonResponse({"group": {"id": group_id, "results": results}})

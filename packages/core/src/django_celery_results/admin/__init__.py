@@ -10,7 +10,7 @@ from celery import current_app as celery_app
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -192,6 +192,12 @@ class TaskResultAdmin(_TaskResultAdminBase):
         ),
     )
 
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The list; 400 for a query string no database can run (``paging.refused_query``)."""
+        return paging.refused_query(request) or super().changelist_view(request, extra_context)
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """The list with keyset pages past the numbered ones (``?before=``)."""
         return paging.ResultChangeList
@@ -241,36 +247,43 @@ class TaskResultAdmin(_TaskResultAdminBase):
     # -- the list's columns --------------------------------------------------------------
 
     @admin.display(description=_("Task ID"), ordering="task_id")
+    @display.guarded
     def task(self, obj: TaskResult) -> SafeString:
         """The id, short; the whole id on hover."""
         return display.short_id(obj.task_id)
 
     @admin.display(description=_("Task Name"), ordering="task_name")
+    @display.guarded
     def name(self, obj: TaskResult) -> SafeString:
         """The task name, and the periodic task that sent it in small print."""
         return display.breakable(obj.task_name, obj.periodic_task_name)
 
     @admin.display(description=_("Worker"), ordering="worker")
+    @display.guarded
     def worker_name(self, obj: TaskResult) -> SafeString:
         """The worker's node name, which may wrap after its ``@``."""
         return display.breakable(obj.worker)
 
     @admin.display(description=_("State"), ordering="status")
+    @display.guarded
     def state(self, obj: TaskResult) -> SafeString:
         """The state as a coloured badge."""
         return display.state_badge(obj.status)
 
     @admin.display(description=_("Done"), ordering="date_done")
+    @display.guarded
     def done(self, obj: TaskResult) -> SafeString:
         """``date_done`` to the second (the date only for rows of earlier days)."""
         return display.when_done(obj.date_done)
 
     @admin.display(description=_("Waiting"))
+    @display.guarded
     def waiting(self, obj: TaskResult) -> str:
         """Sent (or first written) to started, for people."""
         return display.duration(obj.waiting_time)
 
     @admin.display(description=_("Processing"))
+    @display.guarded
     def processing(self, obj: TaskResult) -> str:
         """Started to done, for people."""
         return display.duration(obj.processing_time)
@@ -278,31 +291,37 @@ class TaskResultAdmin(_TaskResultAdminBase):
     # -- the detail page -----------------------------------------------------------------
 
     @admin.display(description=_("Timeline"))
+    @display.guarded
     def timeline(self, obj: TaskResult) -> SafeString:
         """Created → started → done, to the millisecond, with the spans between."""
         return display.timeline(obj)
 
     @admin.display(description=_("Task Positional Arguments"))
+    @display.guarded
     def args(self, obj: TaskResult) -> SafeString:
         """The arguments as Celery recorded them (``repr()``, in a JSON string)."""
         return display.decoded(obj.task_args)
 
     @admin.display(description=_("Task Named Arguments"))
+    @display.guarded
     def kwargs(self, obj: TaskResult) -> SafeString:
         """The keyword arguments as Celery recorded them."""
         return display.decoded(obj.task_kwargs)
 
     @admin.display(description=_("Result Data"))
+    @display.guarded
     def result_data(self, obj: TaskResult) -> SafeString:
         """The result, decoded with the row's own serializer when that is JSON."""
         return display.decoded(obj.result, obj.content_type)
 
     @admin.display(description=_("Task Meta Information"))
+    @display.guarded
     def meta_data(self, obj: TaskResult) -> SafeString:
         """The meta (children, and a custom state's fields), as indented JSON."""
         return display.decoded(obj.meta, obj.content_type)
 
     @admin.display(description=_("Traceback"))
+    @display.guarded
     def traceback_text(self, obj: TaskResult) -> SafeString:
         """The traceback, preformatted."""
         return display.preformatted(obj.traceback)
@@ -320,6 +339,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
         return [field.name for field in self.model._meta.fields] + list(TIMELINE + COMPUTED)
 
     @admin.display(description=_("Expires"))
+    @display.guarded
     def expires(self, obj: TaskResult) -> str:
         """When cleanup deletes the row, and by which retention rule (``RETENTION``)."""
         rule = retention.rule_for(app_settings().RETENTION, obj)
@@ -331,7 +351,10 @@ class TaskResultAdmin(_TaskResultAdminBase):
             return gettext("never (%(rule)s)") % {"rule": name}
         if obj.date_done is None:
             return "-"
-        when = obj.date_done + keep
+        try:
+            when = obj.date_done + keep
+        except OverflowError:  # a date_done near the year 9999: past the calendar's end
+            return gettext("not before the year 9999 (%(rule)s)") % {"rule": name}
         if when <= timezone.now():
             return gettext("at the next cleanup (%(rule)s)") % {"rule": name}
         return gettext("in %(time)s (%(rule)s)") % {"time": timeuntil(when, depth=1), "rule": name}
@@ -381,6 +404,12 @@ class GroupResultAdmin(_GroupResultAdminBase):
         """A group id, looked up exactly in the unique index (not ``icontains``)."""
         term = search_term.strip()
         return (queryset.filter(group_id=term) if term else queryset), False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The list; 400 for a query string no database can run (``paging.refused_query``)."""
+        return paging.refused_query(request) or super().changelist_view(request, extra_context)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """The list with keyset pages past the numbered ones (``?before=``)."""

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import states
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
+
+logger = logging.getLogger(__name__)
+Shown = TypeVar("Shown")
 
 #: Characters of a task id shown in the list; the whole id is in the link's title.
 SHORT_ID = 8
@@ -129,11 +135,11 @@ def decoded(text: str | None, content_type: str | None = "application/json") -> 
         )
     try:
         value: Any = json.loads(text)
-    except ValueError:
+        if isinstance(value, str):
+            return preformatted(value)
+        return preformatted(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    except (ValueError, TypeError, RecursionError):  # not JSON, or nested too deep to show
         return preformatted(text)
-    if isinstance(value, str):
-        return preformatted(value)
-    return preformatted(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
 
 
 def preformatted(text: str | None) -> SafeString:
@@ -166,3 +172,37 @@ def timeline(row: Any) -> SafeString:
         ),
         format_html_join(" · ", "{} <b>{}</b>", ((name, duration(span)) for name, span in spans)),
     )  # fmt: skip
+
+
+def unreadable(error: BaseException) -> SafeString:
+    """What a page shows for a value it cannot render: that it is unreadable, and why."""
+    return format_html(
+        '<span class="dcr-unreadable">{}</span>',
+        gettext("unreadable (%(error)s)") % {"error": type(error).__name__},
+    )
+
+
+def guarded(
+    method: Callable[[Any, Any], Shown],
+) -> Callable[[Any, Any], Shown | SafeString]:
+    """Show a column a row cannot render as :func:`unreadable`, and log why.
+
+    One bad row never takes the list or its detail page down; the log line names the
+    row's task id.
+    """
+
+    @functools.wraps(method)
+    def shown(model_admin: Any, obj: Any) -> Shown | SafeString:
+        try:
+            return method(model_admin, obj)
+        except Exception as exc:
+            logger.warning(
+                "Task result %s: its %s can't be shown (%s: %s)",
+                getattr(obj, "task_id", "?"),
+                method.__name__,
+                type(exc).__name__,
+                exc,
+            )
+            return unreadable(exc)
+
+    return shown

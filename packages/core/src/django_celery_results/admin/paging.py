@@ -22,6 +22,7 @@ from django.conf import settings
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
+from django.http import HttpResponseBadRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
 
 #: Rows a list counts before it stops and says "10,000+"; also how deep page numbers go.
 COUNT_LIMIT = 10_000
+#: The largest id a cursor may name (a signed 64-bit integer), and its digits.
+MAX_PK = 2**63 - 1
+MAX_PK_DIGITS = 19
+#: Longest date text a cursor may hold (an ISO datetime with microseconds and offset).
+MAX_DATE_LENGTH = 40
 #: The query parameter of the keyset cursor: the last row of the page before.
 BEFORE_VAR = "before"
 #: The ordering keyset pages follow: the admin's default (newest first, ties by id).
@@ -79,17 +85,43 @@ class ResultPaginator(Paginator):  # type: ignore[type-arg]
 def parse_cursor(value: str) -> tuple[datetime, int] | None:
     """Read ``<date_done ISO>~<id>``; None when it is not one (a hand-edited link)."""
     when, _, pk = value.rpartition("~")
-    if not when or not (pk.isascii() and pk.isdecimal()):
+    if not when or not (pk.isascii() and pk.isdecimal() and len(pk) <= MAX_PK_DIGITS):
+        return None
+    if int(pk) > MAX_PK:
         return None
     try:
-        moment = parse_datetime(when)
-    except ValueError:  # well formed, but no such date (2024-02-30)
+        moment = parse_datetime(when[:MAX_DATE_LENGTH])
+        if moment is None:
+            return None
+        if settings.USE_TZ and timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, UTC)
+        if timezone.is_aware(moment):
+            moment.astimezone(UTC)  # an offset past the calendar's ends overflows here
+    except (ValueError, OverflowError):  # well formed, but no such date (2024-02-30)
         return None
-    if moment is None:
-        return None
-    if settings.USE_TZ and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, UTC)
     return moment, int(pk)
+
+
+def nul_parameter(request: HttpRequest) -> str | None:
+    """The name of a query parameter holding a NUL character, or None.
+
+    PostgreSQL refuses NUL in text, so such a filter or search would be a server error.
+    """
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            return key
+    return None
+
+
+def refused_query(request: HttpRequest) -> HttpResponseBadRequest | None:
+    """A 400 for a query string no database can run (a NUL in a filter), else None."""
+    bad = nul_parameter(request)
+    if bad is None:
+        return None
+    return HttpResponseBadRequest(
+        f"The query parameter {bad!r} holds a NUL character; remove it.",
+        content_type="text/plain",
+    )
 
 
 def format_cursor(date_done: datetime, pk: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from celery import maybe_signature, states
 from celery._state import task_join_will_block
+from celery.app.task import Context
 from celery.backends.asynchronous import AsyncBackendMixin
 from celery.backends.base import BaseDictBackend, get_current_task
 from celery.exceptions import ChordError
@@ -24,6 +25,7 @@ from kombu.exceptions import DecodeError
 from .. import losses, pending, store
 from ..cleanup import configured_steps, delete_dead_chord_counters
 from ..cleanup import run as run_cleanup
+from ..conf import STATE_MAX_LENGTH
 from ..drivers import (
     BaseDriver,
     ListenerLost,
@@ -48,6 +50,10 @@ EXCEPTIONS_TO_CATCH: tuple[type[BaseException], ...] = (InterfaceError,)
 
 class InvalidTaskId(ValueError):
     """A task or group id does not fit the id column."""
+
+
+class InvalidStateName(ValueError):
+    """A state name (``update_state(state=…)``) does not fit the status column."""
 
 
 class DatabaseBackend(ContentEncoding, BaseDictBackend):
@@ -216,28 +222,40 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
     def _get_extended_properties(self, request: Any, traceback: str | None) -> dict[str, Any]:
         """Return the ``result_extended`` columns: name, args, kwargs, worker, periodic name."""
         # A django.tasks task is always stored in full: its TaskResult needs every column.
-        django_task = getattr(request, DJANGO_TASK_HEADER, None) if request else None
+        django_task = _text(getattr(request, DJANGO_TASK_HEADER, None)) if request else None
         if not (request and (self.app.conf.result_extended or django_task)):
             return dict.fromkeys(TaskRow.DESCRIPTIVE)  # all None: not extended
         if django_task:  # JSON values by Django's contract: stored as they are
             task_args, task_kwargs = request.args, request.kwargs
         else:
             # Protocol 2 sends reprs (argsrepr/kwargsrepr); protocol 1 only the values.
-            task_args = getattr(request, "argsrepr", None)
+            task_args = _text(getattr(request, "argsrepr", None))
             if task_args is None:
-                task_args = getattr(request, "args", None)
-            task_kwargs = getattr(request, "kwargsrepr", None)
+                task_args = _plain(getattr(request, "args", None), list | tuple)
+            task_kwargs = _text(getattr(request, "kwargsrepr", None))
             if task_kwargs is None:
-                task_kwargs = getattr(request, "kwargs", None)
+                task_kwargs = _plain(getattr(request, "kwargs", None), dict)
+        # A request may be anything that stands in for one (a custom Task.Request, a
+        # test double): a value goes into a column only when it has the column's type.
+        retries = getattr(request, "retries", None)
         return {
-            "periodic_task_name": getattr(request, "periodic_task_name", None),
-            "task_args": None if task_args is None else self._encode_value(task_args),
-            "task_kwargs": None if task_kwargs is None else self._encode_value(task_kwargs),
-            "task_name": django_task or getattr(request, "task", None),
-            "worker": getattr(request, "hostname", None),
-            "retries": getattr(request, "retries", None),
+            "periodic_task_name": _text(getattr(request, "periodic_task_name", None)),
+            "task_args": self._encoded_or_none(task_args),
+            "task_kwargs": self._encoded_or_none(task_kwargs),
+            "task_name": django_task or _text(getattr(request, "task", None)),
+            "worker": _text(getattr(request, "hostname", None)),
+            "retries": retries if type(retries) is int else None,
             "queue": _routing_key(request),
         }
+
+    def _encoded_or_none(self, value: Any) -> str | None:
+        """``value`` encoded as the result is, or None when it cannot be."""
+        if value is None:
+            return None
+        try:
+            return self._encode_value(value)
+        except Exception:  # an args value the serializer refuses: the result still counts
+            return None
 
     def _extended_columns(self, request: Any, traceback: str | None) -> DescriptiveValues:
         """Return the fitted ``result_extended`` columns of a write, once per request.
@@ -302,7 +320,8 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
     def _get_meta_from_request(self, request: Any = None) -> dict[str, Any]:
         """Return ``request.meta``: arbitrary data a task injects into its stored meta."""
         request = request or getattr(get_current_task(), "request", None)
-        return getattr(request, "meta", None) or {}
+        meta = getattr(request, "meta", None)
+        return meta if isinstance(meta, dict) else {}
 
     def _store_result(
         self,
@@ -325,6 +344,11 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         if state is None:
             raise TypeError("_store_result() needs the task's state (state=…)")
         check_id_length(task_id, self.TaskModel, "task_id")
+        if len(state) > STATE_MAX_LENGTH:
+            raise InvalidStateName(
+                f"The state {state[:60]!r}… is {len(state)} characters, but the status column "
+                f"holds {STATE_MAX_LENGTH}: give update_state() a shorter state name."
+            )
         content_type, content_encoding, encoded = self.encode_content(result)
         meta = {
             **self._get_meta_from_request(request),
@@ -584,9 +608,9 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             gid, [result_from_tuple(r, app=self.app) for r in json.loads(sub_tasks)], app=self.app
         )
         if not self._all_ready(deps):
-            # The request's own flag (Context keeps a class-level default: not that one).
-            flag = vars(request).get("ignore_result") if hasattr(request, "__dict__") else None
-            if pending.result_ignored(self.app, flag, getattr(request, "task", None)):
+            if pending.result_ignored(
+                self.app, _ignore_flag(request), _text(getattr(request, "task", None))
+            ):
                 self._drop_unfinishable_chord(driver, gid, request)
                 return
             # A header task ran twice and counted twice: the last real part fires.
@@ -658,15 +682,59 @@ def _routing_key(request: Any) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
+#: Names already logged as cut to their column, so each is logged once per process.
+_cut_names: set[tuple[str, str]] = set()
+#: Most names remembered in :data:`_cut_names` (a flood of unique names logs again).
+MAX_CUT_NAMES = 1000
+
+
 def fit_descriptive_columns(props: dict[str, Any]) -> dict[str, Any]:
-    """Cut worker and task names to their columns: a long hostname must not lose a result."""
+    """Cut worker and task names to their columns: a long hostname must not lose a result.
+
+    Each name that is cut is logged once (a WARNING naming the column and its length).
+    """
     for name in ("task_name", "worker", "periodic_task_name", "queue"):
         value = props.get(name)
         if isinstance(value, str):
             length = column_length(TaskResult, name)
             if len(value) > length:
                 props[name] = value[:length]
+                if (name, value) not in _cut_names:
+                    if len(_cut_names) >= MAX_CUT_NAMES:
+                        _cut_names.clear()
+                    _cut_names.add((name, value))
+                    logger.warning(
+                        "The %s %r… is %d characters; it is stored cut to the column's %d.",
+                        name,
+                        value[:60],
+                        len(value),
+                        length,
+                    )
     return props
+
+
+def _ignore_flag(request: Any) -> bool | None:
+    """The request's own ``ignore_result``, as Celery's ``mark_as_done`` read it.
+
+    A worker's ``Context`` keeps a class-level default (False) that is not the message's
+    flag: only a value set on the request counts there. Anything standing in for a
+    request (a custom class, a test double) is asked as Celery asks it.
+    """
+    if isinstance(request, Context):
+        flag = vars(request).get("ignore_result")
+    else:
+        flag = getattr(request, "ignore_result", None)
+    return None if flag is None else bool(flag)
+
+
+def _text(value: Any) -> str | None:
+    """``value`` when it is text, else None (a request's attribute of another type)."""
+    return value if isinstance(value, str) else None
+
+
+def _plain(value: Any, kinds: Any) -> Any:
+    """``value`` when it is one of ``kinds`` (lists, tuples, dicts), else None."""
+    return value if isinstance(value, kinds) else None
 
 
 #: Column lengths by (model, field): they are fixed once the model is defined.

@@ -6,10 +6,14 @@ batch).
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from datetime import datetime
 from typing import Any
+from unittest import mock
 
+import pytest
 from celery import states
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
@@ -17,10 +21,10 @@ from django.utils import timezone
 
 from ...drivers import GenericDriver
 from ...models import TaskResult
-from .helpers import new_id, row
+from .helpers import column_length, new_id, request, row
 
 #: What a driver's ``from django_celery_results.testing.suite import *`` takes.
-__all__ = ["TestColumns"]
+__all__ = ["TestColumns", "TestNamesAndRequests"]
 
 
 def later() -> datetime:
@@ -117,3 +121,76 @@ class TestColumns:
         mine = TaskResult.objects.values(*fields).get(task_id=ours)
         reference = TaskResult.objects.values(*fields).get(task_id=theirs)
         assert mine == reference
+
+
+class TestNamesAndRequests:
+    """What a write takes from the task's state name and request, whatever they hold."""
+
+    def test_a_state_too_long_for_its_column_is_named(self, backend: Any) -> None:
+        from ...backends.database import InvalidStateName
+
+        task_id = new_id()
+        state = "PROGRESS_" + "X" * 60
+        with pytest.raises(InvalidStateName, match="status column holds 50"):
+            backend.store_result(task_id, None, state)
+        assert not TaskResult.objects.filter(task_id=task_id).exists()
+        backend.store_result(task_id, None, "P" * 50)  # the limit itself fits, everywhere
+        assert TaskResult.objects.get(task_id=task_id).status == "P" * 50
+
+    def test_a_long_task_name_is_cut_and_logged_once(
+        self, backend: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        length = column_length(TaskResult, "task_name")
+        name = "tasks." + uuid.uuid4().hex + "x" * length
+        ids = [new_id(), new_id()]
+        logger = "django_celery_results.backends.database"
+        with caplog.at_level(logging.WARNING, logger=logger):
+            for task_id in ids:
+                req = request(task_id, task=name)
+                backend.store_result(task_id, 1, states.SUCCESS, request=req)
+        rows = TaskResult.objects.filter(task_id__in=ids)
+        stored = set(rows.values_list("task_name", flat=True))
+        assert stored == {name[:length]}
+        cut = [r for r in caplog.records if "task_name" in r.getMessage()]
+        assert len(cut) == 1
+        assert f"cut to the column's {length}" in cut[0].getMessage()
+
+    def test_a_request_of_mocks_stores_nulls(self, backend: Any) -> None:
+        """Upstream's own tests pass ``MagicMock`` requests: their values are not columns."""
+        task_id = new_id()
+        fake = mock.MagicMock()
+        fake.id = task_id
+        fake.group = None
+        backend.store_result(task_id, 1, states.SUCCESS, request=fake)
+        stored = TaskResult.objects.get(task_id=task_id)
+        assert stored.status == states.SUCCESS
+        assert (stored.task_name, stored.worker, stored.retries, stored.queue) == (None,) * 4
+        assert (stored.task_args, stored.task_kwargs, stored.periodic_task_name) == (None,) * 3
+
+    def test_only_values_of_the_column_type_are_taken(self, backend: Any) -> None:
+        task_id = new_id()
+        odd = request(task_id, retries=True, hostname=42, task=["x"], argsrepr=b"()")
+        backend.store_result(task_id, 1, states.SUCCESS, request=odd)
+        stored = TaskResult.objects.get(task_id=task_id)
+        assert (stored.task_name, stored.worker, stored.retries) == (None, None, None)
+        # argsrepr of bytes is not text: the args themselves (a list) are stored instead.
+        assert stored.task_args == "[1, 2]"
+
+    def test_a_chord_counted_down_by_mock_requests(self, backend: Any) -> None:
+        """Upstream's chord test: a ``MagicMock`` request's values never reach a column."""
+        from celery.result import AsyncResult, GroupResult
+
+        from ...models import ChordCounter
+
+        gid, first, second = new_id(), new_id(), new_id()
+        header = GroupResult(gid, [AsyncResult(first), AsyncResult(second)], app=backend.app)
+        backend.apply_chord(header, backend.app.signature("tests.add"))
+        fake = mock.MagicMock()
+        fake.id, fake.group, fake.task = first, gid, "tests.add"
+        fake.argsrepr, fake.kwargsrepr, fake.hostname = "argsrepr", "kwargsrepr", "celery@x"
+        backend.mark_as_done(first, {"foo": "baz"}, request=fake)
+        assert ChordCounter.objects.get(group_id=gid).count == 1
+        fake.id = second
+        backend.mark_as_failure(second, ValueError(), request=fake)
+        assert not ChordCounter.objects.filter(group_id=gid).exists()
+        fake.chord.delay.assert_not_called()

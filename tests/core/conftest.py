@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from celery import Celery, current_app
 from django.test import override_settings
 
 from django_celery_results.drivers.manager import reset
@@ -25,3 +26,22 @@ def generic_driver_only() -> Iterator[None]:
             yield
         finally:
             reset()
+
+
+@pytest.fixture
+def app() -> Iterator[Celery]:
+    """The current Celery app while the test runs, storing results with ``django-db``."""
+    previous = current_app._get_current_object()
+    app = Celery("core-tests", set_as_current=True)
+    app.conf.update(
+        result_backend="django-db",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_extended=True,
+    )
+    try:
+        yield app
+    finally:
+        previous.set_current()
+        app.close()

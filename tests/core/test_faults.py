@@ -8,16 +8,14 @@ live beside their drivers' tests, the permission matrix in ``admin/test_permissi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
 
 import pytest
-from celery import Celery, current_app
+from celery import Celery
 from django.core import checks
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
@@ -31,18 +29,6 @@ DASHBOARD = "admin:django_celery_results_dashboard"
 LIST = "admin:django_celery_results_taskresult_changelist"
 CHANGE = "admin:django_celery_results_taskresult_change"
 GROUPS = "admin:django_celery_results_groupresult_changelist"
-
-
-@contextlib.contextmanager
-def result_app() -> Iterator[Celery]:
-    """A current Celery app reading results with ``django-db`` (what the JSON views use)."""
-    previous = current_app._get_current_object()
-    app = Celery("faults", set_as_current=True)
-    app.conf.update(result_backend="django-db", result_extended=True)
-    try:
-        yield app
-    finally:
-        previous.set_current()
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -184,7 +170,9 @@ def put(task_id: str, status: str = "SUCCESS", **columns: Any) -> TaskResult:
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-def test_a_deeply_nested_failure_takes_no_page_down(admin_client: Client, db_alias: str) -> None:
+def test_a_deeply_nested_failure_takes_no_page_down(
+    admin_client: Client, db_alias: str, app: Celery
+) -> None:
     bad = put(new_id(), "FAILURE", result=DEEP)
     good = put(new_id(), "SUCCESS", result="1")
     for window in ("1h", "24h", "7d"):
@@ -197,11 +185,10 @@ def test_a_deeply_nested_failure_takes_no_page_down(admin_client: Client, db_ali
     out = StringIO()
     call_command("celery_results_stats", stdout=out)
     assert "(unreadable)" in out.getvalue()
-    with result_app():
-        status = Client().get(f"/results/task/status/{bad.task_id}/").json()["task"]
-        assert status["error"].startswith(f"The stored result of {bad.task_id} cannot be read")
-        other = Client().get(f"/results/task/status/{good.task_id}/").json()["task"]
-        assert (other["status"], other["result"]) == ("SUCCESS", 1)
+    status = Client().get(f"/results/task/status/{bad.task_id}/").json()["task"]
+    assert status["error"].startswith(f"The stored result of {bad.task_id} cannot be read")
+    other = Client().get(f"/results/task/status/{good.task_id}/").json()["task"]
+    assert (other["status"], other["result"]) == ("SUCCESS", 1)
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
@@ -217,20 +204,19 @@ def test_a_date_at_the_end_of_the_calendar_takes_no_page_down(
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-def test_one_corrupt_member_leaves_its_group_readable(db_alias: str) -> None:
+def test_one_corrupt_member_leaves_its_group_readable(db_alias: str, app: Celery) -> None:
     good, bad = new_id(), new_id()
     put(good, "SUCCESS", result="7")
     put(bad, "SUCCESS", result="{not json")
     group_id = new_id()
-    with result_app() as app:
-        app.GroupResult(group_id, [app.AsyncResult(good), app.AsyncResult(bad)]).save()
-        for url in (f"/results/group/status/{group_id}/", f"/results/group/done/{group_id}/"):
-            response = Client().get(url)
-            assert response.status_code == 200, url
-            members = response.json()["group"]["results"]
-            assert len(members) == 2
-            assert next(m for m in members if "error" in m)["id"] == bad
-            assert [m for m in members if "error" not in m]
+    app.GroupResult(group_id, [app.AsyncResult(good), app.AsyncResult(bad)]).save()
+    for url in (f"/results/group/status/{group_id}/", f"/results/group/done/{group_id}/"):
+        response = Client().get(url)
+        assert response.status_code == 200, url
+        members = response.json()["group"]["results"]
+        assert len(members) == 2
+        assert next(m for m in members if "error" in m)["id"] == bad
+        assert [m for m in members if "error" not in m]
 
 
 # -- bad request parameters: 400 or a fallback, never a server error ----------------------

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from celery import Celery, current_app, uuid
+from celery import Celery, uuid
 from celery.exceptions import Retry
 from django.core import checks
 from django.test import Client
@@ -21,25 +21,6 @@ from django_celery_results.urls import TaskPatternConverter
 
 DEPRECATED = "ID first urls deprecated"
 TRACEBACK = 'Traceback (most recent call last):\n  File "tasks.py", line 1\nValueError: boom\n'
-
-
-@pytest.fixture
-def app() -> Iterator[Celery]:
-    """The current Celery app while the test runs, storing results with ``django-db``."""
-    previous = current_app._get_current_object()
-    app = Celery("views-tests", set_as_current=True)
-    app.conf.update(
-        result_backend="django-db",
-        result_serializer="json",
-        accept_content=["json"],
-        result_accept_content=["json"],
-        result_extended=True,
-    )
-    try:
-        yield app
-    finally:
-        previous.set_current()
-        app.close()
 
 
 @pytest.fixture

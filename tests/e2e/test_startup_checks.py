@@ -15,6 +15,32 @@ from .conftest import BROKERS, EXAMPLE, TIMEOUT, Brokers, Combo, Worker
 pytestmark = pytest.mark.django_db
 
 
+def run_until(command: list[str], env: dict[str, str], log: Path, wanted: str) -> str:
+    """Run ``command`` until its log file holds ``wanted`` (or it exits, or time runs out)."""
+    process = subprocess.Popen(
+        command,
+        cwd=EXAMPLE,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    text = ""
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while wanted not in text and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            text = log.read_text() if log.exists() else ""
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return log.read_text() if log.exists() else text
+
+
 def test_a_worker_logs_our_check_errors_at_start(brokers: Brokers, tmp_path: Path) -> None:
     """``NOTIFY`` on SQLite is a check error (E004): the worker's log says so at start.
 
@@ -31,28 +57,22 @@ def test_a_worker_logs_our_check_errors_at_start(brokers: Brokers, tmp_path: Pat
         "--loglevel=info", "-Q", queue, "-n", f"{queue}@%h", f"--logfile={log}",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=EXAMPLE,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        text = ""
-        while "django_celery_results.E004" not in text and time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            time.sleep(0.2)
-            text = log.read_text() if log.exists() else ""
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    text = run_until(command, env, log, "django_celery_results.E004")
     assert "django_celery_results.E004" in text, text
     assert "ERROR" in text
     assert "HINT:" in text
+
+
+def test_beat_logs_our_check_errors_at_start(brokers: Brokers, tmp_path: Path) -> None:
+    """Beat sends the daily cleanup: our checks' errors show in its log at start too."""
+    brokers.ensure("redis")
+    worker = Worker(Combo("default", "generic", "redis", "solo"), queue="e2e-beat-checks")
+    env = {**worker.environment(), "DEMO_NOTIFY": "1", "DEMO_BROKER_URL": BROKERS["redis"]}
+    env["DEMO_SQLITE_PATH"] = str(tmp_path / "beat.sqlite3")
+    log = tmp_path / "beat.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "demo_project", "beat", "--loglevel=info",
+        f"--schedule={tmp_path / 'schedule'}", f"--logfile={log}",
+    ]  # fmt: skip
+    text = run_until(command, env, log, "django_celery_results.E004")
+    assert "django_celery_results.E004" in text, text

@@ -25,6 +25,17 @@ def unreadable(what: str, error: BaseException) -> str:
     return f"The stored {what} cannot be read: {type(error).__name__}: {error}"[:500]
 
 
+def _restored(group_id: str) -> GroupResult | JsonResponse | None:
+    """The stored group, None when there is none, or the answer for a corrupt group row."""
+    try:
+        return GroupResult.restore(group_id)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # a corrupt group row
+        error = unreadable(f"group {group_id}", exc)
+        return JsonResponse({"group": {"id": group_id, "results": []}, "error": error})
+
+
 def _member(task: AsyncResult, read: Callable[[AsyncResult], dict[str, Any]]) -> dict[str, Any]:
     """One group member's entry; a member whose row cannot be read says so, alone."""
     try:
@@ -139,13 +150,9 @@ def is_group_successful(request: HttpRequest, group_id: str) -> JsonResponse:
         ``{"group": {"id": group_id, "results": [{"id": task_id, "executed": bool}]}}``;
         ``results`` is empty when the group is unknown.
     """
-    try:
-        group = GroupResult.restore(group_id)
-    except DatabaseError:
-        raise
-    except Exception as exc:  # a corrupt group row
-        error = unreadable(f"group {group_id}", exc)
-        return JsonResponse({"group": {"id": group_id, "results": []}, "error": error})
+    group = _restored(group_id)
+    if isinstance(group, JsonResponse):
+        return group
     results = [
         _member(task, lambda t: {"id": t.id, "executed": t.successful()}) for task in group or ()
     ]
@@ -167,13 +174,9 @@ def group_status(request: HttpRequest, group_id: str) -> JsonResponse:
     Returns:
         ``{"group": {"id": group_id, "results": [{"result": result, "status": state}]}}``.
     """
-    try:
-        group = GroupResult.restore(group_id)
-    except DatabaseError:
-        raise
-    except Exception as exc:  # a corrupt group row
-        error = unreadable(f"group {group_id}", exc)
-        return JsonResponse({"group": {"id": group_id, "results": []}, "error": error})
+    group = _restored(group_id)
+    if isinstance(group, JsonResponse):
+        return group
     if group is None:
         return JsonResponse(
             {"group": {"id": group_id, "results": []}, "error": f"Group {group_id} not found."},

@@ -8,8 +8,10 @@ live beside their drivers' tests, the permission matrix in ``admin/test_permissi
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import pickle
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
@@ -22,13 +24,14 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from django_celery_results.conf import AppSettings, app_settings, cleanup_problems, validate
-from django_celery_results.models import TaskResult
+from django_celery_results.models import GroupResult, TaskResult
 from django_celery_results.testing.suite.helpers import new_id
 
 DASHBOARD = "admin:django_celery_results_dashboard"
 LIST = "admin:django_celery_results_taskresult_changelist"
 CHANGE = "admin:django_celery_results_taskresult_change"
 GROUPS = "admin:django_celery_results_groupresult_changelist"
+GROUP = "admin:django_celery_results_groupresult_change"
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -110,6 +113,11 @@ def test_the_settings_are_read_once_per_process(caplog: pytest.LogCaptureFixture
         {"GROUP_RETENTIONS": None},
         {"CUSTOM_STATES": [1]},
         ["RETENTION"],
+        # "status": None would match every row: the billing rows kept forever with it.
+        {"RETENTION": [{"status": None, "keep": 86400}, {"queue": "billing", "keep": None}]},
+        {"RETENTION": [{"queue": None, "keep": 86400}]},
+        {"RETENTION": [{"status": "S" * 51, "keep": 86400}]},
+        {1: "a key that is not text"},
     ],
 )
 def test_a_mistake_in_a_deletion_setting_stops_cleanup(value: object) -> None:
@@ -117,10 +125,82 @@ def test_a_mistake_in_a_deletion_setting_stops_cleanup(value: object) -> None:
         assert cleanup_problems()
 
 
-@pytest.mark.parametrize("value", [{"NOTIFFY": True}, {"MAX_RETRIES": -1}, {}, None])
+@pytest.mark.parametrize(
+    "value",
+    [{"NOTIFFY": True}, {"MAX_RETRIES": -1}, {}, None, {"GROUP_RETENTION": "result_expires"}],
+)
 def test_a_mistake_elsewhere_leaves_cleanup_on(value: object) -> None:
     with override_settings(DJANGO_CELERY_RESULTS=value):
         assert not cleanup_problems()
+
+
+class Unprintable:
+    """A value whose ``repr`` and comparisons raise: a message must still be built."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no comparison")
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {Unprintable(): 1},
+        {"STUCK_AFTER": Unprintable()},
+        {"RETENTION": [{"queue": Unprintable(), "keep": 1}]},
+        {"RETENTION": [{Unprintable(): 1, "keep": 1, "queue": "q"}]},
+        {"GROUP_RETENTION": Unprintable()},
+        {"BATCH_WRITES": {"max_rows": 10**400}},
+    ],
+)
+def test_no_value_makes_the_settings_raise(value: dict[Any, Any]) -> None:
+    with override_settings(DJANGO_CELERY_RESULTS=value):
+        assert validate(value)
+        app_settings()
+        cleanup_problems()
+        checks.run_checks(tags=[checks.Tags.compatibility])
+
+
+def test_a_huge_batch_size_says_the_range() -> None:
+    (problem,) = validate({"BATCH_WRITES": {"max_rows": 10**400}})
+    assert "must be a whole number > 0 and <= 100000" in problem
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("expires", [-86400, INF, NAN, timedelta.max, 10**11])
+def test_an_impossible_result_expires_deletes_nothing(expires: object) -> None:
+    from django_celery_results.cleanup import (
+        CleanupRefused,
+        configured_steps,
+        delete_dead_chord_counters,
+    )
+
+    put(new_id())
+    with pytest.raises(CleanupRefused, match="result_expires"):
+        configured_steps(expires)  # type: ignore[arg-type]
+    with pytest.raises(CleanupRefused, match="result_expires"):
+        delete_dead_chord_counters(expires)  # type: ignore[arg-type]
+    with pytest.raises(CleanupRefused, match="result_expires"):
+        TaskResult.objects.delete_expired(expires)  # type: ignore[arg-type]
+    assert TaskResult.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_upstreams_delete_expired_refuses_an_invalid_retention() -> None:
+    from django_celery_results.cleanup import CleanupRefused
+
+    put(new_id())
+    TaskResult.objects.update(date_done=datetime(2020, 1, 1, tzinfo=UTC))
+    with (
+        override_settings(DJANGO_CELERY_RESULTS={"RETENTION": [{"status": "FAILED", "keep": 1}]}),
+        pytest.raises(CleanupRefused),
+    ):
+        TaskResult.objects.delete_expired(86400)
+    assert TaskResult.objects.count() == 1
 
 
 def test_an_undeclared_state_is_a_warning_not_an_error() -> None:
@@ -198,16 +278,33 @@ def test_a_date_at_the_end_of_the_calendar_takes_no_page_down(
     far = put(new_id(), "SUCCESS", result="1")
     end = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
     TaskResult.objects.filter(pk=far.pk).update(date_done=end, date_created=end)
-    with override_settings(DJANGO_CELERY_RESULTS={"RETENTION": [{"queue": "q", "keep": 86400}]}):
+    group = GroupResult.objects.create(group_id=new_id(), result="[]")
+    GroupResult.objects.filter(pk=group.pk).update(date_done=end, date_created=end)
+    rules = {"RETENTION": [{"queue": "q", "keep": 86400}]}
+    # East of UTC that date has no local time at all.
+    with override_settings(DJANGO_CELERY_RESULTS=rules, TIME_ZONE="Asia/Tokyo"):
         assert admin_client.get(reverse(CHANGE, args=[far.pk])).status_code == 200
         assert admin_client.get(reverse(LIST)).status_code == 200
+        assert admin_client.get(reverse(GROUPS)).status_code == 200
+        assert admin_client.get(reverse(GROUP, args=[group.pk])).status_code == 200
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-def test_one_corrupt_member_leaves_its_group_readable(db_alias: str, app: Celery) -> None:
+@pytest.mark.parametrize("corrupt", ["{not json", "pickled set"])
+def test_one_corrupt_member_leaves_its_group_readable(
+    db_alias: str, app: Celery, corrupt: str
+) -> None:
     good, bad = new_id(), new_id()
     put(good, "SUCCESS", result="7")
-    put(bad, "SUCCESS", result="{not json")
+    if corrupt == "pickled set":  # decodes (pickle accepted), but is no JSON to answer
+        app.conf.update(
+            accept_content=["json", "pickle"], result_accept_content=["json", "pickle"]
+        )
+        encoded = base64.b64encode(pickle.dumps({1, 2})).decode()
+        put(bad, "SUCCESS", result=encoded, content_type="application/x-python-serialize",
+            content_encoding="binary")  # fmt: skip
+    else:
+        put(bad, "SUCCESS", result=corrupt)
     group_id = new_id()
     app.GroupResult(group_id, [app.AsyncResult(good), app.AsyncResult(bad)]).save()
     for url in (f"/results/group/status/{group_id}/", f"/results/group/done/{group_id}/"):

@@ -330,3 +330,13 @@ def test_the_permission_or_a_callable_opens_the_views(
     with override_settings(DJANGO_CELERY_RESULTS=by_header):
         assert client.get("/results/task/status/x/").status_code == 403
         assert client.get("/results/task/status/x/", HTTP_X_OK="1").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "rule", ["view_taskresult", "django_celery_results.view_taskresult.x", 42, lambda r: 1 / 0]
+)
+def test_a_mistaken_permission_closes_the_views(app: Celery, client: Client, rule: Any) -> None:
+    """A mistake in who may read results fails closed (403), never open."""
+    with override_settings(DJANGO_CELERY_RESULTS={"RESULT_VIEWS_PERMISSION": rule}):
+        assert client.get("/results/task/status/x/").status_code == 403

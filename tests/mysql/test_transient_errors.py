@@ -151,6 +151,35 @@ def test_a_deadlock_is_retried(driver: Any, db_alias: str) -> None:
     assert driver.ops.is_transient_error(errors[0])
 
 
+def test_a_snapshot_conflict_is_retried(driver: Any, db_alias: str) -> None:
+    """MariaDB's serialization failure (1020), under innodb_snapshot_isolation."""
+    task_id = new_id()
+    first, second = raw(db_alias, autocommit=False), raw(db_alias, autocommit=False)
+    try:
+        execute(
+            first,
+            f"INSERT INTO {TABLE} (task_id, status, content_type, content_encoding, result, "
+            "date_done, date_created, meta) VALUES (%s, 'PENDING', 'application/json', "
+            "'utf-8', 'null', NOW(6), NOW(6), '{}')",
+            [task_id],
+        )
+        first.commit()
+        for connection in (first, second):
+            execute(connection, "SET SESSION innodb_snapshot_isolation = ON")
+            execute(connection, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        execute(second, f"SELECT status FROM {TABLE} WHERE task_id = %s", [task_id])
+        execute(first, f"UPDATE {TABLE} SET status = 'STARTED' WHERE task_id = %s", [task_id])
+        first.commit()
+        update = f"UPDATE {TABLE} SET status = 'SUCCESS' WHERE task_id = %s"
+        error = raised(lambda: execute(second, update, [task_id]))
+    finally:
+        second.rollback()
+        first.close()
+        second.close()
+    assert code(error) == 1020
+    assert driver.ops.is_transient_error(error)
+
+
 def test_a_read_only_transaction_is_retried(driver: Any, db_alias: str) -> None:
     with raw(db_alias) as connection:
         execute(connection, "SET SESSION TRANSACTION READ ONLY")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 from typing import Any
@@ -56,42 +57,54 @@ def check_result_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     Celery reads an unknown name as a module to import, so ``django_db`` passes every
     check and then stops the worker with "No module named 'django_db'".
     """
-    value = getattr(settings, "CELERY_RESULT_BACKEND", None)
+    from celery import current_app
+
+    values = {getattr(settings, "CELERY_RESULT_BACKEND", None)}
+    with contextlib.suppress(Exception):  # the app's own configuration (celery.py)
+        values.add(current_app.conf.result_backend)
+    messages: list[CheckMessage] = []
+    for value in values:
+        near = _backend_near_miss(value)
+        if near is not None:
+            messages.append(
+                Error(
+                    f"The result backend {value!r} names no result backend: Celery would "
+                    f"try to import a module called {value!r} and the worker would not start.",
+                    hint=f"Did you mean CELERY_RESULT_BACKEND = {near!r}?",
+                    id="django_celery_results.E008",
+                )
+            )
+    return messages
+
+
+def _backend_near_miss(value: Any) -> str | None:
+    """``django-db`` or ``django-cache`` when ``value`` is a near miss of one, else None."""
     if not isinstance(value, str) or value in BACKEND_ALIASES or "://" in value or "." in value:
-        return []
+        return None
     normal = value.strip().lower().replace("_", "-").replace(" ", "-")
     near = difflib.get_close_matches(normal, BACKEND_ALIASES, n=1, cutoff=0.75)
-    if not near:
-        return []
-    return [
-        Error(
-            f"CELERY_RESULT_BACKEND = {value!r} names no result backend: Celery would try "
-            f"to import a module called {value!r} and the worker would not start.",
-            hint=f"Did you mean CELERY_RESULT_BACKEND = {near[0]!r}?",
-            id="django_celery_results.E008",
-        )
-    ]
+    return near[0] if near else None
 
 
 @register(Tags.security)
 def check_result_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn while the JSON views serve any task's result and traceback to anyone."""
-    from django.urls import NoReverseMatch, reverse
+    from django.urls import get_resolver
 
     from .conf import app_settings
 
     if app_settings().RESULT_VIEWS_PERMISSION is not None:
         return []
     try:
-        url = reverse("celery-task_status", args=["00000000"])
-    except NoReverseMatch:  # the views are not routed: nothing is served
-        return []
+        routed = _routes_result_views(get_resolver().url_patterns)
     except Exception:  # a broken URLconf is Django's own check to report
+        return []
+    if not routed:
         return []
     return [
         Warning(
-            f"django_celery_results' JSON views ({url.replace('00000000', '<task_id>')} and "
-            "friends) give any task's result and traceback to anyone, logged in or not.",
+            "django_celery_results' JSON views (task/status/<task_id>/ and friends) give "
+            "any task's result and traceback to anyone, logged in or not.",
             hint="Set DJANGO_CELERY_RESULTS['RESULT_VIEWS_PERMISSION'] to a permission such "
             "as 'django_celery_results.view_taskresult' (or a function of the request), or "
             "silence this warning if the results are public (SILENCED_SYSTEM_CHECKS). "
@@ -99,6 +112,22 @@ def check_result_views(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             id="django_celery_results.W005",
         )
     ]
+
+
+def _routes_result_views(patterns: Any) -> bool:
+    """Whether URL ``patterns`` (included ones too, namespaced or not) route our views."""
+    from django.urls import URLResolver
+
+    from . import views
+
+    ours = {views.task_status, views.is_task_successful, views.group_status}
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if _routes_result_views(pattern.url_patterns):
+                return True
+        elif getattr(pattern, "callback", None) in ours:
+            return True
+    return False
 
 
 #: The checks a worker and beat log when they start (Celery's Django fixup runs Django's

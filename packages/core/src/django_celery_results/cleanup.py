@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, Max, Min, Model, Q
 from django.utils import timezone
 
 from . import retention
-from .conf import app_settings, cleanup_problems
+from .conf import CleanupRefused, app_settings, refuse_if_misconfigured
 from .drivers import BaseDriver, driver_for_model
 from .models import ChordCounter, GroupResult, TaskResult
 
 #: Seconds between two progress reports of a running step.
 PROGRESS_SECONDS = 0.5
 
-logger = logging.getLogger(__name__)
-
-
-class CleanupRefused(ImproperlyConfigured):
-    """A setting that decides what cleanup deletes is invalid, so nothing was deleted."""
-
-
-def refuse_if_misconfigured() -> None:
-    """Refuse to clean up while a setting that decides what is deleted is invalid.
-
-    ``RETENTION``, ``GROUP_RETENTION`` and ``CUSTOM_STATES``: a rule that cannot be read
-    must never let its rows expire. Logs an ERROR line per problem, then raises
-    :class:`CleanupRefused`.
-    """
-    problems = cleanup_problems()
-    if not problems:
-        return
-    for problem in problems:
-        logger.error(
-            "Cleanup deleted nothing: %s Fix DJANGO_CELERY_RESULTS (docs/settings.md); "
-            "cleanup stays off until then (manage.py check lists every problem).",
-            problem,
-        )
-    raise CleanupRefused(
-        "Cleanup deleted nothing: DJANGO_CELERY_RESULTS decides what is deleted, and it "
-        "is invalid:\n  " + "\n  ".join(problems)
-    )
+__all__ = ["CleanupRefused", "configured_steps", "delete_dead_chord_counters", "run"]
 
 
 @dataclass(frozen=True)
@@ -133,8 +105,7 @@ def configured_steps(
     :class:`CleanupRefused` while those settings are invalid (see
     :func:`refuse_if_misconfigured`).
     """
-    if rules is None:
-        refuse_if_misconfigured()
+    refuse_if_misconfigured(result_expires, rules=rules is None)
     now = now or timezone.now()
     conf = app_settings()
     fallback = as_timedelta(result_expires)
@@ -245,7 +216,7 @@ def delete_dead_chord_counters(
     result_expires: float | timedelta | None, batch_size: int | None = None
 ) -> int:
     """Delete the counters of chords whose header results all expired (as upstream)."""
-    refuse_if_misconfigured()
+    refuse_if_misconfigured(result_expires)
     expires = as_timedelta(result_expires)
     if expires is None:
         return 0

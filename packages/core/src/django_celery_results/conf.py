@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from celery.states import ALL_STATES
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 from . import retention
@@ -99,7 +100,7 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     "RETENTION": ((list, tuple), "a list of rules such as [{'status': 'FAILURE', 'keep': 86400}]"),
     "GROUP_RETENTION": (
         (timedelta, int, float, type(None)),
-        f"{_SPAN} >= 0 and {_SPAN_RANGE}, or None (keep forever)",
+        f"{_SPAN} >= 0 and {_SPAN_RANGE}, None (keep forever), or 'result_expires'",
     ),
     "CUSTOM_STATES": (
         (list, tuple),
@@ -127,7 +128,7 @@ _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
 #: The keys that decide what cleanup deletes: while one is invalid, cleanup deletes nothing.
 DELETION_KEYS = ("RETENTION", "GROUP_RETENTION", "CUSTOM_STATES")
 #: The longest state name the ``status`` column holds.
-STATE_MAX_LENGTH = 50
+STATE_MAX_LENGTH = retention.STATE_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -174,24 +175,31 @@ def validate(raw: Any) -> list[str]:
         try:
             problems.extend(_key_problems(key, value, raw))
         except Exception as exc:  # a value whose comparisons raise: refused, never a crash
-            problems.append(f"{SETTING_NAME}[{key!r}] could not be read ({exc!r}).")
+            problems.append(
+                f"{SETTING_NAME}[{retention.safe_repr(key)}] could not be read "
+                f"({type(exc).__name__})."
+            )
     return problems
 
 
 def _key_problems(key: Any, value: Any, raw: dict[str, Any]) -> list[str]:
     if key not in _EXPECTED:
         known = ", ".join(sorted(_EXPECTED))
-        near = difflib.get_close_matches(str(key).upper(), _EXPECTED, n=1)
+        name = key.upper() if isinstance(key, str) else ""
+        near = difflib.get_close_matches(name, _EXPECTED, n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        return [f"{SETTING_NAME}[{key!r}] is not a known key.{hint} Known keys: {known}."]
+        shown = retention.safe_repr(key)
+        return [f"{SETTING_NAME}[{shown}] is not a known key.{hint} Known keys: {known}."]
     types, description = _EXPECTED[key]
+    if key == "GROUP_RETENTION" and value == "result_expires":  # the default, written out
+        return []
     wrong_type = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
     if wrong_type:
         return [
             f"{SETTING_NAME}[{key!r}] must be {description}, "
-            f"not {value!r} ({type(value).__name__})."
+            f"not {retention.safe_repr(value)} ({type(value).__name__})."
         ]
-    bad = f"{SETTING_NAME}[{key!r}] must be {description}, not {value!r}."
+    bad = f"{SETTING_NAME}[{key!r}] must be {description}, not {retention.safe_repr(value)}."
     if key in _RANGES and value is not None and not in_range(value, key):
         return [bad]
     if key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value):
@@ -227,9 +235,14 @@ def warnings(raw: Any) -> list[str]:
     """Return what is suspicious but allowed: ``RETENTION`` states nothing declares."""
     if not isinstance(raw, dict) or not isinstance(raw.get("RETENTION"), list | tuple):
         return []
-    return retention.unknown_states(
-        raw["RETENTION"], f"{SETTING_NAME}['RETENTION']", known_states(raw.get("CUSTOM_STATES"))
-    )
+    try:
+        return retention.unknown_states(
+            raw["RETENTION"],
+            f"{SETTING_NAME}['RETENTION']",
+            known_states(raw.get("CUSTOM_STATES")),
+        )
+    except Exception:  # a value whose reading raises: validate() reports it as an error
+        return []
 
 
 def cleanup_problems() -> list[str]:
@@ -248,13 +261,75 @@ def cleanup_problems() -> list[str]:
     for key in value:
         if key in _EXPECTED:
             continue
-        near = difflib.get_close_matches(str(key).upper(), DELETION_KEYS, n=1, cutoff=0.6)
-        if near or "RETENTION" in str(key).upper():
+        name = key.upper() if isinstance(key, str) else ""
+        near = difflib.get_close_matches(name, DELETION_KEYS, n=1, cutoff=0.6)
+        if near or "RETENTION" in name or not isinstance(key, str):
             problems.append(
-                f"{SETTING_NAME}[{key!r}] is not a known key; "
+                f"{SETTING_NAME}[{retention.safe_repr(key)}] is not a known key; "
                 f"did you mean {(near or ['RETENTION'])[0]!r}?"
             )
     return problems
+
+
+class CleanupRefused(ImproperlyConfigured):
+    """A setting that decides what cleanup deletes is invalid, so nothing was deleted."""
+
+
+def expires_problem(expires: Any) -> str | None:
+    """What is wrong with Celery's ``result_expires`` as a cleanup's span, or None.
+
+    ``None`` and 0 keep results; a negative span would put the cutoff in the future and
+    delete every row, and one past 100 years (or not finite) cannot be subtracted.
+    """
+    if expires is None or (expires == 0 and not isinstance(expires, bool)):
+        return None
+    if seconds_of(expires) is None or not retention.is_keep(expires):
+        return (
+            f"Celery's result_expires is {retention.safe_repr(expires)}: it must be a "
+            f"timedelta or a number of seconds >= 0 and up to {MAX_SPAN.days:,} days, "
+            "or None / 0 to keep results."
+        )
+    return None
+
+
+#: The logger cleanup's refusals go to (the worker's log, where beat's cleanup runs).
+cleanup_logger = logging.getLogger("django_celery_results.cleanup")
+
+
+def refuse_if_misconfigured(result_expires: Any = None, *, rules: bool = True) -> None:
+    """Refuse to clean up while a setting that decides what is deleted is invalid.
+
+    ``RETENTION``, ``GROUP_RETENTION``, ``CUSTOM_STATES`` (when ``rules``) and Celery's
+    ``result_expires``: a rule that cannot be read must never let its rows expire. Logs
+    an ERROR line per problem, then raises :class:`CleanupRefused`.
+    """
+    problems = cleanup_problems() if rules else []
+    expires = expires_problem(result_expires)
+    if expires is not None:
+        problems.append(expires)
+    if not problems:
+        return
+    for problem in problems:
+        cleanup_logger.error(
+            "Cleanup deleted nothing: %s Fix it (docs/settings.md); cleanup stays off until "
+            "then (manage.py check lists every problem).",
+            problem,
+        )
+    raise CleanupRefused(
+        "Cleanup deleted nothing: a setting that decides what is deleted is invalid:\n  "
+        + "\n  ".join(problems)
+    )
+
+
+def result_views_refused() -> bool:
+    """Whether ``RESULT_VIEWS_PERMISSION`` is set but invalid: the views then refuse all.
+
+    A mistake in who may read results fails closed, never open to anyone.
+    """
+    raw = raw_settings()
+    return "RESULT_VIEWS_PERMISSION" in raw and bool(
+        validate({"RESULT_VIEWS_PERMISSION": raw["RESULT_VIEWS_PERMISSION"]})
+    )
 
 
 def _batch_problems(batch: dict[str, Any]) -> list[str]:
@@ -269,7 +344,8 @@ def _batch_problems(batch: dict[str, Any]) -> list[str]:
             continue
         types, description, maximum = _BATCH_KEYS[key]
         number = isinstance(value, types) and not isinstance(value, bool)
-        if not number or not (math.isfinite(value) and 0 < value <= maximum):
+        amount = seconds_of(value) if number else None
+        if amount is None or not (math.isfinite(amount) and 0 < amount <= maximum):
             problems.append(
                 f"{SETTING_NAME}['BATCH_WRITES'][{key!r}] must be {description}, not {value!r}."
             )
@@ -299,7 +375,7 @@ def _converted(name: str, value: Any, raw: dict[str, Any]) -> Any:
     if name == "RETENTION":
         return retention.parse(value)
     if name == "GROUP_RETENTION":
-        return retention.as_keep(value)
+        return value if value == "result_expires" else retention.as_keep(value)
     if name == "STUCK_AFTER" and not isinstance(value, timedelta):
         return timedelta(seconds=value)
     return value
@@ -327,7 +403,12 @@ def app_settings() -> AppSettings:
                 continue
             except Exception as exc:  # validation let through what cannot be used
                 problems = [f"{SETTING_NAME}[{field.name!r}] could not be used ({exc!r})."]
-        if field.name not in DELETION_KEYS:
+        if field.name == "RESULT_VIEWS_PERMISSION":
+            logger.error(
+                "%s The JSON views refuse every request until it is fixed (docs/settings.md).",
+                " ".join(problems),
+            )
+        elif field.name not in DELETION_KEYS:
             logger.warning(
                 "%s Using the default, %r, until it is fixed (docs/settings.md).",
                 " ".join(problems),

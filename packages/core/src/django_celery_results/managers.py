@@ -12,7 +12,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from .conf import app_settings
+from .conf import app_settings, refuse_if_misconfigured
 from .drivers import BaseDriver, TaskRow, get_driver
 from .utils import now
 
@@ -77,7 +77,11 @@ class ResultManager(models.Manager[M], Generic[M]):
         """Delete all expired results, ``batch_size`` rows per transaction; return how many.
 
         ``batch_size`` defaults to ``DJANGO_CELERY_RESULTS['CLEANUP_BATCH_SIZE']``.
+        Upstream's API: one span for every row, ``RETENTION`` ignored. Like every cleanup
+        path it deletes nothing while a deletion setting, or ``expires``, is invalid
+        (:class:`~django_celery_results.cleanup.CleanupRefused`).
         """
+        refuse_if_misconfigured(expires)
         driver = self.driver(self._db)
         cutoff = now() - maybe_timedelta(expires)
         size = batch_size or app_settings().CLEANUP_BATCH_SIZE

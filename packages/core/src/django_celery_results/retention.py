@@ -19,6 +19,8 @@ from .utils import MAX_SPAN
 MATCH_KEYS = ("status", "task_name", "periodic_task_name", "queue")
 #: Every key a rule may have.
 RULE_KEYS = (*MATCH_KEYS, "keep", "name")
+#: The longest state name the ``status`` column holds.
+STATE_MAX_LENGTH = 50
 #: The keys whose value may be a glob (``*``, ``?``, ``[…]``), matched case-sensitively.
 GLOB_KEYS = ("task_name", "periodic_task_name", "queue")
 
@@ -143,7 +145,7 @@ def problems(rules: Any, setting: str, known_states: frozenset[str]) -> list[str
             continue
         if isinstance(rule.get("name"), str):
             where += f" ({rule['name']!r})"
-        unknown = sorted(map(str, set(rule) - set(RULE_KEYS)))
+        unknown = sorted(map(safe_repr, set(rule) - set(RULE_KEYS)))
         if unknown:
             found.append(
                 f"{where} has unknown keys {unknown}; a rule has: {', '.join(RULE_KEYS)}."
@@ -156,19 +158,29 @@ def problems(rules: Any, setting: str, known_states: frozenset[str]) -> list[str
         elif not is_keep(rule["keep"]):
             found.append(
                 f"{where}['keep'] must be a timedelta or a number of seconds >= 0 and up to "
-                f"{MAX_SPAN.days:,} days (100 years), or None (forever), not {rule['keep']!r}."
+                f"{MAX_SPAN.days:,} days (100 years), or None (forever), not "
+                f"{safe_repr(rule['keep'])}."
             )
-        if not any(key in rule for key in MATCH_KEYS):
+        if not any(rule.get(key) is not None for key in MATCH_KEYS):
             found.append(
                 f"{where} matches every row: give it one of {', '.join(MATCH_KEYS)} "
                 "(result_expires already decides for rows no rule matches)."
             )
-        states = state_names(rule.get("status"))
+        states = (
+            None
+            if "status" in rule and rule["status"] is None
+            else state_names(rule.get("status"))
+        )
         if states is None:
-            found.append(
-                f"{where}['status'] must be a state or a list of states, not {rule['status']!r}."
-            )
+            shown = safe_repr(rule["status"])
+            found.append(f"{where}['status'] must be a state or a list of states, not {shown}.")
         for state in states or ():
+            if len(state) > STATE_MAX_LENGTH:
+                found.append(
+                    f"{where}['status'] names {state[:60]!r}…, longer than any stored state "
+                    f"({STATE_MAX_LENGTH} characters): the rule would match nothing."
+                )
+                continue
             near = near_miss(state, known_states)
             if near is not None:
                 found.append(
@@ -177,9 +189,11 @@ def problems(rules: Any, setting: str, known_states: frozenset[str]) -> list[str
                 )
         for key in GLOB_KEYS:
             if key in rule and not (isinstance(rule[key], str) and rule[key]):
-                found.append(f"{where}[{key!r}] must be a name or a glob, not {rule[key]!r}.")
+                found.append(
+                    f"{where}[{key!r}] must be a name or a glob, not {safe_repr(rule[key])}."
+                )
         if "name" in rule and not isinstance(rule["name"], str):
-            found.append(f"{where}['name'] must be text, not {rule['name']!r}.")
+            found.append(f"{where}['name'] must be text, not {safe_repr(rule['name'])}.")
     return found
 
 
@@ -227,6 +241,14 @@ def near_miss(state: str, known_states: frozenset[str]) -> str | None:
             return known
     close = difflib.get_close_matches(state.upper(), sorted(known_states), n=1, cutoff=0.7)
     return close[0] if close else None
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, or a placeholder when even that fails (a message must be built)."""
+    try:
+        return repr(value)[:200]
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
 
 
 def is_keep(value: Any) -> bool:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from celery import states
 from celery.result import AsyncResult, GroupResult
 from celery.utils import get_full_cls_name
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from kombu.utils.encoding import safe_repr
 
-from .conf import app_settings
+from .conf import app_settings, result_views_refused
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["group_status", "is_group_successful", "is_task_successful", "task_status"]
 
@@ -39,11 +44,21 @@ def _restored(group_id: str) -> GroupResult | JsonResponse | None:
 def _member(task: AsyncResult, read: Callable[[AsyncResult], dict[str, Any]]) -> dict[str, Any]:
     """One group member's entry; a member whose row cannot be read says so, alone."""
     try:
-        return read(task)
+        return encodable(read(task))
     except DatabaseError:
         raise
     except Exception as exc:  # a corrupt row: the other members are still answered
         return {"id": task.id, "status": None, "error": unreadable(f"result of {task.id}", exc)}
+
+
+def encodable(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry``, once it is known to encode as the response will (else it raises).
+
+    A result decoded by another serializer (bytes from msgpack, an object from pickle)
+    may not be JSON: it fails here, for its own entry, not in the whole response.
+    """
+    json.dumps(entry, cls=DjangoJSONEncoder)
+    return entry
 
 
 def may_read_results(request: HttpRequest) -> bool:
@@ -54,10 +69,15 @@ def may_read_results(request: HttpRequest) -> bool:
     """
     rule = app_settings().RESULT_VIEWS_PERMISSION
     if rule is None:
-        return True
-    if callable(rule):
-        return bool(rule(request))
-    return bool(request.user.is_authenticated and request.user.has_perm(rule))
+        return not result_views_refused()  # set, but invalid: closed, not open
+    try:
+        if callable(rule):
+            return bool(rule(request))
+        user = request.user
+        return bool(user.is_authenticated and user.has_perm(rule))
+    except Exception:  # a rule that fails, or no AuthenticationMiddleware: refuse
+        logger.exception("RESULT_VIEWS_PERMISSION could not decide; the request is refused")
+        return False
 
 
 def results_permission_required(view: View) -> View:
@@ -111,7 +131,7 @@ def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
         ``{"task": {"id": task_id, "status": state, "result": result}}``.
     """
     try:
-        response_data = _task_status(AsyncResult(task_id))
+        response_data = encodable(_task_status(AsyncResult(task_id)))
     except DatabaseError:
         raise
     except Exception as exc:  # a corrupt row

@@ -38,6 +38,7 @@ TRANSIENT_CODES: dict[int, str] = {
     1226: "the user exceeded a resource limit (MAX_USER_CONNECTIONS and friends)",
     1205: "lock wait timeout exceeded (innodb_lock_wait_timeout)",
     1213: "deadlock found",
+    1020: "record has changed since last read (MariaDB's snapshot isolation)",
     1290: "the server runs with --read-only (a replica after a failover)",
     1792: "cannot execute in a read-only transaction",
     1836: "running in read-only mode",

@@ -389,10 +389,26 @@ class GroupResultAdmin(_GroupResultAdminBase):
     """Admin-interface for results of grouped tasks."""
 
     model = GroupResult
-    list_display = ("group_id", "date_done")
+    list_display = ("group_id", "done")
     list_filter = ("date_done",)
-    readonly_fields = ("date_created", "date_done", "result")
+    readonly_fields = ("created", "done", "result")
+    #: The detail page: the dates through ``display`` (a stored date past the calendar's
+    #: end has no local time; Django's own rendering would fail the page).
+    fields = ("group_id", "created", "done", "content_type", "content_encoding", "result")
     search_fields = ("group_id",)
+
+    @admin.display(description=_("Created DateTime"), ordering="date_created")
+    @display.guarded
+    def created(self, obj: GroupResult) -> str:
+        """``date_created``, to the millisecond."""
+        return display.with_milliseconds(obj.date_created)
+
+    @admin.display(description=_("Completed DateTime"), ordering="date_done")
+    @display.guarded
+    def done(self, obj: GroupResult) -> SafeString:
+        """``date_done`` to the second (the date only for rows of earlier days)."""
+        return display.when_done(obj.date_done)
+
     # See TaskResultAdmin: no COUNT(*) over a large table, no OFFSET deep into it.
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER

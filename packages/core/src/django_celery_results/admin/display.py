@@ -57,13 +57,28 @@ def breakable(name: str | None, second: str | None = None) -> SafeString:
     return shown
 
 
+def local(value: datetime) -> datetime:
+    """``value`` in the current time zone; as stored where that zone is past the calendar.
+
+    A ``date_done`` of 9999-12-31 23:00 UTC has no local time east of UTC.
+    """
+    if not timezone.is_aware(value):
+        return value
+    try:
+        return timezone.localtime(value)
+    except OverflowError:
+        return value
+
+
 def when_done(value: datetime | None) -> SafeString:
     """The time of day for today's rows, the date too for older ones; all of it on hover."""
     if value is None:
         return format_html("{}", "-")
-    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    local_value = local(value)
     today = timezone.localdate() if timezone.is_aware(value) else datetime.now().date()
-    shown = local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M:%S")
+    shown = local_value.strftime(
+        "%H:%M:%S" if local_value.date() == today else "%Y-%m-%d %H:%M:%S"
+    )
     return format_html('<span title="{}">{}</span>', with_milliseconds(value), shown)
 
 
@@ -71,17 +86,14 @@ def to_the_second(value: datetime | None) -> str:
     """``value`` in the current time zone, to the second (task timing lives in seconds)."""
     if value is None:
         return "-"
-    if timezone.is_aware(value):
-        value = timezone.localtime(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+    return local(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def with_milliseconds(value: datetime | None) -> str:
     """``value`` in the current time zone, to the millisecond (the detail page's timeline)."""
     if value is None:
         return "-"
-    if timezone.is_aware(value):
-        value = timezone.localtime(value)
+    value = local(value)
     return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
 
 
@@ -197,8 +209,8 @@ def guarded(
             return method(model_admin, obj)
         except Exception as exc:
             logger.warning(
-                "Task result %s: its %s can't be shown (%s: %s)",
-                getattr(obj, "task_id", "?"),
+                "Result %s: its %s can't be shown (%s: %s)",
+                getattr(obj, "task_id", None) or getattr(obj, "group_id", "?"),
                 method.__name__,
                 type(exc).__name__,
                 exc,

@@ -14,7 +14,7 @@ from celery._state import task_join_will_block
 from celery.app.task import Context
 from celery.backends.asynchronous import AsyncBackendMixin
 from celery.backends.base import BaseDictBackend, get_current_task
-from celery.exceptions import ChordError
+from celery.exceptions import BackendStoreError, ChordError
 from celery.result import AsyncResult, GroupResult, allow_join_result, result_from_tuple
 from celery.utils.log import get_logger
 from django.db import DatabaseError, InterfaceError
@@ -368,13 +368,38 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
             *self._extended_columns(request, traceback),
             happened if state == states.STARTED else None,  # date_started
         )
-        driver = self._driver(self.TaskModel, using)
-        try:
-            store.store_task_row(driver, row)
-        except Exception as exc:
-            losses.note_lost(task_id, state, driver.alias, exc)
-            raise
+        store.store_task_row(self._driver(self.TaskModel, using), row)
         return encoded
+
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Celery's ``store_result``; a write the database refused for good is logged.
+
+        Logged here, around Celery's own retry (``result_backend_always_retry``), so an
+        attempt that a later one makes good is never reported lost.
+        """
+        try:
+            return super().store_result(task_id, result, state, traceback, request, **kwargs)
+        except (DatabaseError, BackendStoreError) as exc:
+            alias = self._driver(self.TaskModel, kwargs.get("using")).alias
+            losses.note_lost(task_id, state, alias, _database_error(exc))
+            raise
+
+    def save_group(self, group_id: str, result: Any) -> Any:
+        """Celery's ``save_group``; a group the database refused for good is logged."""
+        try:
+            return super().save_group(group_id, result)
+        except (DatabaseError, BackendStoreError) as exc:
+            alias = self._driver(self.GroupModel).alias
+            losses.note_lost(group_id, "group result", alias, _database_error(exc))
+            raise
 
     def _meta_from_row(self, obj: TaskResult) -> dict[str, Any]:
         """Turn a stored row into Celery's result meta (upstream's keys and decoding)."""
@@ -556,11 +581,7 @@ class DatabaseBackend(ContentEncoding, BaseDictBackend):
         check_id_length(group_id, self.GroupModel, "group_id")
         content_type, content_encoding, encoded = self.encode_content(group_result.as_tuple())
         driver = self._driver(self.GroupModel)
-        try:
-            driver.retrying.store_group_result(group_id, content_type, content_encoding, encoded)
-        except Exception as exc:
-            losses.note_lost(group_id, "group result", driver.alias, exc)
-            raise
+        driver.retrying.store_group_result(group_id, content_type, content_encoding, encoded)
         return group_result
 
     def _delete_group(self, group_id: str) -> None:
@@ -711,6 +732,12 @@ def fit_descriptive_columns(props: dict[str, Any]) -> dict[str, Any]:
                         length,
                     )
     return props
+
+
+def _database_error(exc: BaseException) -> BaseException:
+    """The database's error behind ``exc`` (Celery's ``BackendStoreError`` wraps it)."""
+    cause = exc.__cause__ or exc.__context__
+    return cause if isinstance(exc, BackendStoreError) and cause is not None else exc
 
 
 def _ignore_flag(request: Any) -> bool | None:

@@ -56,6 +56,7 @@ TRANSIENT_MESSAGES = (
     "the database system is",  # PostgreSQL shutting down, starting up, in recovery
     "server shutdown in progress",  # MySQL 1053
     "connection was killed",  # MariaDB 1927
+    "record has changed since last read",  # MariaDB 1020 (snapshot isolation)
 )
 
 #: Ids per query when reading many rows: below every database's parameter limit.

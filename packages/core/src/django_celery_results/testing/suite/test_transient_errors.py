@@ -82,6 +82,33 @@ class TestTransientErrors:
         assert losses.COUNTS.retried == retried_before + 3
 
     @override_settings(**NO_PAUSE)
+    def test_a_write_celery_retries_into_success_is_not_lost(
+        self, backend: Any, driver: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With ``result_backend_always_retry`` a loss is only logged once Celery gives up."""
+        failure = OperationalError("server closed the connection unexpectedly")
+        task_id = new_id()
+        real = driver.ops.store_task_results
+        calls = {"n": 0}
+
+        def flaky(rows: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] <= 4:  # our four attempts fail; Celery's retry then succeeds
+                raise failure
+            return real(rows)
+
+        with (
+            mock.patch.object(backend, "always_retry", True),
+            mock.patch.object(backend, "max_retries", 3),
+            mock.patch.object(driver.ops, "store_task_results", side_effect=flaky),
+            mock.patch.object(driver.ops, "is_transient_error", return_value=True),
+            caplog.at_level(logging.ERROR, logger="django_celery_results.losses"),
+        ):
+            backend.mark_as_done(task_id, 1)
+        assert status_of(task_id) == states.SUCCESS
+        assert not caplog.records
+
+    @override_settings(**NO_PAUSE)
     def test_other_errors_are_raised_at_once(self, backend: Any, driver: Any) -> None:
         with (
             mock.patch.object(

@@ -1,4 +1,4 @@
-"""A real worker logs what ``manage.py check`` would say of our settings when it starts."""
+"""What a real worker (and beat) log: our checks at start, and each result they lose."""
 
 from __future__ import annotations
 
@@ -6,17 +6,27 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import BROKERS, EXAMPLE, TIMEOUT, Brokers, Combo, Worker
+from .conftest import BROKERS, EXAMPLE, TIMEOUT, Brokers, Combo, Worker, client_app
 
 pytestmark = pytest.mark.django_db
 
 
-def run_until(command: list[str], env: dict[str, str], log: Path, wanted: str) -> str:
-    """Run ``command`` until its log file holds ``wanted`` (or it exits, or time runs out)."""
+def run_until(
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    wanted: str,
+    meanwhile: Callable[[], object] | None = None,
+) -> str:
+    """Run ``command`` until its log file holds ``wanted`` (or it exits, or time runs out).
+
+    ``meanwhile`` is called once the process runs (to send it a task, say).
+    """
     process = subprocess.Popen(
         command,
         cwd=EXAMPLE,
@@ -27,6 +37,8 @@ def run_until(command: list[str], env: dict[str, str], log: Path, wanted: str) -
     )
     text = ""
     try:
+        if meanwhile is not None:
+            meanwhile()
         deadline = time.monotonic() + TIMEOUT
         while wanted not in text and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.2)
@@ -76,3 +88,29 @@ def test_beat_logs_our_check_errors_at_start(brokers: Brokers, tmp_path: Path) -
     ]  # fmt: skip
     text = run_until(command, env, log, "django_celery_results.E004")
     assert "django_celery_results.E004" in text, text
+
+
+def test_a_worker_names_each_result_it_loses(brokers: Brokers, tmp_path: Path) -> None:
+    """The database can't be reached: the worker's log names the task and the lost state."""
+    brokers.ensure("redis")
+    queue = f"e2e-lost-{uuid.uuid4().hex[:8]}"
+    combo = Combo("default", "generic", "redis", "solo")
+    worker = Worker(combo, queue=queue)
+    env = {**worker.environment(), "DEMO_BROKER_URL": BROKERS["redis"]}
+    env["DEMO_SQLITE_PATH"] = str(tmp_path / "no-such-folder" / "results.sqlite3")
+    log = tmp_path / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "demo_project", "worker", "--pool=solo",
+        "--loglevel=info", "-Q", queue, "-n", f"{queue}@%h", f"--logfile={log}",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    sent: list[str] = []
+
+    def send() -> None:
+        app = client_app(combo, queue)
+        sent.append(app.send_task("demo_app.tasks.add", args=(1, 2)).id)
+
+    text = run_until(command, env, log, "Lost the ", meanwhile=send)
+    (task_id,) = sent
+    assert f"state of task {task_id}: database 'default' refused the write" in text, text
+    assert "unable to open database file" in text

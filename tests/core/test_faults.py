@@ -319,44 +319,41 @@ def test_one_corrupt_member_leaves_its_group_readable(
 # -- bad request parameters: 400 or a fallback, never a server error ----------------------
 
 
-@pytest.mark.django_db(databases="__all__", transaction=True)
-@pytest.mark.parametrize(
-    "cursor",
-    [
-        "2026-01-01T00:00:00+00:00~" + "9" * 5000,
-        "2026-01-01T00:00:00+00:00~99999999999999999999",
-        "9999-12-31T23:59:59-14:00~5",
-        "0001-01-01T00:00:00+14:00~5",
-        "2024-02-30T00:00:00~5",
-        "x" * 10_000 + "~5",
-    ],
-)
-def test_an_impossible_cursor_falls_back_to_the_newest(
-    admin_client: Client, db_alias: str, cursor: str
-) -> None:
-    put(new_id())
-    assert admin_client.get(reverse(LIST), {"before": cursor}).status_code == 200
+#: Keyset cursors no row has: more digits than any id, ids past bigint, dates that have
+#: no UTC time (an offset past the calendar's end), no such day, no date at all.
+IMPOSSIBLE_CURSORS = [
+    "2026-01-01T00:00:00+00:00~" + "9" * 5000,
+    "2026-01-01T00:00:00+00:00~99999999999999999999",
+    "9999-12-31T23:59:59-14:00~5",
+    "0001-01-01T00:00:00+14:00~5",
+    "2024-02-30T00:00:00~5",
+    "x" * 10_000 + "~5",
+]
+
+
+@pytest.mark.django_db
+def test_an_impossible_cursor_falls_back_to_the_newest(admin_client: Client) -> None:
+    newest = put(new_id())
+    for cursor in IMPOSSIBLE_CURSORS:
+        response = admin_client.get(reverse(LIST), {"before": cursor})
+        assert response.status_code == 200, cursor[:40]
+        assert newest.task_id in response.content.decode()
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-@pytest.mark.parametrize(
-    "query", [{"status__exact": "FAIL\x00URE"}, {"q": "abc\x00"}, {"x\x00": "1"}]
-)
-def test_a_nul_in_a_filter_is_a_400(
-    admin_client: Client, db_alias: str, query: dict[str, str]
-) -> None:
-    assert admin_client.get(reverse(LIST), query).status_code == 400
-    assert admin_client.get(reverse(GROUPS), query).status_code == 400
+def test_a_nul_in_a_filter_is_a_400(admin_client: Client, db_alias: str) -> None:
+    """PostgreSQL refuses NUL in text: the list answers 400 on every database alike."""
+    for query in ({"status__exact": "FAIL\x00URE"}, {"q": "abc\x00"}, {"x\x00": "1"}):
+        assert admin_client.get(reverse(LIST), query).status_code == 400, query
+        assert admin_client.get(reverse(GROUPS), query).status_code == 400, query
 
 
-@pytest.mark.django_db(databases="__all__", transaction=True)
-@pytest.mark.parametrize("window", ["99999999999d", "1000000d", "9" * 5000 + "m", "1h\x00"])
-def test_an_impossible_metrics_window_is_a_400(
-    admin_client: Client, db_alias: str, window: str
-) -> None:
-    response = admin_client.get("/metrics/", {"window": window})
-    assert response.status_code == 400
-    assert b"at most 7d" in response.content
+@pytest.mark.django_db
+def test_an_impossible_metrics_window_is_a_400(admin_client: Client) -> None:
+    for window in ("99999999999d", "1000000d", "9" * 5000 + "m", "1h\x00"):
+        response = admin_client.get("/metrics/", {"window": window})
+        assert response.status_code == 400, window[:20]
+        assert b"at most 7d" in response.content
 
 
 @pytest.mark.parametrize(

@@ -192,9 +192,9 @@ class TestConfiguration:
     def test_group_result_admin_options(self) -> None:
         model_admin = GroupResultAdmin(model=GroupResult, admin_site=admin.site)
         assert model_admin.date_hierarchy is None
-        assert list(model_admin.list_display) == ["group_id", "date_done"]
+        assert list(model_admin.list_display) == ["group_id", "done"]
         assert list(model_admin.list_filter) == ["date_done"]
-        assert list(model_admin.readonly_fields) == ["date_created", "date_done", "result"]
+        assert list(model_admin.readonly_fields) == ["created", "done", "result"]
         assert list(model_admin.search_fields) == ["group_id"]
         assert model_admin.show_full_result_count is False
 

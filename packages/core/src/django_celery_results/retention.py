@@ -145,7 +145,9 @@ def problems(rules: Any, setting: str, known_states: frozenset[str]) -> list[str
             continue
         if isinstance(rule.get("name"), str):
             where += f" ({rule['name']!r})"
-        unknown = sorted(map(safe_repr, set(rule) - set(RULE_KEYS)))
+        unknown = sorted(
+            k if isinstance(k, str) else safe_repr(k) for k in set(rule) - set(RULE_KEYS)
+        )
         if unknown:
             found.append(
                 f"{where} has unknown keys {unknown}; a rule has: {', '.join(RULE_KEYS)}."

@@ -47,6 +47,22 @@ def rules(*entries: dict[str, Any]) -> Any:
     return override_settings(DJANGO_CELERY_RESULTS={"RETENTION": list(entries)})
 
 
+#: Settings mistakes that must stop cleanup, and words the ERROR names each by.
+INVALID_SETTINGS: list[tuple[dict[str, Any], str]] = [
+    # One unknown key in one rule: the list used to be dropped whole.
+    ({"RETENTION": [{"queue": "billing", "keep": None, "nmae": "x"}]}, "'nmae'"),
+    # A near miss of a state: the rule would match nothing.
+    ({"RETENTION": [{"status": "FAILED", "keep": 60}]}, "did you mean 'FAILURE'"),
+    ({"RETENTION": [{"status": "failure", "keep": 60}]}, "did you mean 'FAILURE'"),
+    ({"RETENTION": [{"queue": "billing", "keep": float("inf")}]}, "['keep']"),
+    ({"RETENTION": [{"queue": "billing", "keep": timedelta.max}]}, "['keep']"),
+    ({"RETENTION": [{"queue": "billing", "keep": 10**11}]}, "['keep']"),
+    ({"GROUP_RETENTION": float("nan")}, "GROUP_RETENTION"),
+    ({"RETENTON": [{"queue": "billing", "keep": None}]}, "did you mean 'RETENTION'"),
+    ({"CUSTOM_STATES": "PROGRESS"}, "CUSTOM_STATES"),
+]
+
+
 class TestRetention:
     """``RETENTION`` rules through ``cleanup.run``, the backend's ``cleanup`` and the driver."""
 
@@ -153,49 +169,30 @@ class TestRetention:
             backend.cleanup()  # result_expires is one hour in the suite's app
         assert left() == {kept}
 
-    @pytest.mark.parametrize(
-        ("setting", "named"),
-        [
-            # One unknown key in one rule: the list used to be dropped whole.
-            ({"RETENTION": [{"queue": "billing", "keep": None, "nmae": "x"}]}, "'nmae'"),
-            # A near miss of a state: the rule would match nothing.
-            ({"RETENTION": [{"status": "FAILED", "keep": 60}]}, "did you mean 'FAILURE'"),
-            ({"RETENTION": [{"status": "failure", "keep": 60}]}, "did you mean 'FAILURE'"),
-            ({"RETENTION": [{"queue": "billing", "keep": float("inf")}]}, "['keep']"),
-            ({"RETENTION": [{"queue": "billing", "keep": timedelta.max}]}, "['keep']"),
-            ({"RETENTION": [{"queue": "billing", "keep": 10**11}]}, "['keep']"),
-            ({"GROUP_RETENTION": float("nan")}, "GROUP_RETENTION"),
-            ({"RETENTON": [{"queue": "billing", "keep": None}]}, "did you mean 'RETENTION'"),
-            ({"CUSTOM_STATES": "PROGRESS"}, "CUSTOM_STATES"),
-        ],
-    )
     def test_an_invalid_setting_deletes_nothing(
-        self,
-        backend: Any,
-        driver: Any,
-        caplog: pytest.LogCaptureFixture,
-        setting: dict[str, Any],
-        named: str,
+        self, backend: Any, driver: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
         """Every cleanup path refuses, and logs an ERROR naming the problem."""
         kept = stored(driver, 40, states.FAILURE, queue="billing")
         GroupResult.objects.create(group_id=new_id(), date_done=timezone.now() - 40 * DAY)
-        with (
-            override_settings(DJANGO_CELERY_RESULTS=setting),
-            caplog.at_level(logging.ERROR, logger="django_celery_results.cleanup"),
-        ):
-            with pytest.raises(CleanupRefused):
-                backend.cleanup()
-            with pytest.raises(CleanupRefused):
-                configured_steps(DAY)
-            with pytest.raises(CleanupRefused):
-                delete_dead_chord_counters(DAY)
-        assert left() == {kept}
-        assert GroupResult.objects.count() == 1
-        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-        assert errors
-        assert all("Cleanup deleted nothing" in message for message in errors)
-        assert any(named in message for message in errors), errors
+        for setting, named in INVALID_SETTINGS:
+            caplog.clear()
+            with (
+                override_settings(DJANGO_CELERY_RESULTS=setting),
+                caplog.at_level(logging.ERROR, logger="django_celery_results.cleanup"),
+            ):
+                with pytest.raises(CleanupRefused):
+                    backend.cleanup()
+                with pytest.raises(CleanupRefused):
+                    configured_steps(DAY)
+                with pytest.raises(CleanupRefused):
+                    delete_dead_chord_counters(DAY)
+            assert left() == {kept}, setting
+            assert GroupResult.objects.count() == 1
+            errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+            assert errors, setting
+            assert all("Cleanup deleted nothing" in message for message in errors)
+            assert any(named in message for message in errors), errors
 
     def test_a_custom_state_is_known(self, backend: Any, driver: Any) -> None:
         """A declared state is matched by its rule; an undeclared one is only a warning."""

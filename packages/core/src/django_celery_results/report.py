@@ -231,6 +231,10 @@ def top_exceptions(rows: QuerySet[TaskResult]) -> list[ExceptionCount]:
     return [ExceptionCount(name, n, examples[name]) for name, n in counts.most_common(TOP)]
 
 
+#: Longest exception type name a report shows (a stored one can be any text).
+MAX_NAME = 200
+
+
 def exception_type(content_type: str | None, result: str | None) -> str:
     """The ``exc_type`` of a stored failure (``exc_module.exc_type`` when not builtin)."""
     if not result:
@@ -241,10 +245,12 @@ def exception_type(content_type: str | None, result: str | None) -> str:
         value = json.loads(result)
     except (ValueError, RecursionError):  # not JSON, or nested deeper than Python reads
         return "(unreadable)"
-    if not isinstance(value, dict) or not value.get("exc_type"):
+    if not isinstance(value, dict) or not isinstance(value.get("exc_type"), str):
         return "(unknown)"
     module = value.get("exc_module")
-    name = str(value["exc_type"])
+    name = value["exc_type"][:MAX_NAME] or "(unknown)"
+    if not isinstance(module, str):
+        module = None
     return name if module in (None, "builtins") else f"{module}.{name}"
 
 

@@ -53,6 +53,15 @@ def run_until(
     return log.read_text() if log.exists() else text
 
 
+def solo_worker(queue: str, log: Path) -> list[str]:
+    """The command of a one-process worker of the example project, logging to ``log``."""
+    return [
+        sys.executable, "-m", "celery", "-A", "demo_project", "worker", "--pool=solo",
+        "--loglevel=info", "-Q", queue, "-n", f"{queue}@%h", f"--logfile={log}",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+
+
 def test_a_worker_logs_our_check_errors_at_start(brokers: Brokers, tmp_path: Path) -> None:
     """``NOTIFY`` on SQLite is a check error (E004): the worker's log says so at start.
 
@@ -64,11 +73,7 @@ def test_a_worker_logs_our_check_errors_at_start(brokers: Brokers, tmp_path: Pat
     env = {**worker.environment(), "DEMO_NOTIFY": "1", "DEMO_BROKER_URL": BROKERS["redis"]}
     env["DEMO_SQLITE_PATH"] = str(tmp_path / "checks.sqlite3")
     log = tmp_path / "worker.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "demo_project", "worker", "--pool=solo",
-        "--loglevel=info", "-Q", queue, "-n", f"{queue}@%h", f"--logfile={log}",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
+    command = solo_worker(queue, log)
     text = run_until(command, env, log, "django_celery_results.E004")
     assert "django_celery_results.E004" in text, text
     assert "ERROR" in text
@@ -99,11 +104,7 @@ def test_a_worker_names_each_result_it_loses(brokers: Brokers, tmp_path: Path) -
     env = {**worker.environment(), "DEMO_BROKER_URL": BROKERS["redis"]}
     env["DEMO_SQLITE_PATH"] = str(tmp_path / "no-such-folder" / "results.sqlite3")
     log = tmp_path / "worker.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", "demo_project", "worker", "--pool=solo",
-        "--loglevel=info", "-Q", queue, "-n", f"{queue}@%h", f"--logfile={log}",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
+    command = solo_worker(queue, log)
     sent: list[str] = []
 
     def send() -> None:

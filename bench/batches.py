@@ -32,6 +32,7 @@ import gc
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,11 @@ from servers import make_server
 
 
 class WriteClock:
-    """Times each ``Batcher._write``: wall, the writing thread's CPU, gaps, rows."""
+    """Times each batch the driver writes: wall, the writing thread's CPU, gaps, rows.
+
+    Wraps the driver's ``store_task_results`` operation (a batch is one call), on the
+    instance: core looks each operation up per call.
+    """
 
     def __init__(self) -> None:
         self.walls: list[float] = []
@@ -55,29 +60,30 @@ class WriteClock:
         self.rows, self._last_end = 0, 0.0
 
     def install(self) -> None:
-        from django_celery_results import batching
+        from django_celery_results.drivers import driver_for_alias
 
-        write = batching.Batcher._write
+        ops = driver_for_alias("default").ops
+        write = ops.store_task_results
         clock = self
 
-        def timed(batcher: Any, rows: list[Any]) -> Any:
+        def timed(rows: Sequence[Any]) -> None:
             start, cpu = time.perf_counter(), time.thread_time()
             if clock._last_end:
                 clock.gaps.append(start - clock._last_end)
             try:
-                return write(batcher, rows)
+                write(rows)
             finally:
                 clock._last_end = time.perf_counter()
                 clock.walls.append(clock._last_end - start)
                 clock.cpus.append(time.thread_time() - cpu)
                 clock.rows += len(rows)
 
-        batching.Batcher._write = timed  # type: ignore[method-assign]
+        ops.store_task_results = timed  # type: ignore[method-assign]
 
 
 def fake_writes(micros: float) -> None:
     """Make the driver's task writes sleep ``micros`` instead of reaching the database."""
-    from django_celery_results.drivers.manager import driver_for_alias
+    from django_celery_results.drivers import driver_for_alias
 
     seconds = micros / 1e6
 

@@ -29,8 +29,8 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,36 +59,38 @@ def child(db: str, tasks: int, rounds: int) -> None:
     from django.db import connections
     from django.utils import timezone
 
-    from django_celery_results.drivers import base
+    from django_celery_results.backends.database import DatabaseBackend
+    from django_celery_results.drivers import driver_for
+    from django_celery_results.drivers.cursors import ClientCursors
+    from django_celery_results.models import TaskResult
 
     server = make_server(db, {"prepare_threshold": 5})
     app = new_app()
-    backend = app.backend
     connection = connections["default"]
-    ops = backend._driver(backend.TaskModel).ops
+    ops = driver_for(TaskResult).ops
 
-    # Capture our two statements as the driver runs them.
+    # Capture our two statements as the driver runs them (an execute wrapper sends them
+    # through Django's cursor, where it sees them).
     captured: list[str] = []
-    execute = base.BaseOperations.execute
 
-    def capture(self: Any, sql: str, params: Any) -> int:
+    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         captured.append(sql)
-        return execute(self, sql, params)
+        return execute(sql, params, many, context)
 
-    base.BaseOperations.execute = capture  # type: ignore[method-assign]
-    task_id = str(uuid.uuid4())
-    backend.store_result(task_id, PID, "STARTED", request=request(task_id))
-    backend.store_result(task_id, 3, "SUCCESS", request=request(task_id))
-    base.BaseOperations.execute = execute  # type: ignore[method-assign]
+    with connection.execute_wrapper(capture):
+        task_id = str(uuid.uuid4())
+        app.backend.store_result(task_id, PID, "STARTED", request=request(task_id))
+        app.backend.store_result(task_id, 3, "SUCCESS", request=request(task_id))
     upsert, update = captured[-2:]
-    real_cursor = ops._kept_cursor(ops._client_cursors, connection, ops.new_client_cursor)
+    connection.ensure_connection()
+    real_cursor = ops.new_client_cursor(connection)
     cursor: Any = real_cursor
     adapt = connection.ops.adapt_datetimefield_value if db == "mariadb" else None
 
     def lean(self: Any, tid: str, result: Any, state: str, traceback: Any = None,
              request: Any = None, **kwargs: Any) -> Any:  # fmt: skip
         content_type, content_encoding, encoded = self.encode_content(result)
-        now = timezone.now()
+        now: Any = timezone.now()
         if adapt is not None:
             now = adapt(now)
         extended = self._extended_columns(request, traceback)
@@ -109,18 +111,24 @@ def child(db: str, tasks: int, rounds: int) -> None:
         cursor.execute(server.upsert, raw_row(tid, state, encoded, server))
         return encoded
 
-    def through_celery(store: Any) -> float:
-        if store is not None:
-            backend._store_result = types.MethodType(store, backend)
-        try:
-            began = time.process_time()
-            for each in ids(tasks):
-                req = request(each)
-                backend.store_result(each, PID, "STARTED", request=req)
-                backend.store_result(each, 3, "SUCCESS", request=req)
-            return (time.process_time() - began) / tasks * 1e6
-        finally:
-            backend.__dict__.pop("_store_result", None)
+    # Each contender is a backend whose _store_result (Celery's hook for a backend's
+    # write) is the lean or the floor one; "ours" is the backend itself.
+    backends = {
+        name: type(f"{name.title()}Backend", (DatabaseBackend,), {"_store_result": store})(
+            app=app, url="django-db"
+        )
+        for name, store in (("floor", floor), ("lean", lean))
+    }
+    backends["ours"] = app.backend
+
+    def through_celery(name: str) -> float:
+        backend = backends[name]
+        began = time.process_time()
+        for each in ids(tasks):
+            req = request(each)
+            backend.store_result(each, PID, "STARTED", request=req)
+            backend.store_result(each, 3, "SUCCESS", request=req)
+        return (time.process_time() - began) / tasks * 1e6
 
     raw_connection = server.connect(os.environ["BENCH_NAME"])
     raw_cursor = raw_connection.cursor()
@@ -133,21 +141,24 @@ def child(db: str, tasks: int, rounds: int) -> None:
             raw_cursor.execute(server.upsert, raw_row(each, "SUCCESS", "3", server))
         return (time.process_time() - began) / tasks * 1e6
 
-    kept_cursor = base.BaseOperations._kept_cursor
     noop = NoopCursor()
 
     def hot(on: bool) -> None:
+        """Statements on a cursor that does nothing: what is left is our Python."""
         nonlocal cursor
         cursor = noop if on else real_cursor
-        base.BaseOperations._kept_cursor = (  # type: ignore[method-assign]
-            (lambda self, kept, conn, new: noop) if on else kept_cursor
-        )
+        if on:
+            ops.new_client_cursor = lambda connection: noop  # type: ignore[method-assign]
+        else:
+            del ops.new_client_cursor
+        assert isinstance(ops, ClientCursors)
+        ops.forget_cursors()
 
-    contenders = {
+    contenders: dict[str, Callable[[], float]] = {
         "raw": raw,
-        "floor": lambda: through_celery(floor),
-        "lean": lambda: through_celery(lean),
-        "ours": lambda: through_celery(None),
+        "floor": lambda: through_celery("floor"),
+        "lean": lambda: through_celery("lean"),
+        "ours": lambda: through_celery("ours"),
     }
     figures: dict[str, list[float]] = {name: [] for name in contenders}
     figures.update({f"{name} hot": [] for name in contenders if name != "raw"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 MODE = sys.argv[1]  # "gevent" or "fork"
 if MODE == "gevent":
@@ -38,7 +39,7 @@ django.setup()
 from celery import Celery  # noqa: E402
 from django.db import connections  # noqa: E402
 
-from django_celery_results.backends import notify  # noqa: E402
+from django_celery_results.backends import hub as notify  # noqa: E402
 from django_celery_results.drivers import driver_for_model  # noqa: E402
 from django_celery_results.models import TaskResult  # noqa: E402
 
@@ -81,7 +82,11 @@ def run_fork() -> dict[str, object]:
         for connection in connections.all():
             connection.connection = None
         try:
-            seen = {"child": add(2, 2), "new_hub": hub() is not parent_hub, "kept": len(kept)}
+            seen: dict[str, Any] = {
+                "child": add(2, 2),
+                "new_hub": hub() is not parent_hub,
+                "kept": len(kept),
+            }
         except BaseException as exc:  # reported to the parent
             seen = {"error": repr(exc)}
         os.write(writer, json.dumps(seen).encode())

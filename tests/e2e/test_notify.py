@@ -23,7 +23,7 @@ from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 
 from django_celery_results import aio
-from django_celery_results.backends import notify
+from django_celery_results.backends import hub as notify
 from django_celery_results.models import TaskResult
 from tests import aio_views
 
@@ -199,7 +199,7 @@ def test_an_async_view_awaits_the_result(app: Any, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(aio_views, "app", app)
     result = app.send_task(T + "slow", args=(0.5,))
     client = AsyncClient()
-    response = async_to_sync(client.get)(f"/aio/{result.id}/", {"timeout": TIMEOUT})
+    response = async_to_sync(client.get)(f"/aio/{result.id}/", {"timeout": str(TIMEOUT)})
     assert response.json() == {"result": 0.5}
     assert response.status_code == 200
 

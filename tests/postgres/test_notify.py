@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django_celery_results_postgres.listener import Listener
 
-from django_celery_results.backends import notify
+from django_celery_results.backends import hub as notify
 from django_celery_results.drivers import ListenerLost, NotificationsUnavailable
 from django_celery_results.models import TaskResult
 from django_celery_results.testing.suite.helpers import new_id, row
@@ -133,7 +133,7 @@ def test_notices_that_cannot_arrive_fall_back_to_polling(
             backend.mark_as_done(task_id, 5)
             assert AsyncResult(task_id, app=app).get(timeout=5, interval=0.05) == 5
         assert "clients will poll for results" in caplog.text
-        assert backend._notify_broken
+        assert backend.notifications_stopped
     finally:
         notify.close_hubs()
         app.close()

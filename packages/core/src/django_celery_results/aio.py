@@ -20,7 +20,8 @@ from celery import states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult, GroupResult
 
-from .backends.notify import hub_for
+from .backends.hub import hub_for
+from .backends.notify import NotifyWaits
 
 __all__ = ["wait", "wait_group"]
 
@@ -50,7 +51,7 @@ async def wait(
 
     with _notified(result, wake) as notifying:
         if notifying is None:
-            notifying = await sync_to_async(result.backend._notifying)()
+            notifying = await sync_to_async(result.backend.notifying)()
         while True:
             meta = await sync_to_async(result.backend.get_task_meta)(result.id, cache=False)
             if meta["status"] in states.READY_STATES:
@@ -97,11 +98,10 @@ def _notified(result: AsyncResult, callback: Callable[[], None]) -> Iterator[boo
     yet whether notifications work (the caller asks, off the event loop).
     """
     backend = result.backend
-    driver = getattr(backend, "notifying_driver", None)
-    if driver is None or not driver().notify:
+    if not isinstance(backend, NotifyWaits) or not backend.notifying_driver().notify:
         yield False
         return
-    hub = hub_for(driver())
+    hub = hub_for(backend.notifying_driver())
     hub.watch(result.id, callback)
     try:
         yield None

@@ -1,4 +1,4 @@
-"""Application configuration."""
+"""The app's configuration: ``ready()`` wires the process hooks (``lifecycle``)."""
 
 import django
 from django.apps import AppConfig
@@ -16,20 +16,13 @@ class CeleryResultConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        """Register the checks, the PENDING handler, the writers and the django.tasks runner.
+        """Wire the app's process hooks (``lifecycle``) and register its checks.
 
         The checks are also logged when a worker or beat starts.
         """
-        from . import (
-            batching,
-            checks,
-            pending,
-            writers,
-        )
+        from . import lifecycle  # its checks module registers them on import
 
-        pending.connect()
-        checks.connect()
-        writers.install(batching.WRITER, pending.WRITER)
+        lifecycle.install()
         if django.VERSION >= (6, 0):
             # Registers the Celery task that runs django.tasks tasks (in every worker).
             from . import tasks  # noqa: F401

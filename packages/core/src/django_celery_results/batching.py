@@ -356,5 +356,5 @@ def forget_in_child() -> None:
     _batchers_lock = threading.Lock()
 
 
-#: What ``AppConfig.ready()`` hands to :func:`writers.install`.
+#: What ``lifecycle`` hands to :func:`writers.register`.
 WRITER = BackgroundWriter("batching", flush, forget_in_child)

@@ -311,12 +311,4 @@ def check_cache_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     ]
 
 
-def connect() -> None:
-    """Log the checks when a worker or beat starts (``AppConfig.ready()``)."""
-    from celery.signals import beat_init, worker_ready
-
-    worker_ready.connect(log_at_start, dispatch_uid="django_celery_results.checks", weak=False)
-    beat_init.connect(log_at_start, dispatch_uid="django_celery_results.checks", weak=False)
-
-
 STARTUP_CHECKS.extend([check_settings, check_result_backend, check_notify, check_cache_backend])

@@ -15,21 +15,12 @@ from . import retention
 from .conf import CleanupRefused, app_settings, refuse_if_misconfigured
 from .drivers import BaseDriver, driver_for_model
 from .models import ChordCounter, GroupResult, TaskResult
+from .retention import Step
 
 #: Seconds between two progress reports of a running step.
 PROGRESS_SECONDS = 0.5
 
 __all__ = ["CleanupRefused", "configured_steps", "delete_dead_chord_counters", "run"]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One deletion of a cleanup: a model, the condition of its expired rows, a name."""
-
-    name: str
-    description: str
-    model: type[Model]
-    condition: Q
 
 
 @dataclass
@@ -46,7 +37,7 @@ class Outcome:
 
 
 @dataclass
-class Report:
+class CleanupReport:
     """A whole cleanup: each step's outcome, and whether every step ran to its end."""
 
     dry_run: bool
@@ -110,18 +101,15 @@ def configured_steps(
     conf = app_settings()
     fallback = as_timedelta(result_expires)
     rules = conf.RETENTION if rules is None else rules
-    steps = [
-        Step(s.name, s.description, TaskResult, s.condition)
-        for s in retention.plan(rules, fallback, now)
-    ]
+    steps = retention.plan(rules, fallback, now)
     groups = fallback if conf.GROUP_RETENTION == "result_expires" else conf.GROUP_RETENTION
     if groups is not None:
         steps.append(
             Step(
                 "groups",
                 f"group results: {retention.humanize(groups)}",
-                GroupResult,
                 Q(date_done__lt=now - groups),
+                GroupResult,
             )
         )
     return steps
@@ -132,7 +120,7 @@ def one_off_step(rule: retention.Rule, now: datetime | None = None) -> Step:
     assert rule.keep is not None
     now = now or timezone.now()
     condition = rule.q() & Q(date_done__lt=now - rule.keep)
-    return Step(rule.name, retention.describe(rule), TaskResult, condition)
+    return Step(rule.name, retention.describe(rule), condition)
 
 
 def run(
@@ -142,17 +130,17 @@ def run(
     batch_size: int | None = None,
     max_seconds: float | None = None,
     progress: Callable[[Outcome], None] | None = None,
-) -> Report:
+) -> CleanupReport:
     """Run (or, with ``dry_run``, count) each step in order; return what each did.
 
     Deletions go through the driver in chunks of ``batch_size`` rows, each its own short
     transaction, and never load rows. Past ``max_seconds`` the cleanup stops after the
-    chunk it is in, and says so (``Report.complete``); the next run goes on from there.
+    chunk it is in, and says so (``CleanupReport.complete``); the next run goes on from there.
     """
     size = batch_size or app_settings().CLEANUP_BATCH_SIZE
     started = time.monotonic()
     deadline = None if max_seconds is None else started + max_seconds
-    report = Report(dry_run=dry_run)
+    report = CleanupReport(dry_run=dry_run)
     for step in steps:
         outcome = Outcome(step.name, step.description)
         report.outcomes.append(outcome)
@@ -174,8 +162,14 @@ def run(
     return report
 
 
+def model_of(step: Step) -> type[Model]:
+    """The model whose rows ``step`` deletes."""
+    return step.model or TaskResult
+
+
 def _count(step: Step, outcome: Outcome) -> None:
-    manager = step.model._default_manager.db_manager(_driver(step.model).alias)
+    model = model_of(step)
+    manager = model._default_manager.db_manager(_driver(model).alias)
     found = manager.filter(step.condition).aggregate(
         rows=Count("pk"), oldest=Min("date_done"), newest=Max("date_done")
     )
@@ -190,7 +184,8 @@ def _delete(
     progress: Callable[[Outcome], None] | None,
 ) -> bool:
     """Delete a step's rows; return False when the deadline stopped it before the end."""
-    driver = _driver(step.model)
+    model = model_of(step)
+    driver = _driver(model)
     began = time.monotonic()
     shown = began
 
@@ -203,12 +198,12 @@ def _delete(
             progress(outcome)
 
     outcome.rows = driver.retrying.delete_matching(
-        step.model, step.condition, size, deadline, chunk_done
+        model, step.condition, size, deadline, chunk_done
     )
     if deadline is None or time.monotonic() < deadline:
         return True
     # Stopped by the deadline, or finished just then: one indexed query tells.
-    manager = step.model._default_manager.db_manager(driver.alias)
+    manager = model._default_manager.db_manager(driver.alias)
     return not manager.filter(step.condition).exists()
 
 

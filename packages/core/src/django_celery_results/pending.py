@@ -1,8 +1,9 @@
-"""Publish-time PENDING rows: the ``before_task_publish`` handler and its batching writer.
+"""Publish-time PENDING rows: the writer that stores them, many rows per statement.
 
 With ``DJANGO_CELERY_RESULTS["TRACK_PENDING"]`` on, every task a process sends through an
 app whose result backend is ``django-db`` gets a PENDING row stamped with the send time.
-The publishing thread only builds the row and queues it; a background thread writes the
+The publishing thread only builds the row (``backends.rows.record_pending``, Celery's
+``before_task_publish`` handler) and queues it here; a background thread writes the
 queue with the driver's ``store_pending_results``, many rows per statement, so sending a
 group of 1,000 tasks costs a handful of statements and the publisher never waits for the
 database. Writes go through their own connection, outside any transaction of the sender.
@@ -11,16 +12,9 @@ database. Writes go through their own connection, outside any transaction of the
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
-
-from celery import current_app
-from celery.signals import before_task_publish
 
 from . import losses
-from .conf import app_settings
 from .drivers import TaskRow
-from .utils import DJANGO_TASK_HEADER
 from .writers import IDLE, BackgroundWriter, close_connections
 
 #: Longest a queued row waits for company before it is written, in seconds: long enough
@@ -163,52 +157,5 @@ def forget_in_child() -> None:
     _writer_lock = threading.Lock()
 
 
-#: What ``AppConfig.ready()`` hands to :func:`writers.install`.
+#: What ``lifecycle`` hands to :func:`writers.register`.
 WRITER = BackgroundWriter("pending", flush, forget_in_child)
-
-
-def ignores_result(app: Any, headers: Mapping[str, Any]) -> bool:
-    """Return True when the task being sent stores no result (``ignore_result``)."""
-    return result_ignored(app, headers.get("ignore_result"), headers.get("task"))
-
-
-def result_ignored(app: Any, flag: bool | None, task_name: str | None) -> bool:
-    """Return True when a task's result is not stored: its message's flag, else its task's.
-
-    A task sent by name carries no flag (``None``); the worker then follows the task's
-    definition, as Celery 5.6.3's ``get_actual_ignore_result`` does.
-    """
-    if flag is None:
-        task = app.tasks.get(task_name or "")
-        flag = task.ignore_result if task is not None else app.conf.task_ignore_result
-    return bool(flag)
-
-
-def record_pending(
-    sender: str | None = None,
-    body: Any = None,
-    headers: Mapping[str, Any] | None = None,
-    **kwargs: Any,
-) -> None:
-    """Queue a PENDING row for the task being sent, when ``TRACK_PENDING`` is on."""
-    if not app_settings().TRACK_PENDING:
-        return
-    headers = headers or {}
-    task_id = headers.get("id") or (body.get("id") if isinstance(body, dict) else None)
-    app = current_app._get_current_object()
-    backend = app.backend
-    # The backends that build PENDING rows are django-db's (``DatabaseBackend.pending_row``);
-    # asked by attribute, since the backends sit above this module.
-    pending_row = getattr(backend, "pending_row", None)
-    if not task_id or pending_row is None or ignores_result(app, headers):
-        return
-    if headers.get(DJANGO_TASK_HEADER):
-        return  # the django.tasks backend wrote its row before sending
-    if "task" not in headers and isinstance(body, dict):  # protocol 1
-        headers = {**headers, "task": body.get("task")}
-    writer().add(pending_row(task_id, headers, body, routing_key=kwargs.get("routing_key")))
-
-
-def connect() -> None:
-    """Record PENDING rows of the tasks this process sends (``AppConfig.ready()``)."""
-    before_task_publish.connect(record_pending, dispatch_uid="django_celery_results.pending")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Model, Q
 
 from .utils import MAX_SPAN
 
@@ -311,11 +311,16 @@ def humanize(keep: timedelta | None) -> str:
 
 @dataclass(frozen=True)
 class Step:
-    """What one rule deletes in a cleanup: its rows, none of an earlier rule's, past keep."""
+    """One deletion of a cleanup: a name, the condition of its expired rows, their model.
+
+    A rule's step deletes its rows, none of an earlier rule's, past its keep.
+    """
 
     name: str
     description: str
     condition: Q
+    #: The model whose rows it deletes; None: the task results (every rule's).
+    model: type[Model] | None = None
 
 
 def plan(rules: Sequence[Rule], fallback: timedelta | None, now: datetime) -> list[Step]:

@@ -1,4 +1,4 @@
-"""Utilities."""
+"""Small helpers: the current time, spans such as ``24h``, the ``django.tasks`` header."""
 
 # This module must not use translation: that causes a recursive loader import.
 import re

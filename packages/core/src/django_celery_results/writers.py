@@ -1,22 +1,17 @@
-"""The life cycle the background writers share: a fork, the interpreter's exit, a worker's.
+"""What the background writers share: their registry, and how all of them flush or forget.
 
 Two modules keep rows in memory and write them from a background thread: ``batching``
 (batched task states) and ``pending`` (publish-time PENDING rows). Each hands this module
-its ``flush`` and its ``forget_in_child``; :func:`install`, called once from
-``AppConfig.ready()``, wires them to the events of the process: a forked child forgets
-its parent's queues, and what is queued is written at interpreter exit and when a prefork
-worker child shuts down (it leaves with ``os._exit``, past ``atexit``).
+its ``flush`` and its ``forget_in_child`` (:func:`register`); ``lifecycle`` calls
+:func:`forget_all` in a forked child and :func:`flush_all` at interpreter exit and when a
+prefork worker child shuts down (it leaves with ``os._exit``, past ``atexit``).
 """
 
 from __future__ import annotations
 
-import atexit
-import os
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from celery.signals import worker_process_shutdown
 from django.db import connections
 
 #: How long each writer may take to write its queue when the process ends, in seconds.
@@ -41,24 +36,14 @@ class BackgroundWriter:
 
 
 _writers: list[BackgroundWriter] = []
-_installed = False
-_install_lock = threading.Lock()
+_lock = threading.Lock()
 
 
-def install(*writers: BackgroundWriter) -> None:
-    """Wire ``writers`` to fork, exit and worker shutdown; later calls add nothing twice."""
-    global _installed
-    with _install_lock:
+def register(*writers: BackgroundWriter) -> None:
+    """Add ``writers`` to those flushed and forgotten together; a writer is added once."""
+    with _lock:
         known = {writer.name for writer in _writers}
         _writers.extend(writer for writer in writers if writer.name not in known)
-        if _installed:
-            return
-        _installed = True
-    os.register_at_fork(after_in_child=_forget_all)
-    atexit.register(flush_all, EXIT_TIMEOUT)
-    worker_process_shutdown.connect(
-        _flush_on_worker_shutdown, dispatch_uid="django_celery_results.writers", weak=False
-    )
 
 
 def close_connections(lock: threading.Condition) -> None:
@@ -79,10 +64,7 @@ def flush_all(timeout: float | None = EXIT_TIMEOUT) -> bool:
     return all([writer.flush(timeout) for writer in list(_writers)])
 
 
-def _forget_all() -> None:
+def forget_all() -> None:
+    """Drop every writer's queue: in a forked child, the parent's rows are the parent's."""
     for writer in _writers:
         writer.forget()
-
-
-def _flush_on_worker_shutdown(**kwargs: Any) -> None:
-    flush_all(EXIT_TIMEOUT)

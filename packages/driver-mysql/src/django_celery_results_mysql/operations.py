@@ -3,57 +3,22 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import MySQLdb
 from django.conf import settings
 
-from django_celery_results.drivers import BaseDriver, ChunkSize, IdUsage, SQLOperations, TaskRow
+from django_celery_results.drivers import BaseDriver, IdUsage, RangeWalk, SQLOperations, TaskRow
 
+from .chunks import MAX_ROWS_PER_STATEMENT, batches, pow2_chunks
+from .errors import NOT_RETRIED_CODES, TRANSIENT_CODES, is_transient
 from .features import MySQLFeatures
+
+__all__ = ["NOT_RETRIED_CODES", "TRANSIENT_CODES", "MySQLOperations"]
 
 if TYPE_CHECKING:
     from django.db.models import Model
-
-#: Rows per INSERT, and the payload bytes after which a batch is cut into another
-#: statement: well inside ``max_allowed_packet`` (16 MiB on MariaDB, 64 MiB on MySQL 8).
-MAX_ROWS_PER_STATEMENT = 512
-MAX_BYTES_PER_STATEMENT = 4 * 1024 * 1024
-
-#: Server and client error codes after which the same statement can succeed on a fresh
-#: connection, and why (docs/operating.md's table is checked against this).
-TRANSIENT_CODES: dict[int, str] = {
-    2002: "can't connect through the socket: the server is down or restarting",
-    2003: "can't connect to the server: refused, the server is down or restarting",
-    2006: "server has gone away",
-    2013: "lost connection during a query",
-    2055: "lost connection at reading (MySQL)",
-    4031: "disconnected by the server for inactivity (MySQL 8)",
-    1927: "connection killed (MariaDB: KILL, or the server shutting down)",
-    1053: "server shutdown in progress",
-    1040: "too many connections (max_connections)",
-    1203: "the user has more than max_user_connections active connections",
-    1226: "the user exceeded a resource limit (MAX_USER_CONNECTIONS and friends)",
-    1205: "lock wait timeout exceeded (innodb_lock_wait_timeout)",
-    1213: "deadlock found",
-    1020: "record has changed since last read (MariaDB's snapshot isolation)",
-    1290: "the server runs with --read-only (a replica after a failover)",
-    1792: "cannot execute in a read-only transaction",
-    1836: "running in read-only mode",
-}
-#: Error codes that are not retried, and why (docs/operating.md's table lists them too).
-NOT_RETRIED_CODES: dict[int, str] = {
-    1045: "access denied: a wrong user or password",
-    1049: "unknown database",
-    1406: "data too long for a column: a value the column cannot hold",
-    1062: "duplicate entry",
-    1146: "table doesn't exist: not migrated",
-    1142: "command denied: a missing privilege",
-    3024: "max_execution_time exceeded (MySQL 8): it would run as long again",
-    1969: "max_statement_time exceeded (MariaDB): it would run as long again",
-}
 
 #: Where the date columns start in a row's values: ``TaskRow`` puts them last.
 FIRST_DATE = len(TaskRow.COLUMNS) - len(TaskRow.DATE_COLUMNS)
@@ -104,11 +69,11 @@ class MySQLOperations(SQLOperations):
         MySQL applies a statement's rows in order, each against the row as the previous
         one left it.
         """
-        return (rows,) if len(rows) == 1 else _batches(rows)
+        return (rows,) if len(rows) == 1 else batches(rows)
 
     def pending_row_chunks(self, rows: Sequence[TaskRow]) -> Iterable[Sequence[TaskRow]]:
         """Chunks of powers of two: ten statement texts however the sends are grouped."""
-        return _pow2_chunks(rows)
+        return pow2_chunks(rows)
 
     def task_row_params(self, rows: Sequence[TaskRow]) -> list[Any]:
         """The values, dates as Django stores them here (naive text), adapted cheaply."""
@@ -168,39 +133,18 @@ class MySQLOperations(SQLOperations):
         cursor.execute(self.delete_chunk_sql(table, upto), [*params, last, batch_size])
         return cursor.rowcount, last
 
-    def delete_chunks(
-        self, table: str, condition: str, params: Sequence[Any], size: ChunkSize
-    ) -> Iterator[int]:
-        """Walk the clustered index in ``id`` ranges when the optimizer would scan it all.
+    def range_walk(self, table: str, condition: str, params: Sequence[Any]) -> RangeWalk | None:
+        """The clustered index in ``id`` ranges, where the optimizer would scan it all.
 
-        InnoDB stores rows in primary key order. When most of a table expires, one
-        ``DELETE`` reads it that way (a full scan, ``type = ALL``); chunks found through
-        the ``date_done`` index read every row's page through a second lookup. So where
-        the optimizer picks the full scan, each chunk is a primary key range of about
-        ``size.rows`` rows (``id >= a AND id < b``, the width from the table's ids per
-        row, by the optimizer's estimate), front to back; the last range is open, so rows
-        added meanwhile are seen. Otherwise (few rows match) the index chunks run.
+        InnoDB stores rows in primary key order; the width of a range comes from the
+        table's ids per row, by the optimizer's estimate. Not when few rows match.
         """
         rows = self._full_scan_rows(table, condition, params)
         low, high = self._id_span(table) if rows else (None, None)
         if low is None or high is None or not rows:
-            yield from super().delete_chunks(table, condition, params, size)
-            return
-        ids_per_row = max(1.0, (high - low + 1) / rows)
-        pk = self.connection.ops.quote_name("id")
-        start = low
-        while start <= high:
-            end = start + max(1, round(size.rows * ids_per_row))
-            upper = f"AND {pk} < %s " if end <= high else ""
-            bounds = [start, end] if end <= high else [start]
-            with self.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE {pk} >= %s {upper}AND ({condition})",
-                    [*bounds, *params],
-                )
-                deleted = cursor.rowcount
-            yield deleted
-            start = end
+            return None
+        per_row = max(1.0, (high - low + 1) / rows)
+        return RangeWalk(self.connection.ops.quote_name("id"), "%s", low, high + 1, per_row)
 
     def _full_scan_rows(self, table: str, condition: str, params: Sequence[Any]) -> int:
         """The table's rows by the optimizer if its DELETE would read it all (``ALL``), or 0."""
@@ -257,12 +201,8 @@ class MySQLOperations(SQLOperations):
         return IdUsage.of_type(last, column_type)
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
-        """Read mysqlclient's error code (:data:`TRANSIENT_CODES`)."""
-        if isinstance(error, MySQLdb.InterfaceError):
-            return True  # the client's connection object is closed
-        if isinstance(error, MySQLdb.Error) and error.args:
-            return bool(error.args[0] in TRANSIENT_CODES)
-        return None
+        """Read mysqlclient's error code (:data:`~.errors.TRANSIENT_CODES`)."""
+        return is_transient(error)
 
     def uses_repeatable_read(self) -> bool:
         """Ask the server for the session's isolation level, once per connection.
@@ -306,37 +246,3 @@ def _fast_datetime_adapter(connection: Any) -> Any:
         return adapt(value)  # type: ignore[no-any-return]
 
     return adapt_utc
-
-
-def _pow2_chunks(rows: Sequence[TaskRow]) -> Iterator[Sequence[TaskRow]]:
-    """Cut rows into chunks whose sizes are powers of two (at most 512), keeping order.
-
-    Statements are built once per row count: this keeps that to ten texts however the
-    sends are grouped, at the cost of a few statements more per batch.
-    """
-    for batch in _batches(rows):
-        start = 0
-        while start < len(batch):
-            size = min(512, 1 << ((len(batch) - start).bit_length() - 1))
-            yield batch[start : start + size]
-            start += size
-
-
-def _batches(rows: Sequence[TaskRow]) -> Iterator[Sequence[TaskRow]]:
-    """Cut rows into statements of at most the row and payload limits, keeping order."""
-    start = 0
-    size = 0
-    for index, row in enumerate(rows):
-        payload = sum(
-            len(value)
-            for value in (row.result, row.traceback, row.meta, row.task_args, row.task_kwargs)
-            if value
-        )
-        if index > start and (
-            index - start >= MAX_ROWS_PER_STATEMENT or size + payload > MAX_BYTES_PER_STATEMENT
-        ):
-            yield rows[start:index]
-            start, size = index, 0
-        size += payload
-    if start < len(rows):
-        yield rows[start:]

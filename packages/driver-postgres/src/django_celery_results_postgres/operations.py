@@ -1,81 +1,26 @@
-"""PostgreSQL's fragments of core's statements: ``AS r`` rows, ``unnest``, ``ctid``, SQLSTATEs."""
+"""PostgreSQL's fragments of core's statements: ``AS r`` rows, ``unnest``, ``ctid`` ranges."""
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Iterator, Sequence
-from datetime import datetime, tzinfo
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg.adapt import Loader
-
-from django_celery_results.drivers import ChunkSize, IdUsage, SQLOperations, TaskRow
+from django_celery_results.drivers import IdUsage, RangeWalk, SQLOperations, TaskRow
 from django_celery_results.states import SUCCESS, TERMINAL_STATES
 from django_celery_results.stats import PERCENTILES
 
+from .cursors import server_binding_cursor
+from .errors import NOT_RETRIED_SQLSTATES, TRANSIENT_SQLSTATES, is_transient
 from .listener import Listener
+
+__all__ = ["NOT_RETRIED_SQLSTATES", "TRANSIENT_SQLSTATES", "PostgresOperations"]
 
 if TYPE_CHECKING:
     from django.db.models import Model
 
     from django_celery_results.stats import TaskStats
-
-#: SQLSTATEs after which the same statement can succeed on a fresh connection, and why
-#: (docs/operating.md's table is checked against this). Class 08 is every connection
-#: exception; an error with no SQLSTATE at all (refused, reset) is retried too.
-TRANSIENT_SQLSTATES: dict[str, str] = {
-    "08": "connection exception: refused, reset or lost (class 08)",
-    "57P01": "admin_shutdown: the server is stopping, or pg_terminate_backend",
-    "57P02": "crash_shutdown: the server restarts after a crash",
-    "57P03": "cannot_connect_now: the server is starting",
-    "53300": "too_many_connections: the server's or the role's connection limit",
-    "55P03": "lock_not_available: lock_timeout ran out while another session held the row",
-    "40P01": "deadlock_detected",
-    "40001": "serialization_failure",
-    "25006": "read_only_sql_transaction: a read-only server (a replica after a failover)",
-}
-#: Parts of connect-time messages (which carry no SQLSTATE) that no retry changes.
-CONNECT_REFUSALS = ("does not exist", "authentication failed", "no pg_hba.conf entry")
-#: SQLSTATEs that are not retried, and why (docs/operating.md's table lists them too).
-NOT_RETRIED_SQLSTATES: dict[str, str] = {
-    "57014": "query_canceled: statement_timeout, or a cancel; it would run as long again",
-    "53100": "disk_full: waits for an operator, not a retry",
-    "22": "data exception (class 22): a value the column cannot hold",
-    "23": "integrity constraint violation (class 23)",
-    "42": "syntax error or access rule violation (class 42): a missing table, a privilege",
-}
-
-#: psycopg's own ``timestamptz`` loader: its C version with psycopg[binary] or psycopg[c].
-_TIMESTAMPTZ_OID = psycopg.postgres.types["timestamptz"].oid
-_TIMESTAMPTZ_LOADER = psycopg.adapters.get_loader(_TIMESTAMPTZ_OID, psycopg.pq.Format.TEXT)
-
-
-class _TimestamptzLoader(Loader):
-    """Load ``timestamptz`` as Django's loader does, through psycopg's faster one.
-
-    Django registers a subclass of psycopg's pure-Python loader (it replaces the time
-    zone with the connection's), which parses in Python: a poll reads two dates, and
-    that was a tenth of its time. Same values, same ``tzinfo``.
-    """
-
-    timezone: tzinfo | None = None
-
-    def __init__(self, oid: int, context: Any = None) -> None:
-        super().__init__(oid, context)
-        assert _TIMESTAMPTZ_LOADER is not None
-        self._load = _TIMESTAMPTZ_LOADER(oid, context).load
-
-    def load(self, data: Any) -> datetime:
-        value: datetime = self._load(data)
-        return value.replace(tzinfo=self.timezone)
-
-
-@functools.cache
-def _timestamptz_loader(zone: tzinfo | None) -> type[_TimestamptzLoader]:
-    """Return the loader class of one Django connection time zone (None: naive values)."""
-    return type("TimestamptzLoader", (_TimestamptzLoader,), {"timezone": zone})
 
 
 class PostgresOperations(SQLOperations):
@@ -149,38 +94,16 @@ class PostgresOperations(SQLOperations):
             params.setdefault(key, value)
         return Listener(params, self.notify_channel())
 
-    def delete_chunks(
-        self, table: str, condition: str, params: Sequence[Any], size: ChunkSize
-    ) -> Iterator[int]:
-        """Walk the table's pages in ranges when the planner would scan it whole.
+    def range_walk(self, table: str, condition: str, params: Sequence[Any]) -> RangeWalk | None:
+        """The table's pages (``ctid`` ranges), where the planner would scan it whole.
 
-        When most of a table expires, one ``DELETE`` reads it front to back (a sequential
-        scan) and leaves the indexes to vacuum; chunks found through the ``date_done``
-        index visit every row's page twice. So where the planner picks a sequential scan
-        for the condition, each chunk is a TID range scan of about ``size.rows`` rows'
-        worth of pages (``ctid >= '(a,0)' AND ctid < '(b,0)'``), front to back, the same
-        work as that one ``DELETE`` in short transactions. Pages added meanwhile hold new
-        rows; a row a worker rewrites there is left for the next cleanup. Otherwise (few
-        rows match, or the table was never analyzed) the index chunks run.
+        Pages added meanwhile hold new rows; a row a worker rewrites there is left for the
+        next cleanup. Not when few rows match, or the table was never analyzed.
         """
         pages, density = self._pages_and_density(table)
         if density <= 0 or not self._planner_scans(table, condition, params):
-            yield from super().delete_chunks(table, condition, params, size)
-            return
-        start = 0
-        while start < pages:
-            end = start + max(1, round(size.rows / density))
-            # The last range is open: a page added since counting is not skipped.
-            upper = "AND ctid < %s::tid " if end < pages else ""
-            bounds = [f"({start},0)", f"({end},0)"] if end < pages else [f"({start},0)"]
-            with self.cursor() as cursor:
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE ctid >= %s::tid {upper}AND ({condition})",
-                    [*bounds, *params],
-                )
-                deleted = cursor.rowcount
-            yield deleted
-            start = end
+            return None
+        return RangeWalk("ctid", "%s::tid", 0, pages, 1 / density, bound=_first_tid_of)
 
     def _pages_and_density(self, table: str) -> tuple[int, float]:
         """The table's pages now, and its rows per page by the last ``ANALYZE`` (or 0)."""
@@ -234,19 +157,8 @@ class PostgresOperations(SQLOperations):
         return IdUsage.of_type(int(last), column_type, int(limit))
 
     def client_error_is_transient(self, error: BaseException) -> bool | None:
-        """Read psycopg's SQLSTATE (:data:`TRANSIENT_SQLSTATES`)."""
-        if not isinstance(error, psycopg.Error):
-            return None
-        sqlstate = error.sqlstate
-        if sqlstate is None:
-            # No SQLSTATE: the connection broke or was closed, or connecting failed (psycopg
-            # gives none at connect time, even for a server's FATAL such as "too many
-            # connections"). A database or role that does not exist stays so.
-            if not isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-                return False
-            message = str(error)
-            return not any(refusal in message for refusal in CONNECT_REFUSALS)
-        return sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_SQLSTATES
+        """Read psycopg's SQLSTATE (:data:`~.errors.TRANSIENT_SQLSTATES`)."""
+        return is_transient(error)
 
     # -- cursors -------------------------------------------------------------------------
 
@@ -270,16 +182,7 @@ class PostgresOperations(SQLOperations):
 
         Every cursor of this driver, kept (:meth:`shared_cursor`) or not (:meth:`cursor`).
         """
-        cursor = psycopg.Cursor(connection.connection)
-        zone = connection.timezone
-        # psycopg's loader gives the session's zone: when that is already Django's (UTC,
-        # the usual case), it is registered as it is, without a Python step per value.
-        native = _TIMESTAMPTZ_LOADER
-        assert native is not None  # psycopg always has one
-        loaded = native(_TIMESTAMPTZ_OID, cursor).load(b"2000-01-01 00:00:00+00")
-        loader = native if loaded.tzinfo is zone else _timestamptz_loader(zone)
-        cursor.adapters.register_loader(_TIMESTAMPTZ_OID, loader)
-        return cursor
+        return server_binding_cursor(connection)
 
     def new_client_cursor(self, connection: Any) -> Any:
         """The cursor :meth:`execute` and :meth:`fetch_one` keep: as :meth:`new_shared_cursor`."""
@@ -328,6 +231,11 @@ class PostgresOperations(SQLOperations):
             entry.waiting = Spread(*numbers[:3])
             entry.processing = Spread(*numbers[3:])
         return sorted(stats.values(), key=lambda s: s.task_name)
+
+
+def _first_tid_of(page: int) -> str:
+    """The ``tid`` of a page's first row: ``(page,0)``."""
+    return f"({page},0)"
 
 
 def _array_type(column: str) -> str:

@@ -1,221 +1,159 @@
-"""Waiting on results by database notifications: Celery's async result consumer, for us."""
+"""Waiting on results by database notifications: Celery's async result consumer, for us.
+
+:class:`NotifyWaits` is the part of :class:`~.database.DatabaseBackend` that decides how
+a client waits: woken by the driver's notifications where ``NOTIFY`` works (Celery's
+``AsyncBackendMixin``, fed by :class:`NotifyResultConsumer`), else by Celery's polls.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
 import threading
-import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from celery import states
-from celery.backends.asynchronous import BaseResultConsumer
+from celery._state import task_join_will_block
+from celery.backends.asynchronous import AsyncBackendMixin, BaseResultConsumer
 from celery.utils.log import get_logger
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
+from django.utils.functional import cached_property
 
-from .. import store
-from ..drivers import BaseDriver, ListenerLost, NotificationsUnavailable
+from ..drivers import BaseDriver, ListenerLost, NotificationsUnavailable, driver_for
+from .hub import hub_for
 
 logger = get_logger(__name__)
 
-#: Longest time between two reads of every pending result, in seconds, whatever the
-#: notifications say: a lost notice (a worker without ``NOTIFY``) costs at most this
-#: long, never a hang. One query per process and database, however many wait.
-SAFETY_POLL_SECONDS = 2.0
-#: How long the hub's thread waits on the connection before it looks up again.
-HUB_WAIT_SECONDS = 1.0
-#: After the database could not be reached, how long before a process tries again.
-RETRY_SECONDS = 5.0
 
+class NotifyWaits(AsyncBackendMixin):
+    """The waiting methods of :class:`~.database.DatabaseBackend` (a Celery backend).
 
-class Hub:
-    """One listening connection per process and database, shared by every consumer.
-
-    Celery gives each thread a backend of its own, so each thread has a consumer; they
-    all register here, and ``aio``'s waiters watch ids here. A daemon thread waits on the
-    driver's listener and hands every notice to those waiting on its task; when the
-    connection breaks, it tells them all (they read what they wait on) and reconnects.
-    Every :data:`SAFETY_POLL_SECONDS` it reads which of all the ids waited on are ready,
-    in one query, and hands those on as if notified.
+    Each of Celery's waiting methods asks :meth:`notifying`: when it says yes, Celery's
+    ``AsyncBackendMixin`` waits on the consumer; when not, the polling version of the
+    class after it (``super(AsyncBackendMixin, self)``: Celery's ``BaseDictBackend``).
+    Needs the backend's ``app``, ``accept``, ``TaskModel`` and :meth:`ready_results`.
     """
 
-    def __init__(self, driver: BaseDriver) -> None:
-        self.driver = driver
-        self.listener = driver.ops.listener()
-        self._consumers: weakref.WeakSet[NotifyResultConsumer] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
-        #: Callbacks of async waiters by task id (``aio``), called from the hub's thread.
-        self._watchers: dict[str, set[Callable[[], None]]] = {}
-        #: Why notices cannot reach this process, once the hub found out.
-        self.unavailable: NotificationsUnavailable | None = None
-        #: Before this ``time.monotonic()``, do not try to connect again.
-        self._retry_at = 0.0
+    app: Any
+    accept: Any
+    TaskModel: type[Any]
+    _pending_results: Any
+    _pending_messages: Any
+    #: Set when notifications proved unable to reach this process: poll from then on.
+    _notify_broken = False
 
-    def register(self, consumer: NotifyResultConsumer) -> None:
-        """Add a consumer; connect first, in the caller, so a failure surfaces there.
+    def ready_results(self, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The metas of the ready results among ``task_ids`` (the backend reads them)."""
+        raise NotImplementedError
 
-        A process remembers failures: notices that cannot arrive (a pooler) for good, a
-        database that cannot be reached for :data:`RETRY_SECONDS`, so threads sending
-        tasks meanwhile do not each wait for a connection.
+    @cached_property
+    def result_consumer(self) -> NotifyResultConsumer:
+        """Celery's async result consumer, fed by the driver's notifications."""
+        return NotifyResultConsumer(
+            self, self.app, self.accept, self._pending_results, self._pending_messages
+        )
+
+    def notifying_driver(self) -> BaseDriver:
+        """The driver of the database workers write (and so notify) results on."""
+        return driver_for(self.TaskModel)
+
+    @property
+    def notifications_stopped(self) -> bool:
+        """Did notifications prove unable to reach this process?"""
+        return self._notify_broken
+
+    def stop_notifying(self) -> None:
+        """Poll from now on: notices cannot reach this process (a pooler, say)."""
+        self._notify_broken = True
+
+    def notifying(self) -> bool:
+        """Do waits here go through notifications rather than polls?
+
+        With ``NOTIFY`` on a driver that can, outside tasks (a chord join inside a worker
+        keeps polling), once the process's listener has proved that notices reach it.
+        Where they cannot (a transaction-mode pooler), clients poll; the hub logs why,
+        once. Never raises: sending a task must not fail because of notifications.
         """
-        with self._lock:
-            if self.unavailable is not None:
-                raise self.unavailable
-            if self._thread is None:
-                if time.monotonic() < self._retry_at:
-                    raise ListenerLost("the result database could not be reached just now")
-                try:
-                    self.listener.connect()
-                except NotificationsUnavailable as exc:
-                    logger.warning("NOTIFY is on, but clients will poll for results: %s", exc)
-                    self.unavailable = exc
-                    raise
-                except ListenerLost:
-                    self._retry_at = time.monotonic() + RETRY_SECONDS
-                    raise
-                self._thread = threading.Thread(
-                    target=self._run, name="django_celery_results-notify", daemon=True
-                )
-                self._thread.start()
-            self._consumers.add(consumer)
-
-    def watch(self, task_id: str, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (from the hub's thread) when ``task_id`` is notified or lost."""
-        with self._lock:
-            self._watchers.setdefault(task_id, set()).add(callback)
-
-    def unwatch(self, task_id: str, callback: Callable[[], None]) -> None:
-        """Stop calling ``callback`` for ``task_id``."""
-        with self._lock:
-            callbacks = self._watchers.get(task_id)
-            if callbacks is not None:
-                callbacks.discard(callback)
-                if not callbacks:
-                    del self._watchers[task_id]
-
-    def close(self) -> None:
-        """Stop the thread and close the connection (tests; a process exits without it)."""
-        self._closing.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(HUB_WAIT_SECONDS * 5)
-        self.listener.close()
-
-    def _run(self) -> None:
+        if self._notify_broken or task_join_will_block():
+            return False
         try:
-            self._listen()
-        finally:
-            connections[self.driver.alias].close()  # the safety poll's, in this thread
+            if not self.notifying_driver().notify:
+                return False
+            self.result_consumer.listen()
+        except NotificationsUnavailable:
+            self._notify_broken = True
+            return False
+        except (ListenerLost, DatabaseError) as exc:
+            logger.debug("result notifications: cannot listen now (%s); polling", exc)
+            return False
+        except Exception:
+            logger.exception("result notifications failed; polling")
+            self._notify_broken = True
+            return False
+        return True
 
-    def _listen(self) -> None:
-        polled = time.monotonic()
-        while not self._closing.is_set():
-            if time.monotonic() - polled >= SAFETY_POLL_SECONDS:
-                polled = time.monotonic()
-                self._safety_poll()
-            try:
-                ids = self.listener.wait(min(HUB_WAIT_SECONDS, SAFETY_POLL_SECONDS))
-            except NotificationsUnavailable as exc:
-                logger.warning("NOTIFY is on, but clients will poll for results: %s", exc)
-                self.unavailable = exc
-                self._tell(lambda consumer: consumer.on_notifications_unavailable())
-                return
-            except Exception as exc:  # ListenerLost, or any surprise: no waiter may hang
-                if isinstance(exc, ListenerLost):
-                    logger.warning("result notifications: %s; reading results, reconnecting", exc)
-                else:
-                    logger.exception("result notifications: the listener failed; reconnecting")
-                    self.listener.close()
-                self._tell(lambda consumer: consumer.on_listener_lost())
-                time.sleep(HUB_WAIT_SECONDS)  # the server may be down: do not spin
-                continue
-            if ids:
-                self._tell(functools.partial(NotifyResultConsumer.on_notified, task_ids=ids), ids)
+    @property
+    def is_async(self) -> bool:
+        """True while waits go through notifications (see :meth:`notifying`)."""
+        return self.notifying()
 
-    def _safety_poll(self) -> None:
-        """Hand on, as notified, the ids waited on whose rows are ready: one query."""
-        with self._lock:
-            consumers = list(self._consumers)
-            waited = set(self._watchers)
-        for consumer in consumers:
-            waited |= consumer.subscribed()
-        if not waited:
-            return
-        try:
-            rows = self.driver.retrying.get_task_results(sorted(waited))
-        except Exception as exc:  # the database is down, say: the next round tries again
-            logger.warning("result notifications: the safety poll failed: %s", exc)
-            with contextlib.suppress(Exception):
-                connections[self.driver.alias].close()
-            return
-        ready = [i for i, row in rows.items() if row.status in states.READY_STATES]
-        if ready:
-            self._tell(functools.partial(NotifyResultConsumer.on_notified, task_ids=ready), ready)
+    def add_pending_result(
+        self, result: Any, weak: bool = False, start_drainer: bool = True
+    ) -> Any:
+        """Register a result being waited on (with notifications: subscribe to it)."""
+        if self.notifying():
+            return super().add_pending_result(result, weak=weak, start_drainer=start_drainer)
+        return super(AsyncBackendMixin, self).add_pending_result(result, weak=weak)
 
-    def _tell(self, action: Any, task_ids: Iterable[str] | None = None) -> None:
-        """Run ``action`` on every consumer; call the watchers of ``task_ids`` (None: all)."""
-        with self._lock:
-            consumers = list(self._consumers)
-            if task_ids is None:
-                callbacks = [c for group in self._watchers.values() for c in group]
-            else:
-                callbacks = [c for i in task_ids for c in self._watchers.get(i, ())]
-        for consumer in consumers:
-            action(consumer)
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:  # e.g. an event loop closed meanwhile: its waiter is gone
-                logger.debug("result notifications: a waiter's callback failed", exc_info=True)
+    def add_pending_results(self, results: Any, weak: bool = False) -> Any:
+        """Register results being waited on (with notifications: subscribe to them)."""
+        if self.notifying():
+            return super().add_pending_results(results, weak=weak)
+        return super(AsyncBackendMixin, self).add_pending_results(results, weak=weak)
 
+    def remove_pending_result(self, result: Any) -> Any:
+        """Stop waiting on a result.
 
-#: The hub of each database alias in this process (``os.getpid()`` guards forks).
-_hubs: dict[str, Hub] = {}
-_hubs_pid = os.getpid()
-_hubs_lock = threading.Lock()
-#: Listeners a forked child inherited: kept, never closed, since closing one would end
-#: the parent's session on the socket both share.
-_inherited: list[Any] = []
+        ``AsyncResult.__del__`` calls it, whenever the garbage collector runs, even in the
+        middle of a lookup holding a lock: so it looks nothing up and connects nowhere.
+        """
+        consumer = self.__dict__.get("result_consumer")  # only if it was ever made
+        if consumer is not None and consumer.listening and not self._notify_broken:
+            return super().remove_pending_result(result)
+        return super(AsyncBackendMixin, self).remove_pending_result(result)
 
+    def on_result_fulfilled(self, result: Any) -> None:
+        """Unsubscribe from a result that arrived."""
+        self.result_consumer.cancel_for(result.id)
 
-def hub_for(driver: BaseDriver) -> Hub:
-    """Return this process's hub for the driver's alias."""
-    global _hubs_pid
-    with _hubs_lock:
-        if _hubs_pid != os.getpid():  # forked: the parent's hubs are not ours
-            _inherited.extend(hub.listener for hub in _hubs.values())
-            _hubs.clear()
-            _hubs_pid = os.getpid()
-        hub = _hubs.get(driver.alias)
-        if hub is None:
-            hub = _hubs[driver.alias] = Hub(driver)
-        return hub
+    def wait_for_pending(
+        self, result: Any, callback: Any = None, propagate: bool = True, **kwargs: Any
+    ) -> Any:
+        """Wait for a result: woken by notifications, or polling every ``interval``."""
+        if self.notifying():
+            kwargs.pop("interval", None)  # notices, not polls: no interval to keep
+            return super().wait_for_pending(
+                result, callback=callback, propagate=propagate, **kwargs
+            )
+        return super(AsyncBackendMixin, self).wait_for_pending(
+            result, callback=callback, propagate=propagate, **kwargs
+        )
+
+    def iter_native(self, result: Any, *args: Any, **kwargs: Any) -> Any:
+        """Yield a group's results as they arrive (``GroupResult.join_native``)."""
+        if self.notifying():
+            kwargs.pop("interval", None)
+            return super().iter_native(result, *args, **kwargs)
+        return super(AsyncBackendMixin, self).iter_native(result, *args, **kwargs)
 
 
 #: Every consumer of this process, reset in a forked child.
 _consumers: weakref.WeakSet[NotifyResultConsumer] = weakref.WeakSet()
 
 
-def _after_fork_in_child() -> None:
+def forget_in_child() -> None:
+    """Start every consumer afresh in a forked child (``lifecycle`` calls it after a fork)."""
     for consumer in list(_consumers):
-        consumer._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def close_hubs() -> None:
-    """Close every hub of this process (the test suite does, before dropping databases)."""
-    with _hubs_lock:
-        hubs = list(_hubs.values())
-        _hubs.clear()
-    for hub in hubs:
-        hub.close()
+        consumer._after_fork()  # Celery's own reset, which calls our on_after_fork
 
 
 class NotifyResultConsumer(BaseResultConsumer):
@@ -303,7 +241,7 @@ class NotifyResultConsumer(BaseResultConsumer):
 
     def on_notifications_unavailable(self) -> None:
         """Notices stopped reaching this process: poll from now on."""
-        self.backend._notify_broken = True
+        self.backend.stop_notifying()
         self.on_listener_lost()
 
     # -- waiting -------------------------------------------------------------------------
@@ -315,7 +253,7 @@ class NotifyResultConsumer(BaseResultConsumer):
             if self._notified == set():
                 self._arrived.wait(wait)
             ids, self._notified = self._notified, set()
-            if ids is None or self.backend._notify_broken:
+            if ids is None or self.backend.notifications_stopped:
                 ids = set(self._subscribed)  # notices were lost, or stopped: read them all
         try:
             self._read(ids)
@@ -331,12 +269,9 @@ class NotifyResultConsumer(BaseResultConsumer):
             wanted = sorted(self._subscribed.intersection(task_ids))
         if not wanted:
             return
-        backend = self.backend
-        driver = backend._driver(backend.TaskModel, write=False)
-        for task_id, row in store.read_task_results(driver, wanted).items():
-            if row.status in states.READY_STATES:
-                self.on_state_change(backend._meta_from_row(row), None)
-                self.cancel_for(task_id)
+        for task_id, meta in self.backend.ready_results(wanted).items():
+            self.on_state_change(meta, None)
+            self.cancel_for(task_id)
 
     # -- processes -----------------------------------------------------------------------
 

@@ -28,9 +28,9 @@ from .base import (
 )
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
-from .manager import driver_for_alias, driver_for_model, get_driver
+from .manager import driver_for, driver_for_alias, driver_for_model, get_driver
 from .rows import TASK_META_COLUMNS, TaskRow
-from .sql import ChunkSize, SQLOperations
+from .sql import ChunkSize, RangeWalk, SQLOperations
 
 __all__ = [
     "TASK_META_COLUMNS",
@@ -44,8 +44,10 @@ __all__ = [
     "IdUsage",
     "ListenerLost",
     "NotificationsUnavailable",
+    "RangeWalk",
     "SQLOperations",
     "TaskRow",
+    "driver_for",
     "driver_for_alias",
     "driver_for_model",
     "error_chain",

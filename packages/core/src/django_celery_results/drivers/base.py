@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
-from django.apps import apps
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
@@ -20,15 +17,14 @@ from .rows import TaskRow, task_meta_values
 if TYPE_CHECKING:
     from django.db.models import Model
 
-    from ..models import ChordCounter, GroupResult, TaskResult
+    from ..models import ChordCounter as ChordCounterModel
+    from ..models import GroupResult as GroupResultModel
+    from ..models import TaskResult as TaskResultModel
     from ..stats import TaskStats
 
 
 #: The app label of the models (upstream's): drivers get them from Django's app registry.
 APP_LABEL = "django_celery_results"
-
-#: A ``%s`` placeholder of Django's SQL (``%%s`` is a literal ``%s``), as Django finds it.
-_FORMAT_MARK = re.compile(r"(?<!%)%s")
 
 
 def error_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -71,6 +67,9 @@ class BaseFeatures:
     #: Can writes of finished tasks notify listening clients (``announce_sql``), and can
     #: ``ops.listener()`` wait for those notices (PostgreSQL's ``LISTEN``/``NOTIFY``)?
     supports_notify = False
+    #: Can polls and writes run on the client connection's own cursor, statements
+    #: converted once to its ``?`` marks, where Django's cursor converts on every run?
+    can_run_plain_client_cursor = False
 
     def __init__(self, driver: BaseDriver) -> None:
         self.driver = driver
@@ -125,172 +124,65 @@ class IdUsage:
         return cls(last=last, maximum=maximum, type=column_type)
 
 
-def _plain_sqlite(connection: Any) -> bool:
-    """Do polls and writes on ``connection`` run on sqlite3's own cursor, with ``?`` marks?"""
-    return bool(connection.vendor == "sqlite")
+class BaseOperations(Protocol):
+    """The database operations of the result backend: what core calls, and what they promise.
 
-
-class BaseOperations:
-    """The database operations of the result backend; a driver overrides what it speeds up.
-
-    Each method runs on the driver's database alias, in autocommit mode unless the caller
-    opened a transaction. Writes must be idempotent: core retries them after a transient
-    error. :class:`~django_celery_results.drivers.GenericOperations` implements all of them
-    with the ORM; a vendor driver usually subclasses it.
+    Docstrings only, as pluggy's hook specifications: :class:`~.generic.GenericOperations`
+    implements every one with the ORM (and the members below), and a driver subclasses
+    it, or :class:`~.sql.SQLOperations`, overriding what it speeds up. Each method runs on
+    the driver's database alias, in autocommit mode unless the caller opened a
+    transaction. Writes must be idempotent: core retries them after a transient error.
     """
 
     def __init__(self, driver: BaseDriver) -> None:
-        self.driver = driver
-        # Through the app registry, not by import: the models' managers import the drivers.
-        #: The result models, for ORM queries and ``_meta`` (the user's swapped-in
-        #: managers and table names included).
-        self.TaskResult = cast("type[TaskResult]", apps.get_model(APP_LABEL, "TaskResult"))
-        self.GroupResult = cast("type[GroupResult]", apps.get_model(APP_LABEL, "GroupResult"))
-        self.ChordCounter = cast("type[ChordCounter]", apps.get_model(APP_LABEL, "ChordCounter"))
-        #: Per Django connection (one per thread): its client connection and cursor.
-        self._shared_cursors: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-        #: Likewise, the client cursors :meth:`fetch_one` runs its statements on.
-        self._client_cursors: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-        #: Django's ``%s`` statements in the client's paramstyle, converted once each:
-        #: the operations' own statements, a few per row count up to ``max_rows``.
-        self._client_sql: dict[str, str] = {}
+        """The operations of ``driver``'s alias (one instance per driver)."""
+
+    # -- members every operation may use --------------------------------------------------
+
+    #: The driver the operations belong to (its ``features``, ``pending_rows``, ``notify``).
+    driver: BaseDriver
+    #: The result models, from Django's app registry (the user's table names included).
+    TaskResult: type[TaskResultModel]
+    GroupResult: type[GroupResultModel]
+    ChordCounter: type[ChordCounterModel]
 
     @property
     def alias(self) -> str:
         """The Django database alias the operations run on."""
-        return self.driver.alias
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
         """The calling thread's connection to the alias."""
-        return self.driver.connection
 
     @property
     def task_table(self) -> str:
         """The ``TaskResult`` table's name, quoted for the alias's database."""
-        return self.connection.ops.quote_name(self.TaskResult._meta.db_table)
 
     @property
     def group_table(self) -> str:
         """The ``GroupResult`` table's name, quoted for the alias's database."""
-        return self.connection.ops.quote_name(self.GroupResult._meta.db_table)
 
     @property
     def chord_counter_table(self) -> str:
         """The ``ChordCounter`` table's name, quoted for the alias's database."""
-        return self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
-
-    # -- cursors -------------------------------------------------------------------------
-
-    def shared_cursor(self) -> Any:
-        """A Django cursor over one client cursor kept per client connection.
-
-        A task write or a poll is one small statement; making and closing a cursor for
-        it costs a tenth of its client time. Django's wrapper is made each time (query
-        logging switched on meanwhile still sees the statement, errors are still
-        translated), so only the client cursor is kept, with the connection it belongs
-        to. Callers use it without ``with``, which would close it.
-        """
-        connection = self.connection
-        cursor = self._kept_cursor(self._shared_cursors, connection, self.new_shared_cursor)
-        # _prepare_cursor is how Django wraps every cursor it makes (error translation,
-        # query logging); there is no public way to wrap a cursor made beforehand.
-        return connection._prepare_cursor(cursor)  # type: ignore[attr-defined]
-
-    def new_shared_cursor(self, connection: Any) -> Any:
-        """Return the client cursor :meth:`shared_cursor` keeps: the backend's own."""
-        return connection.create_cursor()
 
     def execute(self, sql: str, params: Sequence[Any]) -> int:
-        """Run one statement, a task's write usually; return how many rows it changed.
-
-        A write or a poll is one small statement, and Django's cursor wrapper costs it
-        as much as the rest of its Python: it runs on a client cursor kept per client
-        connection (:meth:`new_client_cursor`), in the client's paramstyle, errors still
-        translated to ``django.db``'s. Through Django's wrapper (:meth:`shared_cursor`)
-        instead while queries are logged (``DEBUG``, ``assertNumQueries``), an
-        ``execute_wrapper`` is installed or the transaction is broken, so Django logs,
-        wraps or refuses it as its own.
-        """
-        connection = self.connection
-        if self._through_django(connection):
-            wrapped = self.shared_cursor()
-            wrapped.execute(sql, params)
-            return int(wrapped.rowcount)
-        cursor = self._kept_cursor(self._client_cursors, connection, self.new_client_cursor)
-        client_sql = self._client_sql.get(sql) or self._to_client_sql(connection, sql)
-        with connection.wrap_database_errors:
-            cursor.execute(client_sql, params)
-        return int(cursor.rowcount)
+        """Run one statement on a client cursor kept per connection; return rows changed."""
 
     def fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        """Run a ``SELECT`` of at most one row, a poll's; return the row, or ``None``.
+        """Run a ``SELECT`` of at most one row on the kept client cursor; return the row."""
 
-        On the kept client cursor, as :meth:`execute` runs a statement.
-        """
-        connection = self.connection
-        if self._through_django(connection):
-            wrapped = self.shared_cursor()
-            wrapped.execute(sql, params)
-            return wrapped.fetchone()  # type: ignore[no-any-return]
-        cursor = self._kept_cursor(self._client_cursors, connection, self.new_client_cursor)
-        client_sql = self._client_sql.get(sql) or self._to_client_sql(connection, sql)
-        with connection.wrap_database_errors:
-            cursor.execute(client_sql, params)
-            return cursor.fetchone()  # type: ignore[no-any-return]
+    def shared_cursor(self) -> Any:
+        """A Django cursor over one client cursor kept per connection (use without ``with``)."""
 
-    @staticmethod
-    def _through_django(connection: Any) -> bool:
-        """Must a statement on ``connection`` go through Django's cursor wrapper?"""
-        return bool(
-            connection.needs_rollback or connection.execute_wrappers or connection.queries_logged
-        )
+    def new_shared_cursor(self, connection: Any) -> Any:
+        """Return the client cursor :meth:`shared_cursor` keeps."""
 
     def new_client_cursor(self, connection: Any) -> Any:
-        """Return the cursor :meth:`fetch_one` keeps: the backend's own.
-
-        On SQLite, whose Django cursor turns ``%s`` into ``?`` in Python on every run,
-        the client connection's plain cursor instead, given statements converted once.
-        Other databases' backends keep theirs (a third-party backend's cursor may do
-        more than convert).
-        """
-        if _plain_sqlite(connection):
-            return connection.connection.cursor()
-        return connection.create_cursor()
-
-    def _to_client_sql(self, connection: Any, sql: str) -> str:
-        client_sql = sql
-        if _plain_sqlite(connection):
-            client_sql = _FORMAT_MARK.sub("?", sql).replace("%%", "%")
-        self._client_sql[sql] = client_sql
-        return client_sql
-
-    def _kept_cursor(
-        self,
-        kept: weakref.WeakKeyDictionary[Any, tuple[Any, Any]],
-        connection: Any,
-        new_cursor: Callable[[Any], Any],
-    ) -> Any:
-        """Return the client cursor kept in ``kept`` for ``connection``, opening it first."""
-        connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        raw = connection.connection
-        kept_for, cursor = kept.get(connection, (None, None))
-        # A client connection closed under it fails the statement (a transient error:
-        # core closes the connection, and the retry gets a new one, with a new cursor).
-        if kept_for is not raw:
-            with connection.wrap_database_errors:  # as Django makes its cursors
-                cursor = new_cursor(connection)
-            kept[connection] = (raw, cursor)
-        return cursor
+        """Return the client cursor :meth:`execute` and :meth:`fetch_one` keep."""
 
     def cursor(self) -> Any:
         """Return a new Django cursor for a few statements, to use with ``with``."""
-        return self.connection.cursor()
 
     # -- operations ----------------------------------------------------------------------
 
@@ -312,16 +204,15 @@ class BaseOperations:
         """
         raise NotImplementedError("a driver must provide store_pending_results()")
 
-    def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResult]:
+    def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResultModel]:
         """Return the stored rows of ``task_ids`` by task id; missing ids are absent."""
-        raise NotImplementedError("a driver must provide get_task_results()")
 
     def get_task_meta_values(self, task_id: str) -> tuple[Any, ...] | None:
         """Return one task's :data:`TASK_META_COLUMNS` values as stored, or ``None``.
 
         What every poll (``AsyncResult.get()``, ``.state``) reads: Celery's meta is built
         from these values directly, no model instance. Dates as the ORM loads them
-        (aware). This portable fallback reads the row through :meth:`get_task_results`.
+        (aware).
         """
         obj = self.get_task_results([task_id]).get(task_id)
         return None if obj is None else task_meta_values(obj)
@@ -330,31 +221,26 @@ class BaseOperations:
         """Return True when a row of ``task_id`` is stored, in any state (PENDING too).
 
         ``AsyncResult.exists()`` asks this. One indexed lookup that reads no column is
-        enough; this portable fallback reads the row through :meth:`get_task_results`.
+        enough.
         """
         return task_id in self.get_task_results([task_id])
 
     def delete_task_result(self, task_id: str) -> None:
         """Delete the row of ``task_id``, if there is one."""
-        raise NotImplementedError("a driver must provide delete_task_result()")
 
     def store_group_result(
         self, group_id: str, content_type: str, content_encoding: str, result: str | None
     ) -> None:
         """Insert or replace the row of ``group_id``."""
-        raise NotImplementedError("a driver must provide store_group_result()")
 
-    def get_group_result(self, group_id: str) -> GroupResult | None:
+    def get_group_result(self, group_id: str) -> GroupResultModel | None:
         """Return the stored row of ``group_id``, or ``None``."""
-        raise NotImplementedError("a driver must provide get_group_result()")
 
     def delete_group_result(self, group_id: str) -> None:
         """Delete the row of ``group_id``, if there is one."""
-        raise NotImplementedError("a driver must provide delete_group_result()")
 
     def create_chord_counter(self, group_id: str, sub_tasks: str, count: int) -> None:
         """Create the counter of a chord whose header has ``count`` parts."""
-        raise NotImplementedError("a driver must provide create_chord_counter()")
 
     def chord_part_return(self, group_id: str) -> int | None:
         """Decrement the chord's counter, never below zero, and return what remains.
@@ -365,7 +251,6 @@ class BaseOperations:
 
     def get_chord_sub_tasks(self, group_id: str) -> str | None:
         """Return the chord's JSON list of header result tuples, or ``None``."""
-        raise NotImplementedError("a driver must provide get_chord_sub_tasks()")
 
     def claim_chord(self, group_id: str) -> bool:
         """Delete the chord's counter; return True only to the one caller that deleted it.
@@ -447,11 +332,9 @@ class BaseOperations:
 
     def is_transient_error(self, exc: BaseException) -> bool:
         """Return True when ``exc`` means "reconnect and retry" on this database."""
-        return False
 
     def uses_repeatable_read(self) -> bool:
         """Return True when the connection's isolation level keeps pollers in old snapshots."""
-        return False
 
 
 class BaseDriver:
@@ -465,7 +348,9 @@ class BaseDriver:
     #: A short name for the system check and logs.
     display_name: ClassVar[str] = ""
     features_class: ClassVar[type[BaseFeatures]] = BaseFeatures
-    ops_class: ClassVar[type[BaseOperations]] = BaseOperations
+    #: The operations' class: a :class:`~.generic.GenericOperations` subclass, usually
+    #: :class:`~.sql.SQLOperations`'s.
+    ops_class: ClassVar[type[BaseOperations]]
 
     def __init__(self, alias: str, *, pending_rows: bool = False, notify: bool = False) -> None:
         self.alias = alias

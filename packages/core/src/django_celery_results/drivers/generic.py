@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
+from django.apps import apps
 from django.db import IntegrityError, transaction
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from django.db.models import Case, DateTimeField, F, Model, Q, Value, When
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
@@ -20,11 +23,12 @@ from django.db.utils import InterfaceError, OperationalError, ProgrammingError
 from django.utils import timezone
 
 from ..states import TERMINAL_STATES, is_terminal, overwritable_q
-from .base import BaseDriver, BaseFeatures, BaseOperations
+from .base import APP_LABEL, BaseDriver, BaseFeatures, IdUsage
+from .cursors import ClientCursors
 from .rows import TASK_META_COLUMNS, TaskRow
 
 if TYPE_CHECKING:
-    from ..models import GroupResult, TaskResult
+    from ..models import ChordCounter, GroupResult, TaskResult
     from ..stats import TaskStats
 
 #: Parts of error messages that mean the database will accept the same statement again
@@ -75,8 +79,16 @@ class GenericFeatures(BaseFeatures):
         is_in_memory_db = getattr(self.connection, "is_in_memory_db", None)
         return not (is_in_memory_db and is_in_memory_db())
 
+    @cached_property
+    def can_run_plain_client_cursor(self) -> bool:  # type: ignore[override]
+        """On Django's SQLite backend, whose cursor only converts ``%s`` to ``?`` marks.
 
-class GenericOperations(BaseOperations):
+        Other backends keep their cursors: a third-party backend's may do more.
+        """
+        return isinstance(self.connection, SQLiteDatabaseWrapper)
+
+
+class GenericOperations(ClientCursors):
     """Portable ORM implementations of every operation.
 
     Writes are single statements in autocommit mode (update first, insert if missing), so
@@ -85,10 +97,37 @@ class GenericOperations(BaseOperations):
     """
 
     def __init__(self, driver: BaseDriver) -> None:
-        super().__init__(driver)
+        super().__init__()
+        self.driver = driver
+        # Through the app registry, not by import: the models' managers import the drivers.
+        #: The result models, for ORM queries and ``_meta`` (the user's swapped-in
+        #: managers and table names included).
+        self.TaskResult = cast("type[TaskResult]", apps.get_model(APP_LABEL, "TaskResult"))
+        self.GroupResult = cast("type[GroupResult]", apps.get_model(APP_LABEL, "GroupResult"))
+        self.ChordCounter = cast("type[ChordCounter]", apps.get_model(APP_LABEL, "ChordCounter"))
         self._insert_sql: dict[type[Model], str] = {}
         self._select_one: tuple[str, SQLCompiler, dict[int, Any], list[str]] | None = None
         self._select_meta: tuple[str, list[tuple[int, list[Any], Any]]] | None = None
+
+    @property
+    def alias(self) -> str:
+        """The Django database alias the operations run on."""
+        return self.driver.alias
+
+    @property
+    def task_table(self) -> str:
+        """The ``TaskResult`` table's name, quoted for the alias's database."""
+        return self.connection.ops.quote_name(self.TaskResult._meta.db_table)
+
+    @property
+    def group_table(self) -> str:
+        """The ``GroupResult`` table's name, quoted for the alias's database."""
+        return self.connection.ops.quote_name(self.GroupResult._meta.db_table)
+
+    @property
+    def chord_counter_table(self) -> str:
+        """The ``ChordCounter`` table's name, quoted for the alias's database."""
+        return self.connection.ops.quote_name(self.ChordCounter._meta.db_table)
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -473,6 +512,44 @@ class GenericOperations(BaseOperations):
         return portable_stats(manager.all(), since, task_names)
 
     # -- errors --------------------------------------------------------------------------
+
+    def listener(self) -> Any:
+        """Return an unconnected listener for finished tasks (``supports_notify`` only).
+
+        It has ``connect()`` (raises :class:`NotificationsUnavailable` when notices cannot
+        reach this process), ``wait(timeout) -> list of task ids`` (raises
+        :class:`ListenerLost` when its connection broke; the next call reconnects) and
+        ``close()``. It owns a connection of its own, never the thread's Django one.
+        """
+        raise NotImplementedError("this driver cannot notify listeners")
+
+    def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
+        """Delete rows of ``model`` whose ``date_done`` is before ``cutoff``; return how many.
+
+        :meth:`delete_matching` with that condition.
+        """
+        return self.delete_matching(model, Q(date_done__lt=cutoff), batch_size)
+
+    def estimated_row_count(self, model: type[Model]) -> int | None:
+        """Return the database's own estimate of ``model``'s rows, or None if it has none.
+
+        Read from statistics, never by counting: the admin shows it on the unfiltered
+        list of a table too big for ``COUNT(*)`` on every page view. None makes the
+        caller count, at most a bounded number of rows.
+        """
+        return None
+
+    def id_usage(self) -> IdUsage | None:
+        """How far the task table's ``id`` has counted, or None where nothing can run out.
+
+        The system check and ``celery_results_stats`` warn before a 32-bit id runs out.
+        None where the database cannot say cheaply, or its ids are 64-bit rowids (SQLite).
+        """
+        return None
+
+    def uses_repeatable_read(self) -> bool:
+        """Return True when the connection's isolation level keeps pollers in old snapshots."""
+        return False
 
     def is_transient_error(self, exc: BaseException) -> bool:
         """Recognise dropped connections, locks and conflicts by Django's error classes."""

@@ -111,6 +111,11 @@ def driver_for_model(model: type[Model], *, write: bool = True) -> BaseDriver:
     return driver_for_alias(alias or "default")
 
 
+def driver_for(model: type[Model], using: str | None = None, *, write: bool = True) -> BaseDriver:
+    """Return the driver of ``using`` when given, else of the database routed for ``model``."""
+    return driver_for_alias(using) if using else driver_for_model(model, write=write)
+
+
 @receiver(setting_changed)
 def _restrategize_drivers(setting: str, **kwargs: object) -> None:
     """Give the built drivers the strategies of changed settings (tests override them).

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from celery import shared_task
-from celery.signals import task_failure, task_revoked, task_success
 from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_finished, task_started
@@ -104,18 +103,15 @@ def send_finished(sender: Any, request: Any) -> None:
     task_finished.send(sender=type(task_backends[result.backend]), task_result=result)
 
 
-@task_success.connect(weak=False)
-def _on_success(sender: Any = None, **kwargs: Any) -> None:
+def on_outcome(sender: Any = None, **kwargs: Any) -> None:
+    """Celery's ``task_success`` and ``task_failure`` handler (wired by ``lifecycle``).
+
+    ``task_failure`` is sent inside Celery's exception handler, the request still pushed:
+    receivers see the exception (``exc_info``).
+    """
     send_finished(sender, getattr(sender, "request", None))
 
 
-@task_failure.connect(weak=False)
-def _on_failure(sender: Any = None, **kwargs: Any) -> None:
-    # Sent inside Celery's exception handler, the request still pushed: receivers see
-    # the exception (exc_info).
-    send_finished(sender, getattr(sender, "request", None))
-
-
-@task_revoked.connect(weak=False)
-def _on_revoked(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+def on_revoked(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    """Celery's ``task_revoked`` handler (wired by ``lifecycle``)."""
     send_finished(sender, request)

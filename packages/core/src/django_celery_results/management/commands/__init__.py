@@ -1,1 +1,1 @@
-"""The ``celery_results_stats`` command."""
+"""Management commands: ``celery_results_cleanup`` and ``celery_results_stats``."""

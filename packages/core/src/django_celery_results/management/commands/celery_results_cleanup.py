@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ... import retention
 from ...cleanup import (
     CleanupRefused,
+    CleanupReport,
     Outcome,
-    Report,
     configured_steps,
     delete_dead_chord_counters,
     one_off_step,
@@ -177,7 +177,7 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
 
-    def _report(self, report: Report, verbosity: int) -> None:
+    def _report(self, report: CleanupReport, verbosity: int) -> None:
         if self._live:
             self.stdout.write("\r\033[K", ending="")
         verb = "would delete" if report.dry_run else "deleted"

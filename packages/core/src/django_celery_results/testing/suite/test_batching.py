@@ -21,6 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ... import batching
+from ...drivers import driver_for
 from ...models import TaskResult
 from ..provision import break_connection
 from .helpers import new_id, request, row, status_of, stored
@@ -132,7 +133,7 @@ class TestCoalescing:
         ):
             backend.store_result(first, None, states.STARTED, request=request(first))
             assert wait_until(lambda: exists(first)), "the flusher never wrote the row"
-            batcher = batching._batchers[backend._driver(TaskResult).alias]
+            batcher = batching._batchers[driver_for(TaskResult).alias]
             for task_id in (second, new_id()):
                 assert wait_until(lambda: batcher._flusher_asleep), "the flusher never slept"
                 backend.store_result(task_id, None, states.STARTED, request=request(task_id))

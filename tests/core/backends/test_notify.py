@@ -7,7 +7,7 @@ from unittest import mock
 from celery import Celery
 from celery.result import AsyncResult
 
-from django_celery_results.backends.database import DatabaseBackend
+from django_celery_results.backends import database, notify
 from django_celery_results.testing.suite.helpers import new_id
 
 
@@ -20,7 +20,10 @@ def test_removing_a_pending_result_looks_nothing_up() -> None:
         result = AsyncResult(new_id(), app=app)
         backend = app.backend
         looked_up = AssertionError("remove_pending_result looked a driver up")
-        with mock.patch.object(DatabaseBackend, "_driver", side_effect=looked_up):
+        with (
+            mock.patch.object(database, "driver_for", side_effect=looked_up),
+            mock.patch.object(notify, "driver_for", side_effect=looked_up),
+        ):
             assert backend.remove_pending_result(result) is result
     finally:
         app.close()

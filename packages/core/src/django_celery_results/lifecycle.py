@@ -1,0 +1,75 @@
+"""Every process hook of the app, wired in one place: Celery's signals and fork handlers.
+
+``AppConfig.ready()`` calls :func:`install`; importing a module wires nothing (Django's
+own ``setting_changed`` receivers aside). What is wired, and why:
+
+- ``before_task_publish``: the PENDING row of a task being sent (``TRACK_PENDING``);
+- ``worker_ready`` and ``beat_init``: the startup checks, logged;
+- a fork: the child forgets its parent's queued rows and notification consumers;
+- interpreter exit and ``worker_process_shutdown``: queued rows are written (a prefork
+  child leaves with ``os._exit``, past ``atexit``);
+- ``task_success``, ``task_failure``, ``task_revoked`` (Django 6+): ``django.tasks``'
+  ``task_finished`` signal.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from typing import Any
+
+import django
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    task_failure,
+    task_revoked,
+    task_success,
+    worker_process_shutdown,
+    worker_ready,
+)
+
+from . import batching, checks, pending, writers
+from .backends import notify, rows
+
+#: Every receiver's ``dispatch_uid`` starts with this, so a second install adds nothing.
+UID = "django_celery_results"
+
+_installed = False
+_lock = threading.Lock()
+
+
+def install() -> None:
+    """Wire the app's process hooks (once per process; later calls do nothing)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    writers.register(batching.WRITER, pending.WRITER)
+    before_task_publish.connect(rows.record_pending, dispatch_uid=f"{UID}.pending", weak=False)
+    for signal in (worker_ready, beat_init):
+        signal.connect(checks.log_at_start, dispatch_uid=f"{UID}.checks", weak=False)
+    os.register_at_fork(after_in_child=after_fork_in_child)
+    atexit.register(writers.flush_all, writers.EXIT_TIMEOUT)
+    worker_process_shutdown.connect(
+        flush_on_worker_shutdown, dispatch_uid=f"{UID}.writers", weak=False
+    )
+    if django.VERSION >= (6, 0):
+        from .tasks import runner
+
+        for signal in (task_success, task_failure):
+            signal.connect(runner.on_outcome, dispatch_uid=f"{UID}.tasks", weak=False)
+        task_revoked.connect(runner.on_revoked, dispatch_uid=f"{UID}.tasks", weak=False)
+
+
+def after_fork_in_child() -> None:
+    """Start a forked child without its parent's queued rows and notification consumers."""
+    writers.forget_all()
+    notify.forget_in_child()
+
+
+def flush_on_worker_shutdown(**kwargs: Any) -> None:
+    """Write what is queued before a prefork worker child exits."""
+    writers.flush_all(writers.EXIT_TIMEOUT)

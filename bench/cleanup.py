@@ -218,7 +218,7 @@ def raw_chunks(server: Server, name: str, rows: int) -> dict[str, float]:
             "AND date_done < now() - interval '1 day'"
         )
 
-        def bounds(start: int) -> list[str]:
+        def bounds(start: int) -> list[Any]:
             return [f"({start},0)", f"({start + step},0)"]
 
     else:
@@ -230,7 +230,7 @@ def raw_chunks(server: Server, name: str, rows: int) -> dict[str, float]:
             "AND date_done < UTC_TIMESTAMP(6) - INTERVAL 1 DAY"
         )
 
-        def bounds(start: int) -> list[int]:
+        def bounds(start: int) -> list[Any]:
             return [start, start + step]
 
     start = 0 if server.engine == "postgresql" else start_id

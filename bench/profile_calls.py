@@ -63,7 +63,8 @@ def profiled(label: str, calls: int, action: Any, depth: int) -> dict[str, Any]:
     action()
     profiler.stop()
     cpu = time.process_time() - began
-    root = profiler.last_session.root_frame()
+    session = profiler.last_session
+    root = session.root_frame() if session is not None else None
     lines: list[str] = []
     if root is not None:
         tree([root], calls, root.time, depth, lines)

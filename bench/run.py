@@ -110,7 +110,7 @@ def raw_row(task_id: str, status: str, result: str, server: Server) -> list[Any]
 
 def raw_limit(server: Server, name: str, args: argparse.Namespace) -> dict[str, Any]:
     """The same rows written straight through the database's client, no framework."""
-    n, repeats = args.tasks, args.repeats
+    n, repeats = int(args.tasks), int(args.repeats)
     conn = server.connect(name)
     cursor = conn.cursor()
     pid = '{"pid": 1, "hostname": "celery@bench"}'

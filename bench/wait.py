@@ -159,7 +159,7 @@ def spawn(server: Any, name: str, notify: bool, *args: str) -> subprocess.Popen[
 def finish(process: subprocess.Popen[str]) -> Any:
     out, _ = process.communicate(timeout=600)
     if process.returncode:
-        raise SystemExit(f"a child failed ({process.args})")
+        raise SystemExit(f"a child failed ({process.args!r})")
     return json.loads(out)
 
 

@@ -107,7 +107,8 @@ def drain(python: str, env: dict[str, str], queue: str, tasks: int) -> float:
                 last = now
                 break
             if worker.poll() is not None:
-                raise SystemExit(f"the worker stopped:\n{worker.stderr.read()[-3000:]}")
+                stderr = worker.stderr.read() if worker.stderr else ""
+                raise SystemExit(f"the worker stopped:\n{stderr[-3000:]}")
             time.sleep(0.005)
         if first is None or last is None:
             raise SystemExit(f"the worker did not finish {tasks} tasks in 600 s")

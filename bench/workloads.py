@@ -132,7 +132,7 @@ def last_id() -> int | None:
         "sqlite": f"SELECT seq FROM sqlite_sequence WHERE name = '{table}'",
     }
     with connection.cursor() as cursor:
-        if connection.vendor == "mysql" and not connection.mysql_is_mariadb:
+        if connection.vendor == "mysql" and not getattr(connection, "mysql_is_mariadb", True):
             # MySQL 8 caches AUTO_INCREMENT in information_schema for a day by default;
             # MAX(id) would not see the ids an upsert drew and never stored.
             cursor.execute("SET SESSION information_schema_stats_expiry = 0")

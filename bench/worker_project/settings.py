@@ -11,6 +11,7 @@ settings are used, so upstream django-celery-results 2.6.0 runs it unchanged.
 
 import json
 import os
+from typing import Any
 
 SECRET_KEY = "bench-only"
 USE_TZ = True
@@ -19,7 +20,7 @@ INSTALLED_APPS = ["django_celery_results"]
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 ENGINE = os.environ["BENCH_ENGINE"]
-DATABASES = {
+DATABASES: dict[str, dict[str, Any]] = {
     "default": {"ENGINE": f"django.db.backends.{ENGINE}", "NAME": os.environ["BENCH_NAME"]}
 }
 if ENGINE == "postgresql":

@@ -48,6 +48,6 @@ async def async_add(x: int, y: int) -> int:
 
 
 @task(takes_context=True)
-def attempt(context: TaskContext) -> dict[str, Any]:
+def attempt(context: "TaskContext[Any, Any]") -> dict[str, Any]:
     """Report what the task context says about this run."""
     return {"id": context.task_result.id, "attempt": context.attempt}

@@ -90,7 +90,7 @@ def test_check_reports_bad_keys() -> None:
 def test_check_is_quiet_when_valid() -> None:
     with override_settings(DJANGO_CELERY_RESULTS={"ALLOW_EDITS": True}):
         messages = checks.run_checks(tags=[checks.Tags.compatibility, checks.Tags.caches])
-        assert not [m for m in messages if m.id.startswith("django_celery_results")]
+        assert not [m for m in messages if (m.id or "").startswith("django_celery_results")]
 
 
 def test_check_names_the_driver_of_each_database() -> None:

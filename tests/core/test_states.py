@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any, cast
 
 import pytest
 from celery import states as celery_states
@@ -64,7 +65,7 @@ def test_overwritable_q_agrees_with_may_overwrite() -> None:
     for stored, new in itertools.product(ALL, ALL):
         q = states.overwritable_q(new)
         child = q.children[0]
-        field, value = child
+        field, value = cast(tuple[str, Any], child)
         matches = (stored in value) if field.endswith("__in") else stored == value
         if q.negated:
             matches = not matches

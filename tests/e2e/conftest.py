@@ -28,13 +28,11 @@ from django.db import connections
 from django.test import override_settings
 
 from django_celery_results.testing.router import use_alias
+from tests.brokers import RABBITMQ_URL, REDIS_URL
 from tests.databases import SQLITE_FILE, reachable, strict
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "example"
-BROKERS = {
-    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
-    "redis": "redis://127.0.0.1:6379/0",
-}
+BROKERS = {"rabbitmq": RABBITMQ_URL, "redis": REDIS_URL}
 BROKER_PORTS = {"rabbitmq": 5672, "redis": 6379}
 HOW_TO_START_BROKER = {
     "rabbitmq": "rabbitmq-server -detached",

@@ -16,6 +16,7 @@ import pytest
 from celery import chord, states
 from django.contrib import admin
 from django.contrib.messages.storage.fallback import FallbackStorage
+from django.contrib.sessions.backends.signed_cookies import SessionStore
 from django.test import RequestFactory
 
 import demo_app.tasks  # noqa: F401  (the sender knows the definitions: ignore_result)
@@ -103,7 +104,7 @@ def wait_until_idle(app: Any, workers: Workers) -> None:
 def terminate_from_the_admin(*task_ids: str) -> None:
     """Run the admin's "Terminate selected tasks" action on the rows of ``task_ids``."""
     request = RequestFactory().post("/admin/django_celery_results/taskresult/")
-    request.session = {}  # type: ignore[attr-defined]
+    request.session = SessionStore()
     request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
     model_admin = TaskResultAdmin(model=TaskResult, admin_site=admin.site)
     model_admin.terminate_task(request, TaskResult.objects.filter(task_id__in=task_ids))

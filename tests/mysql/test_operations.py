@@ -245,12 +245,12 @@ def test_a_real_deadlock_is_transient(driver: Any, db_alias: str) -> None:
             cursor.execute(f"UPDATE {table} SET worker = 'x' WHERE task_id = %s", [one])
             barrier.wait()
             cursor.execute(f"UPDATE {table} SET worker = 'y' WHERE task_id = %s", [other])
-            db.commit()
+            db.commit()  # type: ignore[no-untyped-call]
         except MySQLdb.Error as exc:
             errors.append(exc)
-            db.rollback()
+            db.rollback()  # type: ignore[no-untyped-call]
         finally:
-            db.close()
+            db.close()  # type: ignore[no-untyped-call]
 
     threads = [
         threading.Thread(target=session, args=(first, second)),
@@ -311,7 +311,7 @@ def test_sessions_killed_during_writes(backend: Any, db_alias: str) -> None:
                     except MySQLdb.OperationalError:
                         pass  # ended by itself meanwhile
         finally:
-            admin.close()
+            admin.close()  # type: ignore[no-untyped-call]
 
     thread = threading.Thread(target=killer)
     thread.start()

@@ -204,7 +204,7 @@ def test_sessions_killed_during_writes(backend: Any, db_alias: str) -> None:
     """pg_terminate_backend, again and again, while a worker stores 200 lifecycles."""
     database = connections[db_alias].settings_dict["NAME"]
     stop = threading.Event()
-    kills = []
+    kills: list[Any] = []
 
     def killer() -> None:
         with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres") as admin:

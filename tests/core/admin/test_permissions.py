@@ -77,7 +77,7 @@ def allowed(response: Any) -> bool:
     """The admin answered the page (not the login page, not 403)."""
     if response.status_code in (302, 301):
         return "/login/" not in response["Location"]
-    return response.status_code == 200
+    return bool(response.status_code == 200)
 
 
 PAGES: list[tuple[str, Callable[[TaskResult, GroupResult], str], str]] = [

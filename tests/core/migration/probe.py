@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import sys
+from typing import Any
 
 import django
 from django.conf import settings
@@ -30,7 +31,10 @@ TABLES = [
 
 def configure() -> None:
     engine = os.environ["PROBE_ENGINE"]
-    database = {"ENGINE": f"django.db.backends.{engine}", "NAME": os.environ["PROBE_NAME"]}
+    database: dict[str, Any] = {
+        "ENGINE": f"django.db.backends.{engine}",
+        "NAME": os.environ["PROBE_NAME"],
+    }
     if engine == "postgresql":
         database.update(HOST="127.0.0.1", PORT=5432, USER="postgres")
     settings.configure(

@@ -29,6 +29,7 @@ from django.test import override_settings
 
 import tests.routers
 from django_celery_results.backends import CacheBackend
+from tests.brokers import REDIS_CACHE_URL
 from tests.databases import reachable, strict
 
 MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
@@ -96,7 +97,7 @@ def cache_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dic
             pytest.skip("Redis is not running on 127.0.0.1:6379")
         config = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/3",
+            "LOCATION": REDIS_CACHE_URL,
         }
     else:
         config = {
@@ -193,7 +194,7 @@ def test_group_join_reads_many_keys_at_once(app: Celery) -> None:
         calls.append(len(keys))
         return real(keys, *args, **kwargs)
 
-    backend.cache_backend.get_many = counting  # type: ignore[method-assign]
+    backend.cache_backend.get_many = counting
     try:
         assert group.join_native(timeout=5) == list(range(50))
     finally:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from celery import states
 from django.db import transaction
-from django.test import override_settings
 
 from django_celery_results import batching, pending, store
 from django_celery_results.models import TaskResult
 from django_celery_results.testing.suite.helpers import new_id, row
-
-#: Queued states wait for a terminal write, a read or a flush.
-HOLD = {"BATCH_WRITES": {"max_delay_ms": 60_000}}
-
-
-@pytest.fixture
-def held(db_alias: str) -> Iterator[None]:
-    with override_settings(DJANGO_CELERY_RESULTS=HOLD):
-        try:
-            yield
-        finally:
-            assert batching.release(10), "a flusher thread did not stop"
+from django_celery_results.testing.suite.test_batching import batched  # noqa: F401  (a fixture)
 
 
 def in_table(task_id: str) -> list[str]:
@@ -38,7 +25,8 @@ def test_a_state_is_written_at_once_without_batching(driver: Any) -> None:
     assert in_table(task_id) == [states.STARTED]
 
 
-def test_a_queued_state_is_written_before_a_read_of_its_id(driver: Any, held: None) -> None:
+@pytest.mark.usefixtures("batched")
+def test_a_queued_state_is_written_before_a_read_of_its_id(driver: Any) -> None:
     task_id, other = new_id(), new_id()
     store.store_task_row(driver, row(task_id, states.STARTED))
     assert in_table(task_id) == []  # queued
@@ -48,9 +36,8 @@ def test_a_queued_state_is_written_before_a_read_of_its_id(driver: Any, held: No
     assert store.read_task_meta_values(driver, task_id) is not None
 
 
-def test_inside_a_transaction_the_write_belongs_to_it(
-    driver: Any, held: None, db_alias: str
-) -> None:
+@pytest.mark.usefixtures("batched")
+def test_inside_a_transaction_the_write_belongs_to_it(driver: Any, db_alias: str) -> None:
     task_id = new_id()
     store.store_task_row(driver, row(task_id, states.STARTED))
     with transaction.atomic(using=db_alias):
@@ -60,7 +47,8 @@ def test_inside_a_transaction_the_write_belongs_to_it(
     assert in_table(task_id) == [states.STARTED]
 
 
-def test_exists_writes_queued_states_and_pending_rows_first(driver: Any, held: None) -> None:
+@pytest.mark.usefixtures("batched")
+def test_exists_writes_queued_states_and_pending_rows_first(driver: Any) -> None:
     queued, sent = new_id(), new_id()
     store.store_task_row(driver, row(queued, states.STARTED))
     pending.writer().add(row(sent, states.PENDING))
@@ -70,7 +58,8 @@ def test_exists_writes_queued_states_and_pending_rows_first(driver: Any, held: N
     assert pending.release(10)
 
 
-def test_a_delete_is_not_undone_by_a_queued_state(driver: Any, held: None) -> None:
+@pytest.mark.usefixtures("batched")
+def test_a_delete_is_not_undone_by_a_queued_state(driver: Any) -> None:
     task_id = new_id()
     store.store_task_row(driver, row(task_id, states.STARTED))
     store.delete_task_result(driver, task_id)

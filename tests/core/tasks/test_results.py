@@ -83,7 +83,7 @@ def test_a_retry_without_an_exception_is_celerys_retry(backend: Any) -> None:
 def test_a_task_sent_through_another_alias_answers_for_it() -> None:
     from django.tasks import task_backends
 
-    two = tasks_setting(APP="tests.core.test_tasks.APP")
+    two = tasks_setting(APP="tests.core.tasks.helpers.APP")
     two["celery"] = two["default"]
     with override_settings(TASKS=two):
         sent = jobs().add.using(backend="celery").enqueue(1, 2)

@@ -51,7 +51,9 @@ def install() -> None:
     before_task_publish.connect(rows.record_pending, dispatch_uid=f"{UID}.pending", weak=False)
     for signal in (worker_ready, beat_init):
         signal.connect(checks.log_at_start, dispatch_uid=f"{UID}.checks", weak=False)
-    os.register_at_fork(after_in_child=after_fork_in_child)
+    # Two handlers, so that one failing does not keep the other from running.
+    os.register_at_fork(after_in_child=writers.forget_all)
+    os.register_at_fork(after_in_child=notify.forget_in_child)
     atexit.register(writers.flush_all, writers.EXIT_TIMEOUT)
     worker_process_shutdown.connect(
         flush_on_worker_shutdown, dispatch_uid=f"{UID}.writers", weak=False
@@ -62,12 +64,6 @@ def install() -> None:
         for signal in (task_success, task_failure):
             signal.connect(runner.on_outcome, dispatch_uid=f"{UID}.tasks", weak=False)
         task_revoked.connect(runner.on_revoked, dispatch_uid=f"{UID}.tasks", weak=False)
-
-
-def after_fork_in_child() -> None:
-    """Start a forked child without its parent's queued rows and notification consumers."""
-    writers.forget_all()
-    notify.forget_in_child()
 
 
 def flush_on_worker_shutdown(**kwargs: Any) -> None:

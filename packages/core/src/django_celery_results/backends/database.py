@@ -243,14 +243,16 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
         task_ids: Iterable[str],
         driver: BaseDriver | None = None,
         ready_states: frozenset[str] = states.READY_STATES,
-    ) -> dict[str, dict[str, Any]]:
-        """Return the metas of the ready results among ``task_ids``, read in one query."""
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(task_id, meta)`` of the ready results among ``task_ids``, read in one query.
+
+        Each meta is decoded as it is yielded: a row that cannot be decoded raises after
+        the rows before it were handed on.
+        """
         driver = driver or driver_for(self.TaskModel, write=False)
-        return {
-            task_id: self._meta_from_row(row)
-            for task_id, row in store.read_task_results(driver, task_ids).items()
-            if row.status in ready_states
-        }
+        for task_id, row in store.read_task_results(driver, task_ids).items():
+            if row.status in ready_states:
+                yield task_id, self._meta_from_row(row)
 
     def stored_row(self, task_id: str) -> TaskResult | None:
         """Return the stored row of ``task_id``, or None; states queued here are written first."""
@@ -324,7 +326,7 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
         iterations = 0
         elapsed = 0.0
         while pending:
-            for task_id, meta in self.ready_results(sorted(pending), driver, READY_STATES).items():
+            for task_id, meta in self.ready_results(sorted(pending), driver, READY_STATES):
                 self._cache[task_id] = meta
                 pending.discard(task_id)
                 if on_message is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from celery._state import task_join_will_block
@@ -41,8 +41,8 @@ class NotifyWaits(AsyncBackendMixin):
     #: Set when notifications proved unable to reach this process: poll from then on.
     _notify_broken = False
 
-    def ready_results(self, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The metas of the ready results among ``task_ids`` (the backend reads them)."""
+    def ready_results(self, task_ids: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(task_id, meta)`` of the ready results among ``task_ids`` (the backend's)."""
         raise NotImplementedError
 
     @cached_property
@@ -269,7 +269,7 @@ class NotifyResultConsumer(BaseResultConsumer):
             wanted = sorted(self._subscribed.intersection(task_ids))
         if not wanted:
             return
-        for task_id, meta in self.backend.ready_results(wanted).items():
+        for task_id, meta in self.backend.ready_results(wanted):
             self.on_state_change(meta, None)
             self.cancel_for(task_id)
 

@@ -26,6 +26,7 @@ from .base import (
     NotificationsUnavailable,
     error_chain,
 )
+from .cursors import ClientCursors
 from .generic import GenericDriver, GenericFeatures, GenericOperations
 from .hookspecs import hookimpl
 from .manager import driver_for, driver_for_alias, driver_for_model, get_driver
@@ -38,6 +39,7 @@ __all__ = [
     "BaseFeatures",
     "BaseOperations",
     "ChunkSize",
+    "ClientCursors",
     "GenericDriver",
     "GenericFeatures",
     "GenericOperations",

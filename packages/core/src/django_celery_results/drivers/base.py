@@ -12,7 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
 
 from .retry import RetryingOperations
-from .rows import TaskRow, task_meta_values
+from .rows import TaskRow
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -193,7 +193,6 @@ class BaseOperations(Protocol):
         untouched. ``date_created`` is set on insert only; ``date_started`` is kept once
         set. Concurrent writers of the same task id never raise ``IntegrityError``.
         """
-        raise NotImplementedError("a driver must provide store_task_results()")
 
     def store_pending_results(self, rows: Sequence[TaskRow]) -> None:
         """Insert PENDING rows of tasks just sent, as few statements as the database allows.
@@ -202,7 +201,6 @@ class BaseOperations(Protocol):
         keeps everything but ``date_created``, which moves to the row's ``date_done`` (the
         send time) when that is earlier: ``date_created`` is the earliest time we know of.
         """
-        raise NotImplementedError("a driver must provide store_pending_results()")
 
     def get_task_results(self, task_ids: Sequence[str]) -> dict[str, TaskResultModel]:
         """Return the stored rows of ``task_ids`` by task id; missing ids are absent."""
@@ -214,8 +212,6 @@ class BaseOperations(Protocol):
         from these values directly, no model instance. Dates as the ORM loads them
         (aware).
         """
-        obj = self.get_task_results([task_id]).get(task_id)
-        return None if obj is None else task_meta_values(obj)
 
     def task_result_exists(self, task_id: str) -> bool:
         """Return True when a row of ``task_id`` is stored, in any state (PENDING too).
@@ -223,7 +219,6 @@ class BaseOperations(Protocol):
         ``AsyncResult.exists()`` asks this. One indexed lookup that reads no column is
         enough.
         """
-        return task_id in self.get_task_results([task_id])
 
     def delete_task_result(self, task_id: str) -> None:
         """Delete the row of ``task_id``, if there is one."""
@@ -247,7 +242,6 @@ class BaseOperations(Protocol):
 
         Returns ``None`` when there is no counter (an unknown chord, or one already fired).
         """
-        raise NotImplementedError("a driver must provide chord_part_return()")
 
     def get_chord_sub_tasks(self, group_id: str) -> str | None:
         """Return the chord's JSON list of header result tuples, or ``None``."""
@@ -257,7 +251,6 @@ class BaseOperations(Protocol):
 
         The caller that wins fires the chord's callback, so it fires exactly once.
         """
-        raise NotImplementedError("a driver must provide claim_chord()")
 
     def listener(self) -> Any:
         """Return an unconnected listener for finished tasks (``supports_notify`` only).
@@ -267,7 +260,6 @@ class BaseOperations(Protocol):
         :class:`ListenerLost` when its connection broke; the next call reconnects) and
         ``close()``. It owns a connection of its own, never the thread's Django one.
         """
-        raise NotImplementedError("this driver cannot notify listeners")
 
     def delete_matching(
         self,
@@ -285,14 +277,12 @@ class BaseOperations(Protocol):
         the chunk that ends past it: a later call goes on where it stopped. ``progress``
         is called after each chunk with the rows deleted so far.
         """
-        raise NotImplementedError("a driver must provide delete_matching()")
 
     def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
         """Delete rows of ``model`` whose ``date_done`` is before ``cutoff``; return how many.
 
         :meth:`delete_matching` with that condition.
         """
-        return self.delete_matching(model, Q(date_done__lt=cutoff), batch_size)
 
     def delete_expired_chord_counters(self, cutoff: datetime, batch_size: int) -> int:
         """Delete counters of dead chords; return how many.
@@ -301,7 +291,6 @@ class BaseOperations(Protocol):
         whose ``date_done`` is before ``cutoff``: its callback either fired (which would
         have deleted the counter) or never will. Counters of live chords are kept.
         """
-        raise NotImplementedError("a driver must provide delete_expired_chord_counters()")
 
     def timeline_stats(
         self, since: datetime, task_names: Sequence[str] | None = None
@@ -311,7 +300,6 @@ class BaseOperations(Protocol):
         Rows done since ``since`` (of ``task_names`` when given), computed in the
         database; ``manage.py celery_results_stats`` prints them.
         """
-        raise NotImplementedError("a driver must provide timeline_stats()")
 
     def estimated_row_count(self, model: type[Model]) -> int | None:
         """Return the database's own estimate of ``model``'s rows, or None if it has none.
@@ -320,7 +308,6 @@ class BaseOperations(Protocol):
         list of a table too big for ``COUNT(*)`` on every page view. None makes the
         caller count, at most a bounded number of rows.
         """
-        return None
 
     def id_usage(self) -> IdUsage | None:
         """How far the task table's ``id`` has counted, or None where nothing can run out.
@@ -328,7 +315,6 @@ class BaseOperations(Protocol):
         The system check and ``celery_results_stats`` warn before a 32-bit id runs out.
         None where the database cannot say cheaply, or its ids are 64-bit rowids (SQLite).
         """
-        return None
 
     def is_transient_error(self, exc: BaseException) -> bool:
         """Return True when ``exc`` means "reconnect and retry" on this database."""

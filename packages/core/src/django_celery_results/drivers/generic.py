@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -12,7 +13,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 from django.db import IntegrityError, transaction
-from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from django.db.models import Case, DateTimeField, F, Model, Q, Value, When
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
@@ -85,7 +85,10 @@ class GenericFeatures(BaseFeatures):
 
         Other backends keep their cursors: a third-party backend's may do more.
         """
-        return isinstance(self.connection, SQLiteDatabaseWrapper)
+        # Django imports its SQLite backend when it opens such a connection: where it is
+        # not imported, no connection is SQLite's (and this process pays no import).
+        sqlite = sys.modules.get("django.db.backends.sqlite3.base")
+        return sqlite is not None and isinstance(self.connection, sqlite.DatabaseWrapper)
 
 
 class GenericOperations(ClientCursors):
@@ -511,45 +514,29 @@ class GenericOperations(ClientCursors):
         manager = self.TaskResult._default_manager.db_manager(self.alias)
         return portable_stats(manager.all(), since, task_names)
 
-    # -- errors --------------------------------------------------------------------------
+    # -- what the ORM cannot do, or cannot say -------------------------------------------
 
     def listener(self) -> Any:
-        """Return an unconnected listener for finished tasks (``supports_notify`` only).
-
-        It has ``connect()`` (raises :class:`NotificationsUnavailable` when notices cannot
-        reach this process), ``wait(timeout) -> list of task ids`` (raises
-        :class:`ListenerLost` when its connection broke; the next call reconnects) and
-        ``close()``. It owns a connection of its own, never the thread's Django one.
-        """
+        """No listener: the ORM cannot wait for notifications (``supports_notify`` is off)."""
         raise NotImplementedError("this driver cannot notify listeners")
 
     def delete_expired(self, model: type[Model], cutoff: datetime, batch_size: int) -> int:
-        """Delete rows of ``model`` whose ``date_done`` is before ``cutoff``; return how many.
-
-        :meth:`delete_matching` with that condition.
-        """
+        """:meth:`delete_matching` with ``date_done < cutoff``."""
         return self.delete_matching(model, Q(date_done__lt=cutoff), batch_size)
 
     def estimated_row_count(self, model: type[Model]) -> int | None:
-        """Return the database's own estimate of ``model``'s rows, or None if it has none.
-
-        Read from statistics, never by counting: the admin shows it on the unfiltered
-        list of a table too big for ``COUNT(*)`` on every page view. None makes the
-        caller count, at most a bounded number of rows.
-        """
+        """None: the ORM has no statistics to read, so the caller counts (bounded)."""
         return None
 
     def id_usage(self) -> IdUsage | None:
-        """How far the task table's ``id`` has counted, or None where nothing can run out.
-
-        The system check and ``celery_results_stats`` warn before a 32-bit id runs out.
-        None where the database cannot say cheaply, or its ids are 64-bit rowids (SQLite).
-        """
+        """None: the ORM cannot say cheaply how far an id has counted."""
         return None
 
     def uses_repeatable_read(self) -> bool:
-        """Return True when the connection's isolation level keeps pollers in old snapshots."""
+        """False: the ORM cannot ask a server for its isolation level."""
         return False
+
+    # -- errors --------------------------------------------------------------------------
 
     def is_transient_error(self, exc: BaseException) -> bool:
         """Recognise dropped connections, locks and conflicts by Django's error classes."""

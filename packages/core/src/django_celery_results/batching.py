@@ -135,6 +135,16 @@ class Batcher:
         if ticket.error is not None:
             raise ticket.error
 
+    @property
+    def flusher_asleep(self) -> bool:
+        """Is the flusher thread asleep until the next queued row (nothing to write)?"""
+        return self._flusher_asleep
+
+    def waiting_callers(self) -> int:
+        """How many callers wait for their terminal row to be committed."""
+        with self._condition:
+            return sum(map(len, self._tickets.values()))
+
     def holds(self, task_ids: Iterable[str]) -> bool:
         """Return True when a row of any of ``task_ids`` is queued or being written."""
         with self._condition:
@@ -309,6 +319,12 @@ def _task_id(row: TaskRow) -> str:
 
 _batchers: dict[str, Batcher] = {}
 _batchers_lock = threading.Lock()
+
+
+def batchers() -> dict[str, Batcher]:
+    """This process's batchers by database alias (a copy): those that queued a row."""
+    with _batchers_lock:
+        return dict(_batchers)
 
 
 def batcher_for(driver: BaseDriver) -> Batcher | None:

@@ -133,9 +133,9 @@ class TestCoalescing:
         ):
             backend.store_result(first, None, states.STARTED, request=request(first))
             assert wait_until(lambda: exists(first)), "the flusher never wrote the row"
-            batcher = batching._batchers[driver_for(TaskResult).alias]
+            batcher = batching.batchers()[driver_for(TaskResult).alias]
             for task_id in (second, new_id()):
-                assert wait_until(lambda: batcher._flusher_asleep), "the flusher never slept"
+                assert wait_until(lambda: batcher.flusher_asleep), "the flusher never slept"
                 backend.store_result(task_id, None, states.STARTED, request=request(task_id))
                 assert wait_until(lambda: exists(task_id)), "the sleeping flusher never woke"  # noqa: B023
         assert status_of(second) == states.STARTED
@@ -229,7 +229,7 @@ class TestGroupCommit:
             threads = [threading.Thread(target=finish, args=(n,)) for n in range(6)]
             for thread in threads:
                 thread.start()
-            assert wait_until(lambda: sum(map(len, batcher._tickets.values())) == 5)
+            assert wait_until(lambda: batcher.waiting_callers() == 5)
             release_first.set()
             for thread in threads:
                 thread.join(30)
@@ -293,7 +293,7 @@ def _child_stores_and_shuts_down(backend: Any, parent_id: str, child_id: str, ou
     try:
         connections.close_all()
         # The parent's queued row is not this process's to write.
-        out.put(("holds parent", any(b.holds([parent_id]) for b in batching._batchers.values())))
+        out.put(("holds parent", any(b.holds([parent_id]) for b in batching.batchers().values())))
         backend.store_result(child_id, None, states.STARTED, request=request(child_id))
         worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
         out.put(("done", True))

@@ -8,6 +8,7 @@ import pytest
 from celery import Celery, states
 from celery.app.task import Context
 
+from django_celery_results import retention
 from django_celery_results.backends import rows
 from django_celery_results.backends.rows import InvalidStateName, InvalidTaskId
 from django_celery_results.drivers import TaskRow
@@ -32,6 +33,8 @@ def test_an_id_no_row_can_hold_is_refused_saying_why(value: object, says: str) -
 
 
 def test_a_state_name_longer_than_the_column_is_refused() -> None:
+    # The settings' check (below the models) holds the same limit as a constant.
+    assert rows.column_length(TaskResult, "status") == retention.STATE_MAX_LENGTH == 50
     rows.check_state_length("P" * 50)
     with pytest.raises(InvalidStateName, match="50"):
         rows.check_state_length("P" * 51)

@@ -17,13 +17,12 @@ NEEDS_DJANGO_6 = pytest.mark.skipif(
     django.VERSION < (6, 0),
     reason="django.tasks needs Django 6.0+: the Python 3.13 / Django 6.1 leg runs this",
 )
-REDIS = REDIS_URL
 BACKEND = "django_celery_results.tasks.CeleryBackend"
 
 #: The app ``OPTIONS["APP"]`` names in these tests (a module attribute, as in a project).
 APP = Celery("tasks-tests", set_as_current=False)
 APP.conf.update(
-    broker_url=REDIS,
+    broker_url=REDIS_URL,
     result_backend="django-db",
     result_extended=True,
     task_default_queue=f"tasks-tests-{uuid.uuid4().hex[:8]}",

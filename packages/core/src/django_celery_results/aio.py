@@ -98,10 +98,11 @@ def _notified(result: AsyncResult, callback: Callable[[], None]) -> Iterator[boo
     yet whether notifications work (the caller asks, off the event loop).
     """
     backend = result.backend
-    if not isinstance(backend, NotifyWaits) or not backend.notifying_driver().notify:
+    driver = backend.notifying_driver() if isinstance(backend, NotifyWaits) else None
+    if driver is None or not driver.notify:
         yield False
         return
-    hub = hub_for(backend.notifying_driver())
+    hub = hub_for(driver)
     hub.watch(result.id, callback)
     try:
         yield None

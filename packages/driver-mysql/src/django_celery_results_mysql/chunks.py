@@ -8,12 +8,12 @@ from django_celery_results.drivers import TaskRow
 
 #: Rows per INSERT, and the payload bytes after which a batch is cut into another
 #: statement: well inside ``max_allowed_packet`` (16 MiB on MariaDB, 64 MiB on MySQL 8).
-MAX_ROWS_PER_STATEMENT = 512
+MAX_ROWS_PER_STATEMENT = 512  # a power of two: PENDING chunks are powers of two up to it
 MAX_BYTES_PER_STATEMENT = 4 * 1024 * 1024
 
 
 def pow2_chunks(rows: Sequence[TaskRow]) -> Iterator[Sequence[TaskRow]]:
-    """Cut rows into chunks whose sizes are powers of two (at most 512), keeping order.
+    """Cut rows into chunks whose sizes are powers of two (at most 512 rows), keeping order.
 
     Statements are built once per row count: this keeps that to ten texts however the
     sends are grouped, at the cost of a few statements more per batch.
@@ -21,7 +21,7 @@ def pow2_chunks(rows: Sequence[TaskRow]) -> Iterator[Sequence[TaskRow]]:
     for batch in batches(rows):
         start = 0
         while start < len(batch):
-            size = min(512, 1 << ((len(batch) - start).bit_length() - 1))
+            size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(batch) - start).bit_length() - 1))
             yield batch[start : start + size]
             start += size
 

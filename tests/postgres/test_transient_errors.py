@@ -130,14 +130,20 @@ def test_a_serialization_failure_is_retried(driver: Any, db_alias: str) -> None:
             [task_id],
         )
     update = "UPDATE django_celery_results_taskresult SET status = %s WHERE task_id = %s"
+    commit = threading.Timer(0.2, first.commit)
     try:
         for connection in (first, second):
             connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             connection.execute("SELECT 1 FROM django_celery_results_taskresult LIMIT 1")
         first.execute(update, ["STARTED", task_id])
-        threading.Timer(0.2, first.commit).start()
+        commit.start()
         error = raised(lambda: second.execute(update, ["SUCCESS", task_id]))
     finally:
+        # The commit ends before its connection closes: the second session's error can
+        # arrive while the first is still reading its commit's answer.
+        commit.cancel()  # never started: it never runs
+        if commit.ident is not None:
+            commit.join()
         first.close()
         second.close()
     assert getattr(error, "sqlstate", None) == "40001"

@@ -33,24 +33,74 @@ def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
     }
 
 
-def test_counts_and_gauges_equal_the_table(admin_client: Client, db_alias: str) -> None:
+def test_counters_and_gauges_equal_the_table(admin_client: Client, db_alias: str) -> None:
     put("a", "SUCCESS", task_name="proj.add", queue="fast", worker="celery@a")
     put("b", "SUCCESS", task_name="proj.add", queue="fast", worker="celery@a")
     put("c", "FAILURE", task_name="proj.add", queue="slow", worker="celery@b")
     put("d", "STARTED", task_name="proj.mul", worker="celery@c", ago=7200)
-    put("e", "SUCCESS", task_name="proj.add", queue="fast", ago=4 * 3600)  # outside the hour
+    put("e", "SUCCESS", task_name="proj.add", queue="fast", ago=4 * 3600)
     response = admin_client.get(URL)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=")
     found = samples(response.content)
-    tasks = (("queue", "fast"), ("state", "SUCCESS"), ("task", "proj.add"))
-    assert found[("celery_results_tasks", tasks)] == 2
-    failed = (("queue", "slow"), ("state", "FAILURE"), ("task", "proj.add"))
-    assert found[("celery_results_tasks", failed)] == 1
+    ok = (("queue", "fast"), ("state", "SUCCESS"), ("task", "proj.add"), ("worker", "celery@a"))
+    assert found[("celery_results_tasks_total", ok)] == 2
+    failed = (
+        ("queue", "slow"),
+        ("state", "FAILURE"),
+        ("task", "proj.add"),
+        ("worker", "celery@b"),
+    )
+    assert found[("celery_results_tasks_total", failed)] == 1
+    older = (("queue", "fast"), ("state", "SUCCESS"), ("task", "proj.add"), ("worker", ""))
+    assert found[("celery_results_tasks_total", older)] == 1  # a total, not a window
+    exception = (("exception", "(unknown)"), ("task", "proj.add"), ("worker", "celery@b"))
+    assert found[("celery_results_task_exceptions_total", exception)] == 1
     assert found[("celery_results_stuck_tasks", (("worker", "celery@c"),))] == 1
-    assert found[("celery_results_window_sampled", ())] == 0
+
+
+def test_a_counter_never_goes_down(admin_client: Client, db_alias: str) -> None:
+    put("c", "FAILURE", task_name="proj.add", queue="slow", worker="celery@b")
+    admin_client.get(URL)
+    row = TaskResult.objects.get(task_id="c")
+    row.status = "SUCCESS"  # its final state changes: a retry of the run succeeded
+    row.save()
+    found = samples(admin_client.get(URL).content)
+    labels = (("queue", "slow"), ("task", "proj.add"), ("worker", "celery@b"))
+    assert (
+        found[("celery_results_tasks_total", (*labels[:1], ("state", "FAILURE"), *labels[1:]))]
+        == 1
+    )
+    assert (
+        found[("celery_results_tasks_total", (*labels[:1], ("state", "SUCCESS"), *labels[1:]))]
+        == 1
+    )
+
+
+def test_run_times_are_a_histogram(admin_client: Client, db_alias: str) -> None:
+    now = timezone.now()
+    for n, seconds in enumerate((0.2, 0.7, 3.0)):
+        TaskResult.objects.create(task_id=f"r{n}", status="SUCCESS", task_name="proj.add")
+        TaskResult.objects.filter(task_id=f"r{n}").update(
+            date_started=now - timedelta(seconds=seconds), date_done=now
+        )
+    found = samples(admin_client.get(URL).content)
+    name = "celery_results_task_run_time_seconds"
+    assert found[(f"{name}_count", (("task", "proj.add"),))] == 3
+    assert found[(f"{name}_bucket", (("le", "1.0"), ("task", "proj.add")))] == 2
+    assert found[(f"{name}_bucket", (("le", "+Inf"), ("task", "proj.add")))] == 3
+    assert found[(f"{name}_sum", (("task", "proj.add"),))] == pytest.approx(3.9, rel=1e-3)
+
+
+def test_the_window_gauges_are_kept(admin_client: Client, db_alias: str) -> None:
+    put("a", "SUCCESS", task_name="proj.add", queue="fast", worker="celery@a")
+    put("e", "SUCCESS", task_name="proj.add", queue="fast", ago=4 * 3600)
+    tasks = (("queue", "fast"), ("state", "SUCCESS"), ("task", "proj.add"))
+    hour = samples(admin_client.get(URL, {"window": "1h"}).content)
+    assert hour[("celery_results_tasks", tasks)] == 1
+    assert hour[("celery_results_window_sampled", ())] == 0
     wide = samples(admin_client.get(URL, {"window": "5h"}).content)
-    assert wide[("celery_results_tasks", tasks)] == 3
+    assert wide[("celery_results_tasks", tasks)] == 2
 
 
 def test_a_token_lets_a_scraper_in(client: Client, db_alias: str) -> None:
@@ -66,7 +116,7 @@ def test_staff_without_the_view_permission_is_refused(client: Client, db_alias: 
 
 
 def test_a_bad_window_says_what_is_accepted(admin_client: Client, db_alias: str) -> None:
-    for window in ("forever", "30d", "0m"):
+    for window in ("forever", "31d", "0m"):
         response = admin_client.get(URL, {"window": window})
         assert response.status_code == 400
-        assert b"at most 7d" in response.content
+        assert b"at most 30d" in response.content

@@ -53,6 +53,9 @@ def test_index_names() -> None:
         "django_cele_date_cr_f04a50_idx",
         "django_cele_date_do_f59aad_idx",
         "django_cele_periodi_1993cf_idx",
+        "django_cele_excepti_0c5e3a_idx",
+        "django_cele_status_done_idx",
+        "django_cele_rolled_up_idx",
     }
     assert {index.name for index in GroupResult._meta.indexes} == {
         "django_cele_date_cr_bd6c1d_idx",

@@ -1,4 +1,4 @@
-"""``report.build``, the dashboard's and ``celery_results_stats``' numbers, on every database."""
+"""``report.build`` over the history: the dashboard's and the stats command's numbers."""
 
 from __future__ import annotations
 
@@ -38,28 +38,37 @@ def rows(db_alias: str) -> None:
 
 
 @pytest.mark.usefixtures("rows")
-def test_the_window_counts_what_the_table_holds() -> None:
+def test_the_window_counts_the_finished_tasks_the_table_holds() -> None:
     numbers = report.build(timezone.now() - timedelta(hours=1))
-    assert not numbers.sampled
-    assert numbers.states == {"SUCCESS": 3, "FAILURE": 3, "STARTED": 1}
-    assert numbers.total == 7
+    assert numbers.states == {"SUCCESS": 3, "FAILURE": 3}
+    assert numbers.total == 6
     assert numbers.failure_rate == pytest.approx(0.5)
     by_name = {entry.task_name: entry.states for entry in numbers.tasks}
-    assert by_name == {
-        "proj.add": {"SUCCESS": 3, "FAILURE": 1},
-        "proj.mul": {"FAILURE": 2, "STARTED": 1},
-    }
-    assert sum(bucket.done for bucket in numbers.throughput) == 6
-    assert sum(bucket.failed for bucket in numbers.throughput) == 3
+    assert by_name == {"proj.add": {"SUCCESS": 3, "FAILURE": 1}, "proj.mul": {"FAILURE": 2}}
+    assert sum(bar.done for bar in numbers.throughput) == 6
+    assert sum(bar.failed for bar in numbers.throughput) == 3
+    assert not numbers.history.behind
 
 
 @pytest.mark.usefixtures("rows")
-def test_exceptions_are_counted_by_type_with_an_example() -> None:
+def test_a_long_window_counts_every_row_in_it() -> None:
+    numbers = report.build(timezone.now() - timedelta(days=7))
+    assert numbers.states == {"SUCCESS": 4, "FAILURE": 3}
+    assert numbers.covered_since <= timezone.now() - timedelta(days=3)
+
+
+@pytest.mark.usefixtures("rows")
+def test_incidents_are_by_exception_type_and_task_with_an_example() -> None:
     numbers = report.build(timezone.now() - timedelta(hours=1))
-    found = {(e.type, e.count) for e in numbers.exceptions}
-    assert found == {("ValueError", 2), ("proj.errors.Timeout", 1)}
-    [value_error] = [e for e in numbers.exceptions if e.type == "ValueError"]
-    assert value_error.example == "bad-2"  # the newest
+    found = {(e.type, e.task_name, e.count) for e in numbers.incidents}
+    assert found == {
+        ("ValueError", "proj.add", 1),
+        ("ValueError", "proj.mul", 1),
+        ("proj.errors.Timeout", "proj.mul", 1),
+    }
+    [timeout] = [e for e in numbers.incidents if e.type == "proj.errors.Timeout"]
+    assert (timeout.example, timeout.workers) == ("bad-3", ["celery@b"])
+    assert timeout.first <= timeout.last
 
 
 @pytest.mark.usefixtures("rows")
@@ -69,52 +78,34 @@ def test_stuck_tasks_are_grouped_by_worker() -> None:
     assert numbers.stuck == 1
     assert loads["celery@c"].stuck == 1
     assert loads["celery@c"].oldest_stuck is not None
-    assert (loads["celery@b"].total, loads["celery@b"].failed, loads["celery@b"].running) == (
-        3,
-        2,
-        1,
-    )
+    b = loads["celery@b"]
+    assert (b.total, b.failed, b.running) == (2, 2, 1)
     with override_settings(DJANGO_CELERY_RESULTS={"STUCK_AFTER": 10}):
         assert report.build(timezone.now() - timedelta(hours=1)).stuck == 2
 
 
 def test_the_backlog_needs_track_pending(db_alias: str) -> None:
-    put("waiting-1", "PENDING", ago=300)
-    put("waiting-2", "PENDING", ago=100)
+    put("waiting-1", "PENDING", ago=300, queue="slow")
+    put("waiting-2", "PENDING", ago=100, queue="fast")
+    put("waiting-3", "PENDING", ago=50, queue="fast")
     assert report.build(timezone.now() - timedelta(hours=1)).backlog is None
     with override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}):
         backlog = report.build(timezone.now() - timedelta(hours=1)).backlog
     assert backlog is not None
-    assert (backlog.count, backlog.capped) == (2, False)
+    assert (backlog.count, backlog.capped) == (3, False)
+    assert backlog.queues == {"fast": 2, "slow": 1}
     assert backlog.oldest is not None
     assert timezone.now() - backlog.oldest > timedelta(seconds=299)
 
 
 @pytest.mark.usefixtures("rows")
-def test_a_window_past_the_bound_covers_its_newest_rows() -> None:
-    numbers = report.build(timezone.now() - timedelta(hours=1), max_rows=4)
-    assert numbers.sampled
-    assert numbers.total == 4
-    newest = TaskResult.objects.order_by("-date_done").values_list("date_done", flat=True)
-    assert numbers.covered_since == newest[3]
+def test_the_previous_window_is_beside_this_one() -> None:
+    put("earlier", "SUCCESS", task_name="proj.add", worker="celery@a", ago=5400)
+    numbers = report.build(timezone.now() - timedelta(hours=1), compare=True)
+    assert numbers.previous["proj.add"].states == {"SUCCESS": 1}
 
 
 def test_as_dict_is_json(db_alias: str) -> None:
     put("one", "FAILURE", result=FAILED, worker="celery@a")
     document = report.build(timezone.now() - timedelta(hours=1)).as_dict()
     assert json.loads(json.dumps(document))["states"] == {"FAILURE": 1}
-
-
-@pytest.mark.parametrize(
-    ("content_type", "result", "name"),
-    [
-        ("application/json", FAILED, "ValueError"),
-        ("application/json", CUSTOM, "proj.errors.Timeout"),
-        ("application/x-python-serialize", "gASV", "(application/x-python-serialize)"),
-        ("application/json", "{broken", "(unreadable)"),
-        ("application/json", "[1]", "(unknown)"),
-        ("application/json", None, "(no result)"),
-    ],
-)
-def test_exception_type(content_type: str, result: str | None, name: str) -> None:
-    assert report.exception_type(content_type, result) == name

@@ -174,7 +174,7 @@ def test_dashboard_numbers_equal_the_database(
         assert cell == str(day.filter(task_name=name).count())
     failures = day.filter(status="FAILURE").count()
     exceptions = page.eval_on_selector_all(
-        "#dcr-exceptions [data-col=count]", "cells => cells.map(c => Number(c.textContent))"
+        "#dcr-incidents [data-col=count]", "cells => cells.map(c => Number(c.textContent))"
     )
     assert sum(exceptions) == failures
     assert page.locator("svg.dcr-chart rect.done").count() >= 1

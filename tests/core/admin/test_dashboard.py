@@ -39,7 +39,7 @@ def test_the_numbers_are_the_tables(admin_client: Client, db_alias: str) -> None
     assert figure(html, 'data-figure="total"') == "2"
     assert figure(html, 'data-state="FAILURE"') == "1"
     assert figure(html, 'data-figure="failure-rate"') == "50%"
-    assert 'data-exception="KeyError"' in html
+    assert 'data-exception="KeyError"' in html  # an incident, by exception and task
     assert 'data-task="proj.mul"' not in html
     assert "<svg" in html
     # The chart is server-rendered: no script beyond the admin's own static files.
@@ -71,3 +71,48 @@ def test_staff_only(client: Client, db_alias: str) -> None:
 def test_the_list_links_to_the_dashboard(admin_client: Client, db_alias: str) -> None:
     html = admin_client.get(reverse("admin:django_celery_results_taskresult_changelist"))
     assert reverse(DASHBOARD) in html.content.decode()
+
+
+def test_every_window_is_offered_and_exact(admin_client: Client, db_alias: str) -> None:
+    put("recent", "SUCCESS", "proj.add", 120)
+    put("older", "SUCCESS", "proj.add", 20 * 86_400)
+    for window, total in (("15m", 1), ("1h", 1), ("6h", 1), ("24h", 1), ("7d", 1), ("30d", 2)):
+        html = admin_client.get(reverse(DASHBOARD), {"window": window}).content.decode()
+        assert figure(html, 'data-figure="total"') == str(total), window
+        assert 'id="dcr-coverage"' in html
+
+
+def test_each_task_sits_beside_its_previous_window(admin_client: Client, db_alias: str) -> None:
+    now = timezone.now()
+    for n, (ago, run) in enumerate([(600, 0.5), (620, 0.5), (4200, 0.1), (4300, 0.1)]):
+        put(f"t{n}", "SUCCESS", "proj.slow", ago)
+        done = now - timedelta(seconds=ago)
+        started = done - timedelta(seconds=run)
+        # Without TRACK_PENDING the first write creates the row as the task starts.
+        TaskResult.objects.filter(task_id=f"t{n}").update(
+            date_created=started, date_started=started, date_done=done
+        )
+    html = admin_client.get(reverse(DASHBOARD), {"window": "1h"}).content.decode()
+    row = html[html.index('data-task="proj.slow"') :]
+    row = row[: row.index("</tr>")]
+    assert figure(row, 'data-col="total"') == "2"
+    assert 'class="dcr-before">2<' in row  # the hour before held two as well
+    assert "dcr-worse" in row  # 0.5 s against 0.1 s: flagged
+    assert 'data-col="wait-missing"' in row  # no TRACK_PENDING: not measured, not zero
+
+
+def test_the_chart_links_each_bar_to_its_rows(admin_client: Client, db_alias: str) -> None:
+    put("a", "SUCCESS", "proj.add", 120)
+    html = admin_client.get(reverse(DASHBOARD), {"window": "1h"}).content.decode()
+    assert html.count("data-bar=") == 61  # 60 minutes, and the one the window starts in
+    assert "date_done__gte=" in html
+    assert 'class="partial"' in html
+    picked = admin_client.get(reverse(DASHBOARD), {"window": "1h", "task": "proj.add"})
+    assert picked.context["task"] == "proj.add"
+
+
+def test_auto_refresh_is_a_meta_refresh(admin_client: Client, db_alias: str) -> None:
+    html = admin_client.get(reverse(DASHBOARD), {"refresh": "30"}).content.decode()
+    assert '<meta http-equiv="refresh" content="30">' in html
+    plain = admin_client.get(reverse(DASHBOARD), {"refresh": "7"}).content.decode()
+    assert 'http-equiv="refresh"' not in plain

@@ -14,6 +14,8 @@ from django.utils import timezone
 from . import retention
 from .conf import CleanupRefused, app_settings, refuse_if_misconfigured
 from .drivers import BaseDriver, driver_for_model
+from .history.prune import prune
+from .history.rollup import catch_up
 from .models import ChordCounter, GroupResult, TaskResult
 from .retention import Step
 
@@ -141,6 +143,10 @@ def run(
     started = time.monotonic()
     deadline = None if max_seconds is None else started + max_seconds
     report = CleanupReport(dry_run=dry_run)
+    if not dry_run and any(model_of(step) is TaskResult for step in steps):
+        # Count every row into the history before any is deleted; a row written again
+        # after this is kept until the next cleanup (only counted rows are deleted).
+        catch_up(_driver(TaskResult).alias, wait=True)
     for step in steps:
         outcome = Outcome(step.name, step.description)
         report.outcomes.append(outcome)
@@ -158,6 +164,12 @@ def run(
             # Complete only when the deadline came just as the last step finished.
             report.complete = finished and step is steps[-1]
             break
+    if not dry_run and report.complete:
+        outcome = Outcome("history", "history buckets past their retention")
+        began = time.monotonic()
+        outcome.rows = prune(_driver(TaskResult).alias, timezone.now())
+        outcome.seconds = time.monotonic() - began
+        report.outcomes.append(outcome)
     report.seconds = time.monotonic() - started
     return report
 
@@ -197,14 +209,14 @@ def _delete(
             shown = time.monotonic()
             progress(outcome)
 
-    outcome.rows = driver.retrying.delete_matching(
-        model, step.condition, size, deadline, chunk_done
-    )
+    # Only rows the history has counted: deleting never takes a task out of it.
+    condition = step.condition & Q(rolled_up=True) if model is TaskResult else step.condition
+    outcome.rows = driver.retrying.delete_matching(model, condition, size, deadline, chunk_done)
     if deadline is None or time.monotonic() < deadline:
         return True
     # Stopped by the deadline, or finished just then: one indexed query tells.
     manager = model._default_manager.db_manager(driver.alias)
-    return not manager.filter(step.condition).exists()
+    return not manager.filter(condition).exists()
 
 
 def delete_dead_chord_counters(

@@ -72,6 +72,13 @@ class AppSettings:
     #: The project's own task states (``update_state(state="PROGRESS")``), known to
     #: ``RETENTION`` besides Celery's.
     CUSTOM_STATES: tuple[str, ...] = ()
+    #: How long the rolled-up history keeps its hour and day buckets.
+    HISTORY_RETENTION: timedelta = timedelta(days=90)
+    #: Seconds between two catch-ups of the history in each worker (0: none; reads and
+    #: cleanup still catch up).
+    HISTORY_INTERVAL: float = 10.0
+    #: Distinct values each metrics label keeps; later ones count as "other".
+    METRICS_MAX_LABEL_VALUES: int = 100
     #: Who may read results through the JSON views: ``None`` (anyone, as upstream), a
     #: permission (``"django_celery_results.view_taskresult"``) or a callable(request).
     RESULT_VIEWS_PERMISSION: str | Callable[[Any], bool] | None = None
@@ -106,6 +113,15 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
         (list, tuple),
         "a list of your tasks' own state names such as ['PROGRESS'], each at most 50 characters",
     ),
+    "HISTORY_RETENTION": (
+        (timedelta, int, float),
+        f"{_SPAN} of at least 1 day and {_SPAN_RANGE}",
+    ),
+    "HISTORY_INTERVAL": (
+        (int, float),
+        "a number of seconds >= 0 and <= 3600 (0: no catch-up in workers)",
+    ),
+    "METRICS_MAX_LABEL_VALUES": ((int,), "a whole number from 1 to 10000"),
     "RESULT_VIEWS_PERMISSION": (
         (str, type(None), Callable),  # type: ignore[dict-item]
         "None (anyone may read), a permission such as 'django_celery_results.view_taskresult', "
@@ -120,13 +136,16 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "CLEANUP_BATCH_SIZE": (1, 1_000_000, False),
     "STUCK_AFTER": (0, MAX_SPAN.total_seconds(), True),
     "GROUP_RETENTION": (0, MAX_SPAN.total_seconds(), False),
+    "HISTORY_RETENTION": (86_400, MAX_SPAN.total_seconds(), False),
+    "HISTORY_INTERVAL": (0, 3600, False),
+    "METRICS_MAX_LABEL_VALUES": (1, 10_000, False),
 }
 _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
     "max_delay_ms": ((int, float), "a number of milliseconds > 0 and <= 60000", 60_000),
     "max_rows": ((int,), "a whole number > 0 and <= 100000", 100_000),
 }
 #: The keys that decide what cleanup deletes: while one is invalid, cleanup deletes nothing.
-DELETION_KEYS = ("RETENTION", "GROUP_RETENTION", "CUSTOM_STATES")
+DELETION_KEYS = ("RETENTION", "GROUP_RETENTION", "CUSTOM_STATES", "HISTORY_RETENTION")
 #: The longest state name the ``status`` column holds.
 STATE_MAX_LENGTH = retention.STATE_MAX_LENGTH
 
@@ -376,7 +395,7 @@ def _converted(name: str, value: Any, raw: dict[str, Any]) -> Any:
         return retention.parse(value)
     if name == "GROUP_RETENTION":
         return value if value == "result_expires" else retention.as_keep(value)
-    if name == "STUCK_AFTER" and not isinstance(value, timedelta):
+    if name in ("STUCK_AFTER", "HISTORY_RETENTION") and not isinstance(value, timedelta):
         return timedelta(seconds=value)
     return value
 

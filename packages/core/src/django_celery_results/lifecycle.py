@@ -5,6 +5,9 @@ own ``setting_changed`` receivers aside). What is wired, and why:
 
 - ``before_task_publish``: the PENDING row of a task being sent (``TRACK_PENDING``);
 - ``worker_ready`` and ``beat_init``: the startup checks, logged;
+- ``worker_ready`` and ``worker_shutdown``: the history's catch-up thread of a worker
+  that stores results with ``django-db`` (``HISTORY_INTERVAL``);
+- before task results are deleted (``TaskResult.objects.delete_expired``): a catch-up;
 - a fork: the child forgets its parent's queued rows and notification consumers;
 - interpreter exit and ``worker_process_shutdown``: queued rows are written (a prefork
   child leaves with ``os._exit``, past ``atexit``);
@@ -28,10 +31,15 @@ from celery.signals import (
     task_success,
     worker_process_shutdown,
     worker_ready,
+    worker_shutdown,
 )
 
-from . import batching, checks, pending, writers
+from . import batching, checks, managers, pending, writers
 from .backends import notify, rows
+from .backends.database import DatabaseBackend
+from .conf import app_settings
+from .history import keeper
+from .history.rollup import catch_up
 
 #: Every receiver's ``dispatch_uid`` starts with this, so a second install adds nothing.
 UID = "django_celery_results"
@@ -52,6 +60,9 @@ def install() -> None:
     for signal in (worker_ready, beat_init):
         signal.connect(checks.log_at_start, dispatch_uid=f"{UID}.checks", weak=False)
     # Two handlers, so that one failing does not keep the other from running.
+    worker_ready.connect(start_history, dispatch_uid=f"{UID}.history", weak=False)
+    worker_shutdown.connect(stop_history, dispatch_uid=f"{UID}.history", weak=False)
+    managers.BEFORE_DELETE.append(count_before_delete)
     os.register_at_fork(after_in_child=writers.forget_all)
     os.register_at_fork(after_in_child=notify.forget_in_child)
     atexit.register(writers.flush_all, writers.EXIT_TIMEOUT)
@@ -64,6 +75,23 @@ def install() -> None:
         for signal in (task_success, task_failure):
             signal.connect(runner.on_outcome, dispatch_uid=f"{UID}.tasks", weak=False)
         task_revoked.connect(runner.on_revoked, dispatch_uid=f"{UID}.tasks", weak=False)
+
+
+def start_history(sender: Any = None, **kwargs: Any) -> None:
+    """Start the history's thread in a worker that stores results with ``django-db``."""
+    app = getattr(sender, "app", None)
+    if app is not None and isinstance(app.backend, DatabaseBackend):
+        keeper.start(app_settings().HISTORY_INTERVAL)
+
+
+def stop_history(**kwargs: Any) -> None:
+    """Stop the history's thread at the worker's shutdown."""
+    keeper.stop()
+
+
+def count_before_delete(alias: str) -> None:
+    """Count every row into the history before rows are deleted."""
+    catch_up(alias, wait=True)
 
 
 def flush_on_worker_shutdown(**kwargs: Any) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from celery.states import FAILURE
 from celery.utils.time import maybe_timedelta
 from django.conf import settings
 from django.db import connections, models, router
@@ -14,6 +16,7 @@ from django.utils import timezone
 
 from .conf import app_settings, refuse_if_misconfigured
 from .drivers import BaseDriver, TaskRow, get_driver
+from .failures import stored_exception_type
 from .utils import now
 
 if TYPE_CHECKING:
@@ -25,6 +28,10 @@ within the same transaction may give outdated results.
 
 Be sure to commit the transaction for each poll iteration.
 """
+
+#: Called with a database alias before task results are deleted there: the history's
+#: catch-up (``lifecycle.install`` adds it; this layer cannot import the history).
+BEFORE_DELETE: list[Callable[[str], object]] = []
 
 M = TypeVar("M", bound=models.Model)
 
@@ -85,7 +92,13 @@ class ResultManager(models.Manager[M], Generic[M]):
         driver = self.driver(self._db)
         cutoff = now() - maybe_timedelta(expires)
         size = batch_size or app_settings().CLEANUP_BATCH_SIZE
-        return driver.retrying.delete_expired(self.model, cutoff, size)
+        if not any(field.name == "rolled_up" for field in self.model._meta.fields):
+            return driver.retrying.delete_expired(self.model, cutoff, size)
+        # Task results: the history counts them first, and only counted rows go.
+        for hook in BEFORE_DELETE:
+            hook(driver.alias)
+        condition = models.Q(date_done__lt=cutoff, rolled_up=True)
+        return driver.retrying.delete_matching(self.model, condition, size)
 
 
 class TaskResultManager(ResultManager["TaskResult"]):
@@ -140,6 +153,9 @@ class TaskResultManager(ResultManager["TaskResult"]):
             queue=kwargs.get("queue"),
             date_done=timezone.now(),
             date_started=_started_at(kwargs.get("date_started")),
+            exception_type=(
+                stored_exception_type(content_type, result) if status == FAILURE else None
+            ),
         )
         driver = self.driver(using)
         driver.retrying.store_task_results([row])

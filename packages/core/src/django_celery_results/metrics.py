@@ -1,4 +1,4 @@
-"""A Prometheus view of the results table: ``report.build`` over a recent window, as metrics.
+"""A Prometheus view of the rolled-up history: counters and histograms ``rate()`` can use.
 
 Install the ``[prometheus]`` extra (``prometheus_client``) and route the view::
 
@@ -6,25 +6,32 @@ Install the ``[prometheus]`` extra (``prometheus_client``) and route the view::
     urlpatterns += [path("celery-results/metrics", metrics_view)]
 
 It answers staff users who may view task results, and scrapers sending
-``Authorization: Bearer <DJANGO_CELERY_RESULTS["METRICS_TOKEN"]>``. Every number is a
-gauge over the window (``?window=1h`` by default, at most 7 days) and, like the dashboard,
-over at most its newest ``report.MAX_ROWS`` rows. Names follow Flower's where one means
-the same (``flower_task_runtime_seconds`` → ``celery_results_task_runtime_seconds``), so
-dashboards built for Flower adapt by renaming.
+``Authorization: Bearer <DJANGO_CELERY_RESULTS["METRICS_TOKEN"]>``. A scrape returns
+running totals (``celery_results_tasks_total``, ``celery_results_task_exceptions_total``,
+and wait and run time histograms) that never go down, with each label bounded to
+``METRICS_MAX_LABEL_VALUES`` values, and gauges of what is true now (running, stuck and
+PENDING tasks). ``?window=1h`` (deprecated) answers the window gauges of earlier releases
+instead, now exact over the window's whole minutes.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+import math
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.db import router
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from . import report
 from .conf import app_settings
+from .history.series import Dictionary, Key
+from .history.totals import BOUNDS
+from .models import HistoryTotal, HistoryTotalSpread, TaskResult
 from .utils import parse_span
 
 if TYPE_CHECKING:
@@ -32,11 +39,65 @@ if TYPE_CHECKING:
 
 #: The window when ``?window=`` is not given, and the longest one accepted.
 DEFAULT_WINDOW = timedelta(hours=1)
-MAX_WINDOW = timedelta(days=7)
+MAX_WINDOW = timedelta(days=30)
+
+
+class TotalsCollector:
+    """Counters and histograms from the history's running totals, and what is true now."""
+
+    def __init__(self, alias: str, now: report.Report | None = None) -> None:
+        self.alias = alias
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the counters, the histograms, then the gauges of running and waiting tasks."""
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        tasks = CounterMetricFamily(
+            "celery_results_tasks",
+            "Tasks that reached a final state, by task name, state, queue and worker.",
+            labels=["task", "state", "queue", "worker"],
+        )
+        failures = CounterMetricFamily(
+            "celery_results_task_exceptions",
+            "Tasks that failed, by task name, exception type and worker.",
+            labels=["task", "exception", "worker"],
+        )
+        by_outcome: dict[tuple[str, str, str, str], int] = {}
+        by_exception: dict[tuple[str, str, str], int] = {}
+        for key, count in running_totals(self.alias):
+            outcome = (key.task_name, key.state, key.queue, key.worker)
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+            if key.state == "FAILURE":
+                failed = (key.task_name, key.exception_type or "(unknown)", key.worker)
+                by_exception[failed] = by_exception.get(failed, 0) + count
+        for labels, count in sorted(by_outcome.items()):
+            tasks.add_metric(list(labels), count)
+        for labels_of_failure, count in sorted(by_exception.items()):
+            failures.add_metric(list(labels_of_failure), count)
+        yield tasks
+        yield failures
+        for kind, metric, what in (
+            ("wait", "celery_results_task_wait_time_seconds", "sent (TRACK_PENDING) to started"),
+            ("run", "celery_results_task_run_time_seconds", "started (track_started) to done"),
+        ):
+            family = HistogramMetricFamily(
+                metric, f"Seconds from {what}, per task name.", labels=["task"]
+            )
+            for name, buckets, total in running_histograms(self.alias, kind):
+                family.add_metric([name], buckets, total)
+            yield family
+        if self.now is None:
+            return
+        yield from now_gauges(self.now, GaugeMetricFamily)
 
 
 class ReportCollector:
-    """A ``prometheus_client`` collector of one :class:`report.Report`."""
+    """The window gauges of one :class:`report.Report` (``?window=``; deprecated)."""
 
     def __init__(self, numbers: report.Report) -> None:
         self.numbers = numbers
@@ -48,7 +109,7 @@ class ReportCollector:
         numbers = self.numbers
         tasks = GaugeMetricFamily(
             "celery_results_tasks",
-            "Task results done in the window, by task name, state and queue.",
+            "Tasks finished in the window, by task name, state and queue.",
             labels=["task", "state", "queue"],
         )
         for name, state, queue, count in numbers.counts:
@@ -64,48 +125,79 @@ class ReportCollector:
             )  # fmt: skip
             for entry in numbers.tasks:
                 spread = getattr(entry, attribute)
-                for quantile, value in (("0.5", spread.p50), ("0.95", spread.p95)):
+                for quantile, value in (
+                    ("0.5", spread.p50), ("0.95", spread.p95), ("0.99", spread.p99)
+                ):  # fmt: skip
                     if value is not None:
                         family.add_metric([entry.task_name, quantile], value)
             yield family
-        executing = GaugeMetricFamily(
-            "celery_results_worker_executing_tasks",
-            "Tasks whose row is STARTED, per worker (written in the window).",
-            labels=["worker"],
-        )
-        stuck = GaugeMetricFamily(
-            "celery_results_stuck_tasks",
-            "Tasks STARTED for longer than STUCK_AFTER (within 7 days), per worker.",
-            labels=["worker"],
-        )
-        for load in numbers.workers:
-            executing.add_metric([load.worker], load.running)
-            stuck.add_metric([load.worker], load.stuck)
-        yield executing
-        yield stuck
-        if numbers.backlog is not None:
-            yield GaugeMetricFamily(
-                "celery_results_pending_tasks",
-                "PENDING rows (TRACK_PENDING): sent, not started (within 7 days).",
-                value=numbers.backlog.count,
-            )
-            oldest = numbers.backlog.oldest
-            age = 0.0 if oldest is None else (numbers.until - oldest).total_seconds()
-            yield GaugeMetricFamily(
-                "celery_results_pending_oldest_seconds",
-                "Age of the oldest PENDING row, in seconds (0 without one).",
-                value=age,
-            )
+        yield from now_gauges(numbers, GaugeMetricFamily)
         yield GaugeMetricFamily(
             "celery_results_window_seconds",
-            "The length of the window these numbers cover, in seconds.",
-            value=(numbers.until - numbers.covered_since).total_seconds(),
+            "The length of the window these numbers cover, in seconds (whole minutes).",
+            value=(numbers.covered_until - numbers.covered_since).total_seconds(),
         )
         yield GaugeMetricFamily(
             "celery_results_window_sampled",
-            "1 when the window held more rows than a scrape reads (its newest are counted).",
-            value=1 if numbers.sampled else 0,
+            "Always 0: the numbers come from the rolled-up history, never from a sample.",
+            value=0,
         )
+
+
+def now_gauges(numbers: report.Report, family: Any) -> Iterator[Metric]:
+    """Running and stuck tasks per worker, and the PENDING backlog: what is true now."""
+    executing = family(
+        "celery_results_worker_executing_tasks",
+        "Tasks whose row is STARTED (within 7 days), per worker.",
+        labels=["worker"],
+    )
+    stuck = family(
+        "celery_results_stuck_tasks",
+        "Tasks STARTED for longer than STUCK_AFTER (within 7 days), per worker.",
+        labels=["worker"],
+    )
+    for load in numbers.workers:
+        executing.add_metric([load.worker], load.running)
+        stuck.add_metric([load.worker], load.stuck)
+    yield executing
+    yield stuck
+    if numbers.backlog is not None:
+        yield family(
+            "celery_results_pending_tasks",
+            "PENDING rows (TRACK_PENDING): sent, not started (within 7 days).",
+            value=numbers.backlog.count,
+        )
+        oldest = numbers.backlog.oldest
+        age = 0.0 if oldest is None else (numbers.until - oldest).total_seconds()
+        yield family(
+            "celery_results_pending_oldest_seconds",
+            "Age of the oldest PENDING row, in seconds (0 without one).",
+            value=age,
+        )
+
+
+def running_totals(alias: str) -> list[tuple[Key, int]]:
+    """The stored running totals, by (bounded) series."""
+    table = HistoryTotal._default_manager.db_manager(alias)
+    rows = list(table.values_list("series_id", "count"))
+    keys = Dictionary(alias).keys_of({series for series, _count in rows})
+    return [(keys[series], count) for series, count in rows if series in keys]
+
+
+def running_histograms(alias: str, kind: str) -> list[tuple[str, list[tuple[str, float]], float]]:
+    """Each task name's cumulative histogram of ``kind`` seconds, as Prometheus wants it."""
+    table = HistoryTotalSpread._default_manager.db_manager(alias).filter(kind=kind)
+    found = []
+    for name, stored, total in table.order_by("task_name").values_list(
+        "task_name", "buckets", "total_seconds"
+    ):
+        counts = json.loads(stored) or [0] * (len(BOUNDS) + 1)
+        cumulative, buckets = 0, []
+        for bound, count in zip((*BOUNDS, math.inf), counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == math.inf else repr(bound), float(cumulative)))
+        found.append((name, buckets, total))
+    return found
 
 
 def allowed(request: HttpRequest) -> bool:
@@ -140,14 +232,19 @@ def metrics_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespons
             content_type="text/plain",
         )
     raw = request.GET.get("window")
-    window = DEFAULT_WINDOW if raw is None else parse_span(raw)
+    registry = CollectorRegistry(auto_describe=False)
+    if raw is None:
+        now = timezone.now()
+        numbers = report.build(now - DEFAULT_WINDOW, until=now)
+        alias = router.db_for_read(TaskResult) or "default"
+        registry.register(TotalsCollector(alias, numbers))
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    window = parse_span(raw)
     if window is None or not timedelta(0) < window <= MAX_WINDOW:
         return HttpResponse(
-            f"window={raw!r}: give a span such as 15m, 1h or 24h, at most 7d.\n",
+            f"window={raw!r}: give a span such as 15m, 1h or 24h, at most 30d.\n",
             status=400,
             content_type="text/plain",
         )
-    numbers = report.build(timezone.now() - window)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ReportCollector(numbers))
+    registry.register(ReportCollector(report.build(timezone.now() - window)))
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

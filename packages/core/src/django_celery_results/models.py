@@ -1,4 +1,4 @@
-"""Database models: task results, group results and chord counters."""
+"""Database models: task results, group results, chord counters and the history's tables."""
 
 from __future__ import annotations
 
@@ -129,6 +129,22 @@ class TaskResult(models.Model):
         verbose_name=_("Task Meta Information"),
         help_text=_("JSON meta information about the task, such as information on child tasks"),
     )
+    exception_type = models.CharField(
+        max_length=255,
+        null=True,
+        blank=True,
+        default=None,
+        verbose_name=_("Exception Type"),
+        help_text=_("The exception a FAILURE raised (module.Name; builtins by name alone)"),
+    )
+    #: False once a write changed the row and until the history counted it (see history).
+    rolled_up = models.BooleanField(
+        default=False, db_default=False, editable=False, verbose_name=_("Counted by the history")
+    )
+    #: What the history counted this row as, so a later state moves it (history.marks).
+    history_mark = models.CharField(
+        max_length=64, null=True, default=None, editable=False, verbose_name=_("History mark")
+    )
 
     objects = managers.TaskResultManager()
 
@@ -148,10 +164,28 @@ class TaskResult(models.Model):
             models.Index(fields=["date_created"], name="django_cele_date_cr_f04a50_idx"),
             models.Index(fields=["date_done"], name="django_cele_date_do_f59aad_idx"),
             models.Index(fields=["periodic_task_name"], name="django_cele_periodi_1993cf_idx"),
+            models.Index(fields=["exception_type"], name="django_cele_excepti_0c5e3a_idx"),
+            # The rows in one state, oldest first: the backlog, running and stuck tasks.
+            models.Index(fields=["status", "date_done"], name="django_cele_status_done_idx"),
+            # The history's queue of rows to count; MySQL, which has no partial index,
+            # gets the whole column indexed (migration 0018).
+            models.Index(
+                fields=["id"],
+                condition=models.Q(rolled_up=False),
+                name="django_cele_rolled_up_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"<Task: {self.task_id} ({self.status})>"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, and have the history count the row again (an admin edit, a script)."""
+        self.rolled_up = False
+        fields = kwargs.get("update_fields")
+        if fields is not None and "rolled_up" not in fields:
+            kwargs["update_fields"] = [*fields, "rolled_up"]
+        super().save(*args, **kwargs)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the columns Celery's result meta is built from (upstream's keys)."""
@@ -304,3 +338,150 @@ class GroupResult(models.Model):
             "result": self.result,
             "date_done": self.date_done,
         }
+
+
+class HistorySeries(models.Model):
+    """One combination the history counts by: task name, final state, queue, worker, exception.
+
+    Counts name a series by its id, so their key stays short on every database (InnoDB
+    indexes at most 3,072 bytes, less than the five columns together).
+    """
+
+    #: SHA-1 of the five values (``history.series.key_of``): the unique key.
+    key = models.CharField(max_length=40, unique=True)
+    task_name = models.CharField(max_length=TASK_ID_MAX_LENGTH, default="")
+    state = models.CharField(max_length=50)
+    queue = models.CharField(max_length=255, default="")
+    worker = models.CharField(max_length=100, default="")
+    exception_type = models.CharField(max_length=255, default="")
+
+    class Meta:
+        """Table information."""
+
+        verbose_name = _("history series")
+        verbose_name_plural = _("history series")
+
+    def __str__(self) -> str:
+        return f"<HistorySeries: {self.task_name} {self.state} {self.queue} {self.worker}>"
+
+
+class HistoryCount(models.Model):
+    """Finished tasks of one series in one time bucket (a minute, an hour or a day)."""
+
+    #: 0: minute buckets, 1: hours, 2: days (``history.buckets.TIERS``).
+    tier = models.PositiveSmallIntegerField()
+    #: The bucket's start, in UTC.
+    bucket = models.DateTimeField()
+    series = models.ForeignKey(HistorySeries, on_delete=models.CASCADE, db_index=False)
+    count = models.IntegerField(default=0)
+    #: The earliest and latest ``date_done`` counted here, and the latest one's task id.
+    first_done = models.DateTimeField()
+    last_done = models.DateTimeField()
+    example = models.CharField(max_length=TASK_ID_MAX_LENGTH)
+
+    class Meta:
+        """Table information."""
+
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tier", "bucket", "series"], name="django_cele_history_count_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"<HistoryCount: {self.tier} {self.bucket} {self.series_id} {self.count}>"
+
+
+class HistorySpread(models.Model):
+    """The wait or run times of one task name's finished tasks in one time bucket."""
+
+    tier = models.PositiveSmallIntegerField()
+    bucket = models.DateTimeField()
+    task_name = models.CharField(max_length=TASK_ID_MAX_LENGTH, default="")
+    #: "wait" (sent to started) or "run" (started to done).
+    kind = models.CharField(max_length=8)
+    count = models.IntegerField(default=0)
+    #: Logarithmic bins as JSON, ``{"bin": count}`` (``history.sketch``).
+    bins = models.TextField(default="{}")
+
+    class Meta:
+        """Table information."""
+
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tier", "bucket", "task_name", "kind"],
+                name="django_cele_history_spread_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"<HistorySpread: {self.tier} {self.bucket} {self.task_name} {self.kind}>"
+
+
+class HistoryTotal(models.Model):
+    """A running total since the history began, for Prometheus counters: it never goes down.
+
+    Its series holds label values as exported: past the bound on distinct values, "other".
+    """
+
+    series = models.OneToOneField(HistorySeries, on_delete=models.CASCADE)
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"<HistoryTotal: {self.series_id} {self.count}>"
+
+
+class HistoryTotalSpread(models.Model):
+    """A running histogram of one task name's wait or run seconds, in Prometheus buckets."""
+
+    task_name = models.CharField(max_length=TASK_ID_MAX_LENGTH, default="")
+    kind = models.CharField(max_length=8)
+    #: Observations per bucket of ``history.totals.BOUNDS`` (not cumulative), as JSON.
+    buckets = models.TextField(default="[]")
+    total_seconds = models.FloatField(default=0.0)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        """Table information."""
+
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task_name", "kind"], name="django_cele_history_total_spread_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"<HistoryTotalSpread: {self.task_name} {self.kind} {self.count}>"
+
+
+class HistoryLabel(models.Model):
+    """A label value admitted to the metrics, of the bounded number each label may have."""
+
+    #: "task", "state", "queue", "worker" or "exception".
+    label = models.CharField(max_length=16)
+    #: The value's SHA-1 (values are up to 255 characters; the key must stay short).
+    key = models.CharField(max_length=40)
+    value = models.CharField(max_length=255)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        """Table information."""
+
+        constraints = [
+            models.UniqueConstraint(fields=["label", "key"], name="django_cele_history_label_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"<HistoryLabel: {self.label}={self.value}>"
+
+
+class HistoryState(models.Model):
+    """The history's one bookkeeping row: its lock, and when it last caught up."""
+
+    #: When a catch-up last left no row to count (None: never).
+    caught_up_at = models.DateTimeField(null=True, default=None)
+    #: Rows counted since the history began (each write of a row counts once).
+    rows_counted = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"<HistoryState: {self.caught_up_at}>"

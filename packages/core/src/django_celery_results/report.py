@@ -1,68 +1,69 @@
-"""What the results table says about a time window: the dashboard's and the stats command's.
+"""What happened in a time window: the dashboard's, the metrics' and the stats command's numbers.
 
-Every query is bounded: by ``date_done`` (the window, served by its index), and by
-:data:`MAX_ROWS`: when the window holds more rows than that, the report covers its newest
-``MAX_ROWS`` rows and says so (``Report.sampled``), so a dashboard over a table of tens of
-millions of rows costs what it costs over a small one.
+Finished tasks come from the rolled-up history (``history``), exact for the window's whole
+minutes at any table size: a report first catches the history up (within a time budget,
+and says so when rows are left to count). What is true now rather than in a window (tasks
+running or stuck, the PENDING backlog) is read from the rows through an index on
+``(status, date_done)``: it walks only the rows in that state.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import router
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Trunc
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from . import stats
 from .conf import app_settings
-from .drivers import driver_for_alias
-from .models import TaskResult
-from .states import PENDING, TERMINAL_STATES
-from .stats import TaskStats
+from .history import sketch
+from .history.rollup import catch_up
+from .history.windows import Bar, SeriesCount, Window, chart, series_counts, spreads, window
+from .models import HistoryState, TaskResult
+from .states import FAILURE, PENDING
+from .stats import Spread, TaskStats
 
-#: Most rows of a window a report reads; past it, the newest of them.
-MAX_ROWS = 5_000
-#: Failures whose exception types are counted (the newest of the window).
-MAX_FAILURES = 500
 #: How far back STARTED rows count as stuck, and PENDING rows as the backlog.
 HORIZON = timedelta(days=7)
 #: The backlog is counted up to this many rows ("100,000+" past it).
 MAX_BACKLOG = 100_000
+#: The backlog's queues are read from its oldest rows, at most this many.
+BACKLOG_QUEUE_ROWS = 10_000
 #: Stuck tasks counted, at most (the oldest of them).
 MAX_STUCK = 500
-#: Exception types and workers listed, at most.
+#: Incidents and workers listed, at most.
 TOP = 10
-#: Chart buckets: the window's length → the bucket's unit.
-BUCKETS = ((timedelta(hours=2), "minute"), (timedelta(days=8), "hour"))
+#: Seconds a report may spend catching the history up before it reads it.
+CATCH_UP_SECONDS = 2.0
+#: The chart's bar for a window of at most this length.
+BARS = (
+    (timedelta(hours=2), 60),
+    (timedelta(hours=12), 600),
+    (timedelta(days=2), 3600),
+    (timedelta(days=8), 21_600),
+)
 
 
 @dataclass
-class Bucket:
-    """Finished tasks in one slice of the window."""
-
-    start: datetime
-    done: int = 0
-    failed: int = 0
-
-
-@dataclass
-class ExceptionCount:
-    """How often one exception type ended a task, and the newest such task."""
+class Incident:
+    """One exception type of one task: how often, when, on which workers, and an example."""
 
     type: str
+    task_name: str
     count: int
+    first: datetime
+    last: datetime
+    workers: list[str]
     example: str
 
 
 @dataclass
 class WorkerLoad:
-    """What one worker did in the window, and its stuck tasks."""
+    """What one worker finished in the window, and its running and stuck tasks now."""
 
     worker: str
     total: int = 0
@@ -70,6 +71,11 @@ class WorkerLoad:
     running: int = 0
     stuck: int = 0
     oldest_stuck: datetime | None = None
+
+    @property
+    def failure_rate(self) -> float | None:
+        """FAILURE over finished tasks; None when none finished."""
+        return self.failed / self.total if self.total else None
 
 
 @dataclass
@@ -79,6 +85,20 @@ class Backlog:
     count: int
     capped: bool
     oldest: datetime | None
+    #: PENDING rows by queue, among the oldest :data:`BACKLOG_QUEUE_ROWS`.
+    queues: dict[str, int] = field(default_factory=dict)
+    #: ``queues`` counts only the oldest :data:`BACKLOG_QUEUE_ROWS` rows.
+    queues_partial: bool = False
+
+
+@dataclass
+class HistoryStatus:
+    """How current the history is."""
+
+    #: When a catch-up last left nothing to count.
+    caught_up_at: datetime | None
+    #: Rows were written that this report's catch-up had no time to count.
+    behind: bool
 
 
 @dataclass
@@ -87,32 +107,36 @@ class Report:
 
     since: datetime
     until: datetime
-    #: The window held more than ``MAX_ROWS`` rows: the report covers rows done since
-    #: ``covered_since`` only.
-    sampled: bool
+    #: The whole minutes the numbers cover: from ``covered_since`` to ``covered_until``.
     covered_since: datetime
+    covered_until: datetime
     tasks: list[TaskStats]
-    throughput: list[Bucket]
-    exceptions: list[ExceptionCount]
+    throughput: list[Bar]
+    incidents: list[Incident]
     workers: list[WorkerLoad]
     stuck_after: timedelta
+    history: HistoryStatus
     backlog: Backlog | None = None
     states: dict[str, int] = field(default_factory=dict)
-    #: The throughput chart's bucket: "minute", "hour" or "day".
-    bucket: str = "minute"
+    #: The chart's bar length, in seconds.
+    bar_seconds: int = 60
     #: The stuck count stopped at ``MAX_STUCK``: there are more.
     stuck_capped: bool = False
-    #: Rows by (task name, state, queue): what the metrics view exports.
+    #: Tasks by (task name, state, queue): what the metrics' window gauges export.
     counts: list[tuple[str, str, str, int]] = field(default_factory=list)
+    #: The same numbers over the window of the same length just before (dashboard).
+    previous: dict[str, TaskStats] = field(default_factory=dict)
+    #: Compatibility: reports never sample (always False since the history).
+    sampled: bool = False
 
     @property
     def total(self) -> int:
-        """Rows in the (covered) window."""
+        """Finished tasks in the window."""
         return sum(self.states.values())
 
     @property
     def failure_rate(self) -> float | None:
-        """FAILURE rows over finished rows; None when none finished."""
+        """FAILURE over finished tasks; None when none finished."""
         return stats.failure_rate(self.states)
 
     @property
@@ -120,10 +144,16 @@ class Report:
         """STARTED rows older than ``stuck_after``, on every worker."""
         return sum(worker.stuck for worker in self.workers)
 
+    @property
+    def exceptions(self) -> list[Incident]:
+        """The incidents (the name older code reads)."""
+        return self.incidents
+
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         document = asdict(self)
         document["tasks"] = [entry.as_dict() for entry in self.tasks]
+        document["previous"] = {name: entry.as_dict() for name, entry in self.previous.items()}
         document["stuck_after"] = self.stuck_after.total_seconds()
         document.update(total=self.total, failure_rate=self.failure_rate, stuck=self.stuck)
         return _jsonable(document)  # type: ignore[no-any-return]
@@ -134,153 +164,141 @@ def build(
     *,
     until: datetime | None = None,
     task_names: list[str] | None = None,
-    max_rows: int = MAX_ROWS,
+    compare: bool = False,
+    budget: float = CATCH_UP_SECONDS,
 ) -> Report:
-    """Compute the report of rows done from ``since`` to now (on the read database)."""
-    until = until or timezone.now()
+    """The report of tasks finished from ``since`` to ``until`` (now), exact per minute.
+
+    ``compare`` adds the window of the same length just before, per task name.
+    """
+    now = timezone.now()
+    until = until or now
+    progress = catch_up(router.db_for_write(TaskResult), budget=budget)
     alias = router.db_for_read(TaskResult) or "default"
-    table = TaskResult._default_manager.db_manager(alias).all()
-    covered, covered_since, sampled = window_rows(table, since, until, task_names, max_rows)
+    span = window(since, until, now)
+    counted = _wanted(series_counts(span, alias), task_names)
+    tasks = task_stats(counted, spreads(span, alias))
     stuck_after = app_settings().STUCK_AFTER
-    tasks = driver_for_alias(alias).ops.timeline_stats(covered_since, task_names)
+    table = TaskResult._default_manager.db_manager(alias).all()
     report = Report(
         since=since,
         until=until,
-        sampled=sampled,
-        covered_since=covered_since,
+        covered_since=span.start,
+        covered_until=span.end,
         tasks=tasks,
-        throughput=throughput(covered, covered_since, until),
-        bucket=bucket_unit(covered_since, until),
-        exceptions=top_exceptions(covered),
-        workers=worker_loads(covered, table, until - stuck_after, until),
+        throughput=chart(span, bar_for(span), alias, until),
+        bar_seconds=bar_for(span),
+        incidents=incidents(counted),
+        workers=worker_loads(counted, table, until - stuck_after, until),
         stuck_after=stuck_after,
+        history=_status(alias, progress.remaining or progress.busy),
         backlog=backlog(table, until) if app_settings().TRACK_PENDING else None,
-        counts=counts_by_queue(covered),
+        counts=_by_queue(counted),
     )
-    # The totals from the same read as the metrics (timeline_stats reads up to now).
-    for _name, state, _queue, count in report.counts:
-        report.states[state] = report.states.get(state, 0) + count
-    report.stuck_capped = sum(load.stuck for load in report.workers) >= MAX_STUCK
+    for entry in counted:
+        report.states[entry.key.state] = report.states.get(entry.key.state, 0) + entry.count
+    report.stuck_capped = report.stuck >= MAX_STUCK
+    if compare:
+        length = span.end - span.start
+        before = Window(span.start - length, span.start)
+        earlier = _wanted(series_counts(before, alias), task_names)
+        report.previous = {
+            entry.task_name: entry for entry in task_stats(earlier, spreads(before, alias))
+        }
     return report
 
 
-def window_rows(
-    table: QuerySet[TaskResult],
-    since: datetime,
-    until: datetime,
-    task_names: list[str] | None = None,
-    max_rows: int = MAX_ROWS,
-) -> tuple[QuerySet[TaskResult], datetime, bool]:
-    """The rows done in the window, at most its newest ``max_rows``.
-
-    Returns them, the ``date_done`` they start at, and whether the window held more.
-    """
-    window = table.filter(date_done__gte=since, date_done__lte=until)
-    if task_names:
-        window = window.filter(task_name__in=task_names)
-    newest = window.order_by("-date_done").values_list("date_done", flat=True)
-    # The max_rows-th newest row, and whether one more follows it.
-    cutoff = list(newest[max_rows - 1 : max_rows + 1])
-    covered_since = cutoff[0] if cutoff else since
-    return window.filter(date_done__gte=covered_since), covered_since, len(cutoff) > 1
+def bar_for(span: Window) -> int:
+    """The chart's bar for a window: a minute up to 2 h, 10 min to 12 h, an hour to 2 d…."""
+    return next((bar for length, bar in BARS if span.end - span.start <= length), 86_400)
 
 
-def counts_by_queue(rows: QuerySet[TaskResult]) -> list[tuple[str, str, str, int]]:
-    """Rows by task name, state and queue, in one ``GROUP BY``."""
-    counted = rows.values_list("task_name", "status", "queue").annotate(n=Count("id")).order_by()
-    return sorted((name or "", state, queue or "", n) for name, state, queue, n in counted)
+def _wanted(counted: list[SeriesCount], task_names: list[str] | None) -> list[SeriesCount]:
+    if not task_names:
+        return counted
+    names = set(task_names)
+    return [entry for entry in counted if entry.key.task_name in names]
 
 
-def bucket_unit(since: datetime, until: datetime) -> str:
-    """The chart's bucket for a window: minutes up to 2 h, hours up to 8 d, else days."""
-    return next((unit for length, unit in BUCKETS if until - since <= length), "day")
+def task_stats(
+    counted: list[SeriesCount], binned: dict[tuple[str, str], sketch.Bins]
+) -> list[TaskStats]:
+    """Per task name: finished tasks by state, and wait and run percentiles."""
+    by_name: dict[str, TaskStats] = {}
+    for entry in counted:
+        name = entry.key.task_name
+        found = by_name.setdefault(name, TaskStats(task_name=name))
+        found.states[entry.key.state] = found.states.get(entry.key.state, 0) + entry.count
+    for found in by_name.values():
+        found.waiting = spread_of(binned.get((found.task_name, "wait"), {}))
+        found.processing = spread_of(binned.get((found.task_name, "run"), {}))
+    return sorted(by_name.values(), key=lambda entry: entry.task_name)
 
 
-def throughput(rows: QuerySet[TaskResult], since: datetime, until: datetime) -> list[Bucket]:
-    """Finished and failed tasks per minute (windows up to 2 h), hour (8 d) or day."""
-    unit = bucket_unit(since, until)
-    finished = rows.filter(status__in=sorted(TERMINAL_STATES))
-    counted = (
-        # Buckets in UTC: no time zone conversion in the database (MySQL's CONVERT_TZ
-        # needs its zone tables loaded); the page shows each start in local time.
-        finished.annotate(bucket=Trunc("date_done", unit, tzinfo=UTC))
-        .values("bucket")
-        .annotate(done=Count("id"), failed=Count("id", filter=Q(status="FAILURE")))
-        .order_by("bucket")
-    )
-    return [Bucket(row["bucket"], row["done"], row["failed"]) for row in counted]
+def spread_of(bins: sketch.Bins) -> Spread:
+    """The percentiles of binned durations (within ``sketch.ALPHA`` of the exact ones)."""
+    count = sum(bins.values())
+    if not count:
+        return Spread()
+    p50, p95, p99, top = sketch.percentiles(bins, (*stats.PERCENTILES, 1.0))
+    return Spread(p50=p50, p95=p95, p99=p99, max=top, count=count)
 
 
-def top_exceptions(rows: QuerySet[TaskResult]) -> list[ExceptionCount]:
-    """Exception types of the newest :data:`MAX_FAILURES` failures, most frequent first.
+def incidents(counted: list[SeriesCount]) -> list[Incident]:
+    """Failures by exception type and task name, most frequent first."""
+    grouped: dict[tuple[str, str], list[SeriesCount]] = defaultdict(list)
+    for entry in counted:
+        if entry.key.state == FAILURE:
+            kind = entry.key.exception_type or "(unknown)"
+            grouped[(kind, entry.key.task_name)].append(entry)
+    found = []
+    for (kind, name), entries in grouped.items():
+        newest = max(entries, key=lambda entry: entry.last)
+        found.append(
+            Incident(
+                type=kind,
+                task_name=name,
+                count=sum(entry.count for entry in entries),
+                first=min(entry.first for entry in entries),
+                last=newest.last,
+                workers=sorted({entry.key.worker for entry in entries}),
+                example=newest.example,
+            )
+        )
+    return sorted(found, key=lambda incident: (-incident.count, incident.type, incident.task_name))
 
-    Read from the stored result (``exc_type``) of JSON results; other serializers are
-    never decoded here and count as their content type.
-    """
-    failures = (
-        rows.filter(status="FAILURE")
-        .order_by("-date_done")
-        .values_list("task_id", "content_type", "result")[:MAX_FAILURES]
-    )
-    counts: Counter[str] = Counter()
-    examples: dict[str, str] = {}
-    for task_id, content_type, result in failures:
-        name = exception_type(content_type, result)
-        counts[name] += 1
-        examples.setdefault(name, task_id)
-    return [ExceptionCount(name, n, examples[name]) for name, n in counts.most_common(TOP)]
 
-
-#: Longest exception type name a report shows (a stored one can be any text).
-MAX_NAME = 200
-
-
-def exception_type(content_type: str | None, result: str | None) -> str:
-    """The ``exc_type`` of a stored failure (``exc_module.exc_type`` when not builtin)."""
-    if not result:
-        return "(no result)"
-    if content_type != "application/json":
-        return f"({content_type})"
-    try:
-        value = json.loads(result)
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python reads
-        return "(unreadable)"
-    if not isinstance(value, dict) or not isinstance(value.get("exc_type"), str):
-        return "(unknown)"
-    module = value.get("exc_module")
-    name = value["exc_type"][:MAX_NAME] or "(unknown)"
-    if not isinstance(module, str):
-        module = None
-    return name if module in (None, "builtins") else f"{module}.{name}"
+def _by_queue(counted: list[SeriesCount]) -> list[tuple[str, str, str, int]]:
+    totals: dict[tuple[str, str, str], int] = defaultdict(int)
+    for entry in counted:
+        totals[(entry.key.task_name, entry.key.state, entry.key.queue)] += entry.count
+    return sorted((*key, n) for key, n in totals.items())
 
 
 def worker_loads(
-    rows: QuerySet[TaskResult],
+    counted: list[SeriesCount],
     table: QuerySet[TaskResult],
     stuck_before: datetime,
     until: datetime,
 ) -> list[WorkerLoad]:
-    """Per worker: rows, failures and running tasks in the window, and stuck tasks.
+    """Per worker: finished and failed tasks in the window; running and stuck tasks now.
 
-    A task is stuck when its row is STARTED and was written (``date_done``) before
-    ``stuck_before``, within :data:`HORIZON`; the oldest :data:`MAX_STUCK` are counted.
+    Running and stuck tasks are STARTED rows (within :data:`HORIZON`), read through the
+    ``(status, date_done)`` index; a task is stuck when its STARTED row was written before
+    ``stuck_before``. The oldest :data:`MAX_STUCK` are counted.
     """
     loads: dict[str, WorkerLoad] = {}
-    counted = (
-        rows.values("worker")
-        .annotate(
-            total=Count("id"),
-            failed=Count("id", filter=Q(status="FAILURE")),
-            running=Count("id", filter=Q(status="STARTED")),
-        )
-        .order_by("-total")
-    )
-    for row in counted:
-        name = row["worker"] or ""
-        loads[name] = WorkerLoad(name, row["total"], row["failed"], row["running"])
+    for entry in counted:
+        load = loads.setdefault(entry.key.worker, WorkerLoad(entry.key.worker))
+        load.total += entry.count
+        if entry.key.state == FAILURE:
+            load.failed += entry.count
+    started = table.filter(status="STARTED", date_done__gte=until - HORIZON)
+    running = started.values_list("worker").annotate(n=Count("id")).order_by()
+    for worker, n in running:
+        loads.setdefault(worker or "", WorkerLoad(worker or "")).running = n
     stuck = (
-        table.filter(status="STARTED", date_done__lt=stuck_before)
-        .filter(date_done__gte=until - HORIZON)
+        started.filter(date_done__lt=stuck_before)
         .order_by("date_done")
         .values_list("worker", "date_done")[:MAX_STUCK]
     )
@@ -294,12 +312,28 @@ def worker_loads(
 
 
 def backlog(table: QuerySet[TaskResult], until: datetime) -> Backlog:
-    """PENDING rows written within :data:`HORIZON`: how many, and the oldest send time."""
+    """PENDING rows written within :data:`HORIZON`: how many, the oldest, and their queues."""
     pending = table.filter(status=PENDING, date_done__gte=until - HORIZON)
     counted = pending.order_by()[: MAX_BACKLOG + 1].count()
-    # The first row of the date_done index, not MIN() over every PENDING row.
+    # The first row of the (status, date_done) index, not MIN() over every PENDING row.
     oldest = pending.order_by("date_done").values_list("date_done", flat=True).first()
-    return Backlog(min(counted, MAX_BACKLOG), counted > MAX_BACKLOG, oldest)
+    queues: dict[str, int] = defaultdict(int)
+    first = pending.order_by("date_done").values_list("queue", flat=True)[:BACKLOG_QUEUE_ROWS]
+    for queue in first:
+        queues[queue or ""] += 1
+    return Backlog(
+        min(counted, MAX_BACKLOG),
+        counted > MAX_BACKLOG,
+        oldest,
+        dict(sorted(queues.items(), key=lambda item: -item[1])),
+        counted > BACKLOG_QUEUE_ROWS,
+    )
+
+
+def _status(alias: str, behind: bool) -> HistoryStatus:
+    state = HistoryState._default_manager.db_manager(alias).filter(id=1)
+    caught_up_at = state.values_list("caught_up_at", flat=True).first()
+    return HistoryStatus(caught_up_at, behind)
 
 
 def _jsonable(value: Any) -> Any:
@@ -312,4 +346,4 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["Backlog", "Bucket", "ExceptionCount", "Report", "WorkerLoad", "build"]
+__all__ = ["Backlog", "Incident", "Report", "WorkerLoad", "build"]

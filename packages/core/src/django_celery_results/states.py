@@ -22,6 +22,7 @@ from django.db.models import Q
 
 PENDING = states.PENDING
 SUCCESS = states.SUCCESS
+FAILURE = states.FAILURE
 #: States after which a task never runs again (Celery's READY_STATES).
 TERMINAL_STATES = frozenset(states.READY_STATES)
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .models import TaskResult
 
 #: The percentiles reported, as fractions.
-PERCENTILES = (0.5, 0.95)
+PERCENTILES = (0.5, 0.95, 0.99)
 
 
 @dataclass
@@ -34,6 +34,9 @@ class Spread:
     p50: float | None = None
     p95: float | None = None
     max: float | None = None
+    p99: float | None = None
+    #: How many durations were measured (0: none could be, see the page's note).
+    count: int = 0
 
 
 @dataclass
@@ -122,7 +125,7 @@ def nearest_rank(values: list[float]) -> Spread:
     if not values:
         return Spread()
     ordered = sorted(values)
-    spread = Spread(max=ordered[-1])
+    spread = Spread(max=ordered[-1], count=len(ordered))
     for fraction in PERCENTILES:
         rank = max(math.ceil(fraction * len(ordered)) - 1, 0)
         setattr(spread, f"p{round(fraction * 100)}", ordered[rank])

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import batching, pending
 from .drivers import BaseDriver, TaskRow
+from .history.rollup import catch_up
 
 if TYPE_CHECKING:
     from .models import TaskResult
@@ -49,6 +50,10 @@ def task_result_exists(driver: BaseDriver, task_id: str) -> bool:
 
 
 def delete_task_result(driver: BaseDriver, task_id: str) -> None:
-    """Delete a row; a state queued for it is written first, so it cannot bring it back."""
+    """Delete a row; a state queued for it is written first, so it cannot bring it back.
+
+    The history counts the row first: deleting it never takes the task out of the history.
+    """
     batching.flush_task_ids((task_id,))
+    catch_up(driver.alias, wait=True)
     driver.retrying.delete_task_result(task_id)

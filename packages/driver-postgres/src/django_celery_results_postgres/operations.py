@@ -198,7 +198,7 @@ class PostgresOperations(SQLOperations):
         ``percentile_cont`` interpolates between the two nearest values, where the
         portable computation picks the nearest rank.
         """
-        from django_celery_results.stats import Spread, rows_in_window, state_counts
+        from django_celery_results.stats import rows_in_window, state_counts
 
         manager = self.TaskResult._default_manager.db_manager(self.alias)
         stats = state_counts(rows_in_window(manager.all(), since, task_names))
@@ -228,9 +228,21 @@ class PostgresOperations(SQLOperations):
             if entry is None:
                 continue
             numbers = [None if v is None else float(v) for v in values]
-            entry.waiting = Spread(*numbers[:3])
-            entry.processing = Spread(*numbers[3:])
+            width = len(PERCENTILES) + 1  # the percentiles, then the maximum
+            entry.waiting, entry.processing = (
+                _spread(numbers[start : start + width]) for start in (0, width)
+            )
         return sorted(stats.values(), key=lambda s: s.task_name)
+
+
+def _spread(values: list[float | None]) -> Any:
+    """A ``Spread`` of :data:`PERCENTILES`' values followed by the maximum."""
+    from django_celery_results.stats import Spread
+
+    spread = Spread(max=values[-1])
+    for fraction, value in zip(PERCENTILES, values, strict=False):
+        setattr(spread, f"p{round(fraction * 100)}", value)
+    return spread
 
 
 def _first_tid_of(page: int) -> str:

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import retention
 from ..cleanup import as_timedelta
 from ..conf import app_settings
+from ..history.rollup import catch_up
 from ..models import GroupResult, TaskResult
 from . import dashboard, display, filters, paging, search
 
@@ -90,6 +91,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
         filters.PeriodicTaskNameFilter,
         filters.WorkerFilter,
         filters.QueueFilter,
+        filters.ExceptionTypeFilter,
     )
     readonly_fields = (
         "date_created",
@@ -103,8 +105,10 @@ class TaskResultAdmin(_TaskResultAdminBase):
         "meta",
     )
     # The search box; what a term finds is ``search.search``'s (index lookups only).
-    search_fields = ("task_id", "task_name", "periodic_task_name", "worker")
-    search_help_text = _("A task id, or the start of a task name, periodic task name or worker.")
+    search_fields = ("task_id", "task_name", "periodic_task_name", "worker", "exception_type")
+    search_help_text = _(
+        "A task id, or the start of a task name, periodic task name, worker or exception type."
+    )
     # Result tables grow to millions of rows: skip the second, unfiltered COUNT(*) that the
     # changelist runs on every search or filter just to print "x of N".
     show_full_result_count = False
@@ -201,6 +205,16 @@ class TaskResultAdmin(_TaskResultAdminBase):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """The list with keyset pages past the numbered ones (``?before=``)."""
         return paging.ResultChangeList
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        """Delete one row, after the history counted it."""
+        catch_up(obj._state.db, wait=True)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Delete the selected rows, after the history counted them."""
+        catch_up(queryset.db, wait=True)
+        super().delete_queryset(request, queryset)
 
     def get_urls(self) -> list[URLPattern]:
         """The model's pages, and the dashboard (``admin:django_celery_results_dashboard``)."""

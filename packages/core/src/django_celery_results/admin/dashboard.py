@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .. import report
+from ..history.windows import Bar
+from ..stats import Spread, TaskStats
 from . import display
 
 if TYPE_CHECKING:
@@ -20,18 +24,29 @@ if TYPE_CHECKING:
 
 #: The windows offered: query value → (length, label).
 WINDOWS = {
+    "15m": (timedelta(minutes=15), _("Last 15 minutes")),
     "1h": (timedelta(hours=1), _("Last hour")),
+    "6h": (timedelta(hours=6), _("Last 6 hours")),
     "24h": (timedelta(hours=24), _("Last 24 hours")),
     "7d": (timedelta(days=7), _("Last 7 days")),
+    "30d": (timedelta(days=30), _("Last 30 days")),
 }
 DEFAULT_WINDOW = "24h"
-#: The chart's drawing area, in SVG units.
-CHART_WIDTH, CHART_HEIGHT = 900, 160
+#: Auto-refresh periods offered, in seconds (0: off); a ``<meta>`` refresh, no JavaScript.
+REFRESHES = (0, 30, 60)
+#: The charts' drawing area, in SVG units, and the room left of it for the axis labels.
+CHART_WIDTH, CHART_HEIGHT, FAILED_HEIGHT, AXIS = 900, 160, 60, 48
+#: Time ticks drawn under the chart, about.
+TICKS = 6
+#: A percentile is flagged when it grew by this factor over the previous window…
+SLOWER = 1.5
+#: …and a failure rate when it grew by this many points (and at least doubled).
+FAILING_MORE = 0.05
 
 
 @dataclass
-class Bar:
-    """One bucket of the throughput chart, placed in the SVG."""
+class Column:
+    """One bar of the charts, placed in the SVG, with the link to its rows."""
 
     x: float
     width: float
@@ -40,49 +55,141 @@ class Bar:
     failed_y: float
     failed_height: float
     title: str
+    href: str
+    partial: bool
 
 
-#: Seconds in each bucket unit of ``report.throughput``, and its name on the page.
-UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
-UNIT_NAMES = {"minute": _("minute"), "hour": _("hour"), "day": _("day")}
+@dataclass
+class Tick:
+    """A label on an axis, and where it goes."""
+
+    at: float
+    label: str
 
 
-def chart(buckets: list[report.Bucket], unit: str, since: datetime, until: datetime) -> list[Bar]:
-    """Place each bucket's finished (and, in front, failed) count as bars over the window."""
-    span = max((until - since).total_seconds(), float(UNIT_SECONDS[unit]))
-    width = max(CHART_WIDTH * UNIT_SECONDS[unit] / span - 1, 2.0)
-    tallest = max((bucket.done for bucket in buckets), default=0) or 1
-    bars = []
-    for bucket in buckets:
-        offset = max((bucket.start - since).total_seconds(), 0.0)
-        x = min(CHART_WIDTH * offset / span, CHART_WIDTH - width)
-        done = CHART_HEIGHT * bucket.done / tallest
-        failed = CHART_HEIGHT * bucket.failed / tallest
-        when = display.to_the_second(bucket.start)
-        bars.append(
-            Bar(
-                x=round(x, 1),
-                width=round(width, 1),
-                done_y=round(CHART_HEIGHT - done, 1),
-                done_height=round(done, 1),
-                failed_y=round(CHART_HEIGHT - failed, 1),
-                failed_height=round(failed, 1),
-                title=f"{when}: {bucket.done} done, {bucket.failed} failed",
+def list_url(**filters: Any) -> str:
+    """The task results list, filtered (``date_done__gte=…`` and such)."""
+    query = urlencode({key: value for key, value in filters.items() if value is not None})
+    return f"{reverse('admin:django_celery_results_taskresult_changelist')}?{query}"
+
+
+def columns(bars: list[Bar], task: str | None) -> tuple[list[Column], int, int]:
+    """Place each bar: finished on the main chart, failed on its own scale below it."""
+    counts = [(bar.by_task.get(task, 0) if task else bar.done) for bar in bars]
+    tallest = max(counts, default=0) or 1
+    most_failed = max((bar.failed for bar in bars), default=0) or 1
+    width = (CHART_WIDTH - AXIS) / max(len(bars), 1)
+    placed = []
+    for index, (bar, done) in enumerate(zip(bars, counts, strict=True)):
+        done_height = CHART_HEIGHT * done / tallest
+        failed_height = 0.0 if task else FAILED_HEIGHT * bar.failed / most_failed
+        start, end = display.to_the_second(bar.start), display.to_the_second(bar.end)
+        title = f"{start} to {end}: {done} finished" + ("" if task else f", {bar.failed} failed")
+        if bar.partial:
+            title += " (partial)"
+        placed.append(
+            Column(
+                x=round(AXIS + index * width, 1),
+                width=round(max(width - 1, 1.0), 1),
+                done_y=round(CHART_HEIGHT - done_height, 1),
+                done_height=round(done_height, 1),
+                failed_y=round(FAILED_HEIGHT - failed_height, 1),
+                failed_height=round(failed_height, 1),
+                title=title,
+                href=list_url(
+                    date_done__gte=bar.start.isoformat(),
+                    date_done__lt=bar.end.isoformat(),
+                    task_name__exact=task,
+                ),
+                partial=bar.partial,
             )
         )
-    return bars
+    return placed, max(counts, default=0), max((bar.failed for bar in bars), default=0)
+
+
+def time_ticks(bars: list[Bar]) -> list[Tick]:
+    """About :data:`TICKS` labels under the chart, at bar starts."""
+    if not bars:
+        return []
+    every = max(len(bars) // TICKS, 1)
+    width = (CHART_WIDTH - AXIS) / len(bars)
+    same_day = bars[0].start.date() == bars[-1].end.date()
+    ticks = []
+    for index in range(0, len(bars), every):
+        when = display.local(bars[index].start)
+        label = when.strftime("%H:%M") if same_day else when.strftime("%m-%d %H:%M")
+        ticks.append(Tick(round(AXIS + index * width, 1), label))
+    return ticks
+
+
+def change(now: float | None, before: float | None, worse: float) -> str:
+    """``"worse"`` when ``now`` grew past ``before * worse``, else ``""``."""
+    if now is None or before is None or before <= 0:
+        return ""
+    return "worse" if now > before * worse else ""
+
+
+def task_row(entry: TaskStats, before: TaskStats | None, length: timedelta) -> dict[str, Any]:
+    """One line of the tasks table: this window's numbers beside the previous window's."""
+    minutes = max(length.total_seconds() / 60, 1)
+    rate, rate_before = entry.failure_rate, before.failure_rate if before else None
+    failing = (
+        rate is not None
+        and rate_before is not None
+        and rate >= rate_before + FAILING_MORE
+        and rate >= 2 * rate_before
+    )
+    return {
+        "stats": entry,
+        "before": before,
+        "failed": entry.states.get("FAILURE", 0),
+        "per_minute": f"{entry.total / minutes:.1f}",
+        "per_minute_before": "-" if before is None else f"{before.total / minutes:.1f}",
+        "failure_rate": _percent(rate),
+        "failure_rate_before": _percent(rate_before),
+        "failing": failing,
+        "wait": _spread(entry.waiting, before.waiting if before else None),
+        "run": _spread(entry.processing, before.processing if before else None),
+    }
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+def _spread(now: Spread, before: Spread | None) -> dict[str, Any]:
+    cells = []
+    for name in ("p50", "p95", "p99"):
+        value, earlier = getattr(now, name), getattr(before, name) if before else None
+        cells.append(
+            {
+                "name": name,
+                "value": display.duration(value),
+                "before": display.duration(earlier),
+                "flag": change(value, earlier, SLOWER),
+            }
+        )
+    return {"measured": now.count > 0, "cells": cells}
 
 
 def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> TemplateResponse:
-    """Render the dashboard for the window of ``?window=`` (1h, 24h or 7d)."""
+    """Render the dashboard for ``?window=`` (15m … 30d), ``?task=`` and ``?refresh=``."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     chosen = request.GET.get("window", DEFAULT_WINDOW)
     if chosen not in WINDOWS:
         chosen = DEFAULT_WINDOW
     length, label = WINDOWS[chosen]
+    refresh = request.GET.get("refresh", "0")
+    seconds = int(refresh) if refresh.isdigit() and int(refresh) in REFRESHES else 0
     until = timezone.now()
-    numbers = report.build(until - length, until=until)
+    numbers = report.build(until - length, until=until, compare=True)
+    names = [entry.task_name for entry in numbers.tasks]
+    task = request.GET.get("task") or None
+    if task not in names:
+        task = None
+    placed, top, failed_top = columns(numbers.throughput, task)
+    covered = numbers.covered_until - numbers.covered_since
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Task results dashboard"),
@@ -91,30 +198,50 @@ def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> Templa
         "window": chosen,
         "window_label": label,
         "windows": [(key, name) for key, (_length, name) in WINDOWS.items()],
-        "bars": chart(numbers.throughput, numbers.bucket, numbers.covered_since, until),
-        "chart_start": display.to_the_second(numbers.covered_since),
-        "chart_end": display.to_the_second(until),
-        "chart_top": max((bucket.done for bucket in numbers.throughput), default=0),
-        "bucket": UNIT_NAMES[numbers.bucket],
+        "refresh": seconds,
+        "refreshes": REFRESHES,
+        "task": task,
+        "task_names": names,
+        "bars": placed,
+        "ticks": time_ticks(numbers.throughput),
+        "chart_top": top,
+        "failed_top": failed_top,
+        "bar_length": display.duration(numbers.bar_seconds),
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
+        "failed_height": FAILED_HEIGHT,
+        "axis": AXIS,
+        "covered_since": display.to_the_second(numbers.covered_since),
+        "covered_until": display.to_the_second(numbers.covered_until),
+        "covered_length": display.duration(covered),
+        "shortened": numbers.covered_since > numbers.since + timedelta(minutes=1),
+        "caught_up_at": display.to_the_second(numbers.history.caught_up_at),
         "tasks": [
-            {
-                "stats": entry,
-                "failed": entry.states.get("FAILURE", 0),
-                "wait_p50": display.duration(entry.waiting.p50),
-                "wait_p95": display.duration(entry.waiting.p95),
-                "run_p50": display.duration(entry.processing.p50),
-                "run_p95": display.duration(entry.processing.p95),
-            }
+            task_row(entry, numbers.previous.get(entry.task_name), covered)
             for entry in sorted(numbers.tasks, key=lambda entry: -entry.total)
         ],
+        "incidents": [
+            {
+                "incident": incident,
+                "first": display.to_the_second(incident.first),
+                "last": display.to_the_second(incident.last),
+                "href": list_url(
+                    status__exact="FAILURE",
+                    task_name__exact=incident.task_name or None,
+                    exception_type__exact=incident.type,
+                    date_done__gte=numbers.covered_since.isoformat(),
+                ),
+            }
+            for incident in numbers.incidents[: report.TOP * 2]
+        ],
+        "workers": [
+            {"load": load, "failure_rate": _percent(load.failure_rate)} for load in numbers.workers
+        ],
         "stuck_after": display.duration(numbers.stuck_after),
-        "backlog_age": (
-            display.duration(until - numbers.backlog.oldest)
-            if numbers.backlog is not None and numbers.backlog.oldest is not None
-            else None
-        ),
-        "covered_since": display.to_the_second(numbers.covered_since),
+        "backlog_age": _age(until, numbers.backlog.oldest if numbers.backlog else None),
     }
     return TemplateResponse(request, "admin/django_celery_results/dashboard.html", context)
+
+
+def _age(until: datetime, oldest: datetime | None) -> str | None:
+    return None if oldest is None else display.duration(until - oldest)

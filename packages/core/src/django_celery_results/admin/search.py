@@ -2,7 +2,8 @@
 
 An id-shaped term (a UUID, with or without dashes) is an exact ``task_id`` lookup on the
 unique index. Any other term matches an exact ``task_id`` (ids need not be UUIDs) or the
-start of the task name, periodic task name or worker (``LIKE 'term%'``, an index range
+start of the task name, periodic task name, worker or exception type
+(``LIKE 'term%'``, an index range
 where the column's collation allows it). Upstream searched ``icontains`` over the TEXT
 args and kwargs too, a full scan of the table on every search; that is
 ``DJANGO_CELERY_RESULTS["ADMIN_SEARCH_ARGS"]``, off by default.
@@ -19,7 +20,7 @@ from django.db.models import Q, QuerySet
 #: A UUID as Celery makes task ids, with or without its dashes.
 UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")
 #: Columns matched by prefix (each has an index).
-PREFIX_COLUMNS = ("task_name", "periodic_task_name", "worker")
+PREFIX_COLUMNS = ("task_name", "periodic_task_name", "worker", "exception_type")
 #: Columns scanned with ``icontains`` when ``ADMIN_SEARCH_ARGS`` is on.
 SCANNED_COLUMNS = ("task_args", "task_kwargs")
 

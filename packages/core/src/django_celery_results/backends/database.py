@@ -23,6 +23,7 @@ from ..cleanup import configured_steps, delete_dead_chord_counters
 from ..cleanup import run as run_cleanup
 from ..drivers import BaseDriver, TaskRow, driver_for
 from ..drivers.rows import task_meta_values
+from ..failures import exception_type_of
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
 from ..task_requests import ignore_flag, result_ignored, text
@@ -151,6 +152,8 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
             self._encode_meta(meta),
             *self._extended_columns(request, traceback),
             happened if state == states.STARTED else None,  # date_started
+            None,  # date_created: the write's own time
+            exception_type_of(result, state),
         )
         store.store_task_row(driver_for(self.TaskModel, using), row)
         return encoded

@@ -226,11 +226,12 @@ class GenericOperations(ClientCursors):
             for task_id in chunk:
                 earlier |= Q(task_id=task_id, date_created__gt=sent[task_id])
             manager.filter(earlier).update(
+                rolled_up=False,
                 date_created=Case(
                     *(When(task_id=task_id, then=Value(sent[task_id])) for task_id in chunk),
                     default=F("date_created"),
                     output_field=DateTimeField(),
-                )
+                ),
             )
 
     def task_result_exists(self, task_id: str) -> bool:
@@ -246,6 +247,7 @@ class GenericOperations(ClientCursors):
         """
         changes = row.replaced_values()
         changes["date_done"] = row.date_done
+        changes["rolled_up"] = False  # the history counts the row again
         if row.date_started is not None:
             changes["date_started"] = Coalesce(
                 F("date_started"), Value(row.date_started, output_field=DateTimeField())

@@ -17,7 +17,7 @@ class TaskRow:
     """One state change of one task, as it is written to the ``TaskResult`` table.
 
     Every column is already encoded as the backend stores it (text, base64 for binary).
-    Read-only by convention, not frozen: a frozen dataclass sets each of its 17 fields
+    Read-only by convention, not frozen: a frozen dataclass sets each of its 18 fields
     through ``object.__setattr__``, which costs every write more than a microsecond.
     """
 
@@ -44,6 +44,9 @@ class TaskRow:
     #: ``date_created`` of a new row when it is not ``date_done``: the time of an earlier
     #: state this row was merged with (batched writes).
     date_created: datetime | None = None
+    #: A FAILURE's exception (``module.Name``, builtins by name alone); None otherwise.
+    #: Always replaced, so a later SUCCESS clears it.
+    exception_type: str | None = None
 
     #: The timestamps, last in :attr:`COLUMNS` (drivers adapt them apart from the text).
     DATE_COLUMNS: ClassVar[tuple[str, ...]] = ("date_created", "date_started", "date_done")
@@ -97,6 +100,7 @@ class TaskRow:
             self.worker,
             self.retries,
             self.queue,
+            self.exception_type,
             self.date_created or self.date_done,
             self.date_started,
             self.date_done,

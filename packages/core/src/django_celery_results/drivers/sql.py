@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from ..models import TaskResult
 
 COLUMNS = TaskRow.COLUMNS
+#: The column every write clears, so the history's next catch-up counts the row.
+ROLLED_UP = "rolled_up"
 #: The columns of a group's row, in the order the group upsert writes them.
 GROUP_COLUMNS = (
     "group_id",
@@ -359,6 +361,7 @@ class SQLOperations(GenericOperations):
             else:
                 value = "%s"
             sets.append(f"{column} = {value}")
+        sets.append(f"{ROLLED_UP} = FALSE")  # the history counts the row again
         test = overwritable_sql(state, stored("status"))
         return (
             f"{self.update_sql(self.task_table)} SET {', '.join(sets)} "
@@ -382,6 +385,7 @@ class SQLOperations(GenericOperations):
             else:
                 value = new(column)
             assignments.append((column, value))
+        assignments.append((ROLLED_UP, "FALSE"))  # the history counts the row again
         assignments.append(("status", new("status")))
         sql = self._insert(self.task_table, COLUMNS, count)
         sql += " " + self.upsert_sql("task_id", assignments, test)
@@ -410,7 +414,10 @@ class SQLOperations(GenericOperations):
         new, stored = self.new_value_sql("date_created"), self.stored_value_sql("date_created")
         head = self.insert_into_sql(self.task_table)
         source = arrays if arrays is not None else self.values_sql(count, len(COLUMNS))
-        conflict = self.upsert_sql("task_id", [("date_created", new)], f"{stored} > {new}")
+        # An earlier send time changes the row's wait: the history counts it again.
+        # First: MySQL assigns left to right, and the test reads date_created.
+        assignments = [(ROLLED_UP, "FALSE"), ("date_created", new)]
+        conflict = self.upsert_sql("task_id", assignments, f"{stored} > {new}")
         sql = f"{head} ({', '.join(COLUMNS)}) {source} {conflict}"
         self._statements[("pending", count, None)] = sql
         return sql

@@ -45,10 +45,11 @@ class Command(BaseCommand):
     """Print per task name: rows by state, failure rate, waiting and processing time."""
 
     help = (
-        "Print, per task name over a time window: rows by state, failure rate, and "
-        "p50/p95/max waiting time (sent or first written → started) and processing time "
-        "(started → done) over the window's newest --max-rows rows; then the top "
-        "exceptions, stuck tasks by worker and the PENDING backlog: the dashboard's numbers."
+        "Print, per task name over a time window: finished tasks by state, failure rate, "
+        "and p50/p95/p99 waiting time (sent → started, with TRACK_PENDING) and processing "
+        "time (started → done, with track_started), exact over the window's whole minutes "
+        "from the rolled-up history; then the incidents, stuck tasks by worker and the "
+        "PENDING backlog: the dashboard's numbers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -70,17 +71,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-rows",
             type=int,
-            default=report.MAX_ROWS,
-            help="Read at most the newest N rows of the window, as the dashboard does "
-            f"(default: {report.MAX_ROWS}).",
+            default=None,
+            help="Deprecated and ignored: the numbers come from the history, whole.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Compute and print the statistics."""
         since = parse_since(options["since"])
-        if options["max_rows"] < 1:
-            raise CommandError("--max-rows must be a whole number >= 1.")
-        numbers = report.build(since, task_names=options["tasks"], max_rows=options["max_rows"])
+        if options["max_rows"] is not None:
+            self.stderr.write("--max-rows is deprecated and ignored: every row is counted.")
+        numbers = report.build(since, task_names=options["tasks"])
         # The ids are drawn on the database rows are written to.
         writer = driver_for_model(TaskResult)
         usage = writer.ops.id_usage()
@@ -94,11 +94,13 @@ class Command(BaseCommand):
             }
             self.stdout.write(json.dumps(document, indent=2))
             return
-        self.stdout.write(f"Tasks done since {since:%Y-%m-%d %H:%M:%S %Z} (seconds)")
-        if numbers.sampled:
+        self.stdout.write(
+            f"Tasks finished from {numbers.covered_since:%Y-%m-%d %H:%M} to "
+            f"{numbers.covered_until:%Y-%m-%d %H:%M} UTC, whole minutes (seconds)"
+        )
+        if numbers.history.behind:
             self.stdout.write(
-                f"(the newest {numbers.total} rows, done since "
-                f"{numbers.covered_since:%Y-%m-%d %H:%M:%S}: raise --max-rows for more)"
+                "(rows are still being counted: run celery_results_history to count them all)"
             )
         self.stdout.write(self._table(numbers.tasks))
         for line in self._summary(numbers):
@@ -110,9 +112,12 @@ class Command(BaseCommand):
     def _summary(self, numbers: report.Report) -> list[str]:
         """The dashboard's other numbers: exceptions, stuck tasks, backlog."""
         lines = []
-        if numbers.exceptions:
-            top = ", ".join(f"{e.type}={e.count} (e.g. {e.example})" for e in numbers.exceptions)
-            lines.append(f"Top exceptions: {top}")
+        if numbers.incidents:
+            top = ", ".join(
+                f"{e.type} in {e.task_name or '(no name)'}={e.count} (e.g. {e.example})"
+                for e in numbers.incidents[: report.TOP]
+            )
+            lines.append(f"Incidents: {top}")
         stuck_after = int(numbers.stuck_after.total_seconds())
         stuck = [w for w in numbers.workers if w.stuck]
         by_worker = ", ".join(f"{w.worker or '(no worker)'}={w.stuck}" for w in stuck)
@@ -140,10 +145,10 @@ class Command(BaseCommand):
             "failed",
             "wait p50",
             "wait p95",
-            "wait max",
+            "wait p99",
             "run p50",
             "run p95",
-            "run max",
+            "run p99",
         ]
         lines = [header]
         for entry in stats:
@@ -156,14 +161,14 @@ class Command(BaseCommand):
                     "-" if rate is None else f"{rate:.1%}",
                     _seconds(entry.waiting.p50),
                     _seconds(entry.waiting.p95),
-                    _seconds(entry.waiting.max),
+                    _seconds(entry.waiting.p99),
                     _seconds(entry.processing.p50),
                     _seconds(entry.processing.p95),
-                    _seconds(entry.processing.max),
+                    _seconds(entry.processing.p99),
                 ]
             )
         if len(lines) == 1:
-            return "No task results in this window."
+            return "No task finished in this window."
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         return "\n".join(
             "  ".join(

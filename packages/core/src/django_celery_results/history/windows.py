@@ -1,0 +1,167 @@
+"""Reading the history back: any window's counts, spreads and chart, from whole buckets."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Max, Min, Q, Sum
+
+from ..conf import app_settings
+from ..models import HistoryCount, HistorySpread
+from ..states import FAILURE
+from . import sketch
+from .buckets import DAY, HOUR, MINUTE, MINUTE_RETENTION, TIER_SECONDS, Piece, ceil, cover, floor
+from .series import Dictionary, Key
+
+
+@dataclass(frozen=True)
+class Window:
+    """The whole minutes a window covers: ``start`` (included) to ``end`` (excluded).
+
+    ``start`` is the asked start, floored to its minute; later only where minute buckets
+    are pruned (past :data:`MINUTE_RETENTION`: the next hour) or the history's retention
+    ends. ``end`` is the end of the minute holding the asked end.
+    """
+
+    start: datetime
+    end: datetime
+
+    def pieces(self, top: int = DAY) -> list[Piece]:
+        """The buckets that add up to exactly this window, up to tier ``top``."""
+        return cover(self.start, self.end, top)
+
+
+def window(since: datetime, until: datetime, now: datetime) -> Window:
+    """The window of whole minutes holding ``since`` to ``until`` that the history can count."""
+    start = floor(since, MINUTE)
+    oldest_hour = now - app_settings().HISTORY_RETENTION
+    if start < now - MINUTE_RETENTION:
+        start = ceil(start, HOUR)
+    if start < oldest_hour:
+        start = ceil(oldest_hour, DAY)
+    end = floor(until, MINUTE) + timedelta(minutes=1)
+    return Window(start, max(start, end))
+
+
+def in_pieces(pieces: list[Piece]) -> Q:
+    """The buckets of ``pieces``, as one condition."""
+    condition = Q(pk__in=[])
+    for piece in pieces:
+        condition |= Q(tier=piece.tier, bucket__gte=piece.start, bucket__lt=piece.end)
+    return condition
+
+
+@dataclass
+class SeriesCount:
+    """Finished tasks of one series in a window."""
+
+    series: int
+    key: Key
+    count: int
+    first: datetime
+    last: datetime
+    #: The latest task counted (set for FAILURE series).
+    example: str = ""
+
+
+def series_counts(
+    span: Window, alias: str, dictionary: Dictionary | None = None
+) -> list[SeriesCount]:
+    """Every series' count in the window, with its first and last ``date_done``."""
+    table = HistoryCount._default_manager.db_manager(alias)
+    rows = (
+        table.filter(in_pieces(span.pieces()))
+        .values("series_id")
+        .annotate(n=Sum("count"), first=Min("first_done"), last=Max("last_done"))
+        .order_by()
+    )
+    found = {row["series_id"]: row for row in rows if row["n"]}
+    keys = (dictionary or Dictionary(alias)).keys_of(set(found))
+    counts = [
+        SeriesCount(series, keys[series], row["n"], row["first"], row["last"])
+        for series, row in found.items()
+        if series in keys
+    ]
+    failed = {series for series, key in keys.items() if key.state == FAILURE}
+    if failed:
+        newest: dict[int, tuple[datetime, str]] = {}
+        examples = table.filter(in_pieces(span.pieces()), series_id__in=sorted(failed))
+        for series, last, example in examples.values_list("series_id", "last_done", "example"):
+            if series not in newest or last > newest[series][0]:
+                newest[series] = (last, example)
+        for entry in counts:
+            if entry.key.state == FAILURE:
+                entry.example = newest[entry.series][1]
+    return counts
+
+
+def spreads(span: Window, alias: str) -> dict[tuple[str, str], sketch.Bins]:
+    """Each task name's wait and run bins in the window: ``(task name, kind) → bins``."""
+    table = HistorySpread._default_manager.db_manager(alias)
+    merged: dict[tuple[str, str], sketch.Bins] = defaultdict(dict)
+    rows = table.filter(in_pieces(span.pieces())).values_list("task_name", "kind", "bins")
+    for name, kind, bins in rows.iterator():
+        sketch.merge(merged[(name, kind)], json.loads(bins))
+    return merged
+
+
+@dataclass
+class Bar:
+    """One bar of the chart: finished and failed tasks from ``start`` to ``end``."""
+
+    start: datetime
+    end: datetime
+    done: int = 0
+    failed: int = 0
+    #: The bar reaches past the window (its first or last): it covers less than its length.
+    partial: bool = False
+    by_task: dict[str, int] = field(default_factory=dict)
+
+
+#: Bar lengths the chart may use, and the coarsest tier each can be summed from.
+BAR_TIERS = {60: MINUTE, 600: MINUTE, 3600: HOUR, 21_600: HOUR, 86_400: DAY}
+
+
+def chart(span: Window, bar_seconds: int, alias: str, until: datetime) -> list[Bar]:
+    """The window in bars of ``bar_seconds`` (aligned in UTC), each bar exact."""
+    top = BAR_TIERS[bar_seconds]
+    step = timedelta(seconds=bar_seconds)
+    first = floor_to(span.start, bar_seconds)
+    bars: list[Bar] = []
+    start = first
+    while start < span.end:
+        bars.append(Bar(start, start + step))
+        start += step
+    if not bars:
+        return bars
+    bars[0].partial = bars[0].start < span.start
+    bars[-1].partial = bars[-1].end > until
+    table = HistoryCount._default_manager.db_manager(alias)
+    rows = (
+        table.filter(in_pieces(span.pieces(top)))
+        .values("bucket", "series__task_name")
+        .annotate(done=Sum("count"), failed=Sum("count", filter=Q(series__state=FAILURE)))
+        .order_by()
+    )
+    for row in rows:
+        index = int((row["bucket"] - first).total_seconds() // bar_seconds)
+        if 0 <= index < len(bars):
+            target = bars[index]
+            target.done += row["done"]
+            target.failed += row["failed"] or 0
+            name = row["series__task_name"]
+            target.by_task[name] = target.by_task.get(name, 0) + row["done"]
+    return bars
+
+
+def floor_to(moment: datetime, seconds: int) -> datetime:
+    """``moment`` floored to a multiple of ``seconds`` since the epoch (UTC)."""
+    tier = next((tier for tier, length in TIER_SECONDS.items() if length == seconds), None)
+    if tier is not None:
+        return floor(moment, tier)
+    epoch = floor(moment, DAY)
+    offset = (moment - epoch).total_seconds() // seconds * seconds
+    return epoch + timedelta(seconds=offset)

@@ -156,9 +156,10 @@ def now_gauges(numbers: report.Report, family: Any) -> Iterator[Metric]:
         "Tasks STARTED for longer than STUCK_AFTER (within 7 days), per worker.",
         labels=["worker"],
     )
-    for load in numbers.workers:
-        executing.add_metric([load.worker], load.running)
-        stuck.add_metric([load.worker], load.stuck)
+    for load in numbers.workers:  # the busiest, and every one with a stuck task
+        if load.running or load.stuck:
+            executing.add_metric([load.worker], load.running)
+            stuck.add_metric([load.worker], load.stuck)
     yield executing
     yield stuck
     if numbers.backlog is not None:

@@ -1,0 +1,46 @@
+"""Windows cut into whole buckets: every minute counted once."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from django_celery_results.history.buckets import (
+    DAY,
+    HOUR,
+    MINUTE,
+    TIER_SECONDS,
+    cover,
+    floor,
+)
+
+
+def minutes_of(start: datetime, end: datetime) -> set[datetime]:
+    count = int((end - start).total_seconds() // 60)
+    return {start + timedelta(minutes=n) for n in range(count)}
+
+
+def test_a_cover_sums_each_minute_once() -> None:
+    rng = random.Random(3)
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    for _ in range(200):
+        start = base + timedelta(minutes=rng.randint(0, 60 * 24 * 40))
+        end = start + timedelta(minutes=rng.randint(0, 60 * 24 * 35))
+        covered: list[datetime] = []
+        for piece in cover(start, end):
+            assert piece.start == floor(piece.start, piece.tier)
+            assert piece.end == floor(piece.end, piece.tier)
+            covered.extend(minutes_of(piece.start, piece.end))
+        assert sorted(covered) == sorted(minutes_of(start, end))
+
+
+def test_the_middle_is_coarse() -> None:
+    start = datetime(2026, 11, 1, 22, 30, tzinfo=UTC)
+    pieces = cover(start, start + timedelta(days=3))
+    assert [piece.tier for piece in pieces] == [MINUTE, HOUR, DAY, HOUR, MINUTE]
+    assert TIER_SECONDS[DAY] == 86_400
+
+
+def test_a_cap_on_the_tier_keeps_buckets_small() -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    assert {piece.tier for piece in cover(start, start + timedelta(days=3), top=HOUR)} == {HOUR}

@@ -4,15 +4,18 @@ Usage: uv run --all-groups python bench/admin.py --db postgres|mariadb
        [--rows 10000000] [--small 10000] [--repeats 3] [--json out.json]
 
 For each size a throwaway database is migrated and seeded inside the database
-(``generate_series`` / MariaDB's ``seq_1_to_N``) with rows spread over the last 7 days:
+(``generate_series`` / MariaDB's ``seq_1_to_N``) with rows spread over the last 30 days
+(``--days``), counted into our history (timed: what ``celery_results_history`` does after
+an upgrade):
 90% SUCCESS, 5% FAILURE (with an exception in the result), 3% STARTED, 2% PENDING,
 50 task names, 20 workers, 5 queues, a periodic task on one row in ten, UUID task ids.
 Then ``bench/admin_pages.py`` runs under our Python and under upstream 2.6.0's
 virtualenv (the same one ``bench/run.py`` builds), logs a superuser in with Django's
 test client and times each page: the unfiltered list, by state, by task name, an id
 search, a deep page (ours: the keyset cursor at the table's middle row; upstream: the
-page number at the middle, which is all it has), a detail page, and our dashboard over
-24 hours. Printed: median milliseconds per page, and full size over small for each.
+page number at the middle, which is all it has), a detail page, our dashboard over each
+window (15 minutes to 30 days) and one ``/metrics`` scrape. Printed: median milliseconds
+per page, and full size over small for each.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from servers import TABLE, Server, make_server
 
 HERE = Path(__file__).resolve()
 PAGES_SCRIPT = HERE.parent / "admin_pages.py"
-WEEK = 7 * 86400
+DAY = 86_400
 LIST = "/admin/django_celery_results/taskresult/"
+DASHBOARD = f"{LIST}dashboard/"
 
 #: ``{n}`` rows spread over the last week, ids from ``md5('{tag}' || i)``.
 SEED = {
@@ -101,12 +105,12 @@ def run_pages(python: Path, server: Server, name: str, pages: dict[str, str], re
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def seed(server: Server, name: str, rows: int) -> float:
+def seed(server: Server, name: str, rows: int, days: int) -> float:
     """Fill the table with ``rows`` rows and refresh its statistics; return the seconds."""
     began = time.perf_counter()
     connection = server.connect(name)
     cursor = connection.cursor()
-    cursor.execute(SEED[server.engine].format(tag=name, n=rows, spread=WEEK))
+    cursor.execute(SEED[server.engine].format(tag=name, n=rows, spread=days * DAY))
     server.refresh_statistics(cursor)
     connection.close()
     server.quiesce()
@@ -141,8 +145,23 @@ def pages_for(contender: str, rows: int, pk: int, wanted: str, done: str) -> dic
         pages["deep page"] = f"{LIST}?p={max(rows // 2 // 100, 1)}"
     pages["detail"] = f"{LIST}{pk}/change/"
     if contender == "ours":
-        pages["dashboard, 24 h"] = "/admin/django_celery_results/taskresult/dashboard/?window=24h"
+        for window in ("15m", "1h", "6h", "24h", "7d", "30d"):
+            pages[f"dashboard, {window}"] = f"{DASHBOARD}?window={window}"
+        pages["metrics scrape"] = "/metrics/"
     return pages
+
+
+def catch_up(python: Path, server: Server, name: str) -> dict[str, float]:
+    """Count the seeded rows into the history (ours); return rows and seconds."""
+    env = {**os.environ, **server.settings(name), "BENCH_PAGES": "{}", "BENCH_CATCH_UP": "1"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    completed = subprocess.run(
+        [str(python), str(PAGES_SCRIPT)], env=env, capture_output=True, text=True,
+        timeout=7200, check=False,
+    )  # fmt: skip
+    if completed.returncode:
+        raise SystemExit(f"catch-up failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])["catch_up"]  # type: ignore[no-any-return]
 
 
 def main() -> None:
@@ -151,6 +170,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="full size (10M on PostgreSQL, 2M MariaDB)")
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--days", type=int, default=30, help="days the rows spread over")
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args()
@@ -164,8 +184,16 @@ def main() -> None:
         for rows in (args.small, full):
             name = server.create(f"admin{rows}")
             run_pages(contenders["ours"], server, name, {}, 1)  # migrate
-            seconds = seed(server, name, rows)
+            seconds = seed(server, name, rows, args.days)
             print(f"{rows:,} rows seeded in {seconds:.0f} s", flush=True)
+            counted = catch_up(contenders["ours"], server, name)
+            results.setdefault("catch_up", {})[rows] = counted
+            print(
+                f"  history: {counted['rows']:,} rows counted in {counted['s']:.0f} s "
+                f"({counted['rows'] / max(counted['s'], 1e-9):,.0f} rows/s)",
+                flush=True,
+            )
+            server.quiesce()
             pk, wanted, done = middle_row(server, name, rows)
             timings = {}
             # Alternate who goes first, so neither always meets the colder cache.

@@ -5,7 +5,8 @@ configures a minimal Django project with the admin, logs a superuser in with Dja
 test client, requests every page once to warm up, then ``BENCH_REPEATS`` times, and
 prints the median milliseconds per page as JSON. Configuration comes from the
 environment: BENCH_ENGINE, BENCH_NAME (as ``workloads.py``), BENCH_PAGES (JSON: page
-name → path).
+name → path). With BENCH_CATCH_UP set it only counts the stored rows into the history
+(ours) and prints how long that took.
 """
 
 from __future__ import annotations
@@ -83,7 +84,20 @@ def main() -> None:
     from django.urls import path
 
     urlpatterns.append(path("admin/", admin.site.urls))
+    try:  # ours: the Prometheus view (upstream has none)
+        from django_celery_results.metrics import metrics_view
+
+        urlpatterns.append(path("metrics/", metrics_view))
+    except ImportError:
+        pass
     call_command("migrate", verbosity=0)
+    if os.environ.get("BENCH_CATCH_UP"):
+        from django_celery_results.history.rollup import catch_up
+
+        began = time.perf_counter()
+        counted = catch_up(wait=True).rows
+        print(json.dumps({"catch_up": {"rows": counted, "s": time.perf_counter() - began}}))
+        return
     user = User.objects.filter(username="bench").first()
     if user is None:
         user = User.objects.create_superuser("bench", "bench@example.com", "bench")

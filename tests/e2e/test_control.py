@@ -6,10 +6,13 @@ or RETRY stores REVOKED without the task's request: three workers make three wri
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,11 +20,16 @@ from celery import chord, states
 from django.contrib import admin
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.contrib.sessions.backends.signed_cookies import SessionStore
+from django.db import connections
+from django.db.models import Count
 from django.test import RequestFactory
+from django.utils import timezone
 
 import demo_app.tasks  # noqa: F401  (the sender knows the definitions: ignore_result)
 from django_celery_results import pending
 from django_celery_results.admin import TaskResultAdmin
+from django_celery_results.history.rollup import catch_up
+from django_celery_results.history.windows import series_counts, window
 from django_celery_results.models import ChordCounter, TaskResult
 
 from .conftest import TIMEOUT, Brokers, Combo, Worker, client_app, combo_params, wait_until
@@ -219,3 +227,86 @@ def test_a_chord_whose_header_ignores_results_leaves_no_counter(
     )
     wait_until_idle(app, workers)
     assert not TaskResult.objects.filter(task_id=result.id).exists()  # the callback never ran
+
+
+def finished_by_series(since: Any) -> Counter[tuple[str, ...]]:
+    """``COUNT(*)`` of finished rows done since ``since``, by the history's series."""
+    rows = (
+        TaskResult.objects.filter(status__in=sorted(states.READY_STATES), date_done__gte=since)
+        .values_list("task_name", "status", "queue", "worker", "exception_type")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return Counter({tuple(v or "" for v in key): n for *key, n in rows})
+
+
+def history_by_series(since: Any, alias: str) -> Counter[tuple[str, ...]]:
+    """The history's counts of the window from ``since`` (whole minutes) to now."""
+    now = timezone.now()
+    counted = series_counts(window(since, now, now), alias)
+    return Counter({tuple(entry.key): entry.count for entry in counted})
+
+
+def kill_other_connections(alias: str) -> int:
+    """Close every other session on the test database: the workers' next writes retry."""
+    with connections[alias].cursor() as cursor:
+        if connections[alias].vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT id FROM information_schema.processlist "
+            "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        for session in ids:
+            with contextlib.suppress(Exception):  # gone already
+                cursor.execute(f"KILL CONNECTION {int(session)}")
+        return len(ids)
+
+
+def test_the_history_equals_the_rows_after_a_real_run(
+    app: Any, workers: Workers, combo: Combo
+) -> None:
+    """Retries, revokes from every worker, duplicate and moved outcomes, killed connections.
+
+    Compared as changes over the run, so rows of the module's earlier tests (some deleted)
+    do not blur it: ``COUNT(*)`` of the window's rows grew as the history did.
+    """
+    wait_until_idle(app, workers)
+    since = timezone.now() - timedelta(minutes=1)
+    catch_up(wait=True)
+    alias = combo.alias
+    rows_before, history_before = finished_by_series(since), history_by_series(since, alias)
+    sent = [app.send_task(T + "add", args=(n, n)) for n in range(20)]
+    sent += [app.send_task(T + "fail", args=("boom",)) for _ in range(4)]
+    sent += [app.send_task(T + "flaky", args=(n,)) for n in range(3)]  # RETRY, then SUCCESS
+    running = [app.send_task(T + "slow", args=(1.5,)) for _ in range(3)]
+    revoked = app.send_task(T + "slow", args=(30,), countdown=5)
+    revoke_everywhere(app, workers, revoked.id)  # three workers, three REVOKED writes
+    if connections[alias].vendor != "sqlite":
+        wait_until(
+            lambda: TaskResult.objects.filter(
+                task_id__in=[r.id for r in running], status=states.STARTED
+            ).count() == len(running),
+            what="the slow tasks to start",
+        )  # fmt: skip
+        assert kill_other_connections(alias) >= 1
+    for result in [*sent, *running]:
+        result.get(timeout=TIMEOUT, propagate=False)
+    wait_until_idle(app, workers)
+    backend = app.backend
+    # A duplicate SUCCESS (refused), a FAILURE that later succeeds, a revoked task that
+    # fails after all: the last two move between states (and minutes).
+    backend.mark_as_done(sent[0].id, 99)
+    backend.mark_as_done(sent[20].id, "recovered")
+    backend.mark_as_failure(revoked.id, KeyError("late"))
+    assert pending.flush()
+    catch_up(wait=True)
+    rows_after, history_after = finished_by_series(since), history_by_series(since, alias)
+    grown_rows = rows_after - rows_before
+    assert history_after - history_before == grown_rows
+    assert sum(grown_rows.values()) == len(sent) + len(running) + 1
+    assert TaskResult.objects.get(task_id=revoked.id).exception_type == "KeyError"

@@ -393,15 +393,12 @@ class HistoryCount(models.Model):
 
 
 class HistorySpread(models.Model):
-    """The wait or run times of one task name's finished tasks in one time bucket."""
+    """The wait and run times of one task name's finished tasks in one time bucket."""
 
     tier = models.PositiveSmallIntegerField()
     bucket = models.DateTimeField()
     task_name = models.CharField(max_length=TASK_ID_MAX_LENGTH, default="")
-    #: "wait" (sent to started) or "run" (started to done).
-    kind = models.CharField(max_length=8)
-    count = models.IntegerField(default=0)
-    #: Logarithmic bins as JSON, ``{"bin": count}`` (``history.sketch``).
+    #: Logarithmic bins as JSON (``history.sketch``): ``{"wait": {"bin": n}, "run": {…}}``.
     bins = models.TextField(default="{}")
 
     class Meta:
@@ -409,13 +406,12 @@ class HistorySpread(models.Model):
 
         constraints = [
             models.UniqueConstraint(
-                fields=["tier", "bucket", "task_name", "kind"],
-                name="django_cele_history_spread_key",
+                fields=["tier", "bucket", "task_name"], name="django_cele_history_spread_key"
             )
         ]
 
     def __str__(self) -> str:
-        return f"<HistorySpread: {self.tier} {self.bucket} {self.task_name} {self.kind}>"
+        return f"<HistorySpread: {self.tier} {self.bucket} {self.task_name}>"
 
 
 class HistoryTotal(models.Model):

@@ -27,7 +27,7 @@ from ..conf import app_settings
 from ..failures import stored_exception_type
 from ..models import HistoryCount, HistorySpread, HistoryState, TaskResult
 from ..states import FAILURE, TERMINAL_STATES
-from . import sketch
+from . import sketch, writes
 from .buckets import TIERS, floor, from_minute_number, minute_number
 from .series import IN_CHUNK, Dictionary, Key
 from .totals import Labels, Totals
@@ -115,10 +115,13 @@ class _Chunk:
     counts: dict[tuple[int, datetime, int], _Added] = field(
         default_factory=lambda: defaultdict(_Added)
     )
-    spreads: dict[tuple[int, datetime, str, str], sketch.Bins] = field(
-        default_factory=lambda: defaultdict(dict)
+    #: (tier, bucket, task name) → kind ("wait", "run") → bin → signed change.
+    spreads: dict[tuple[int, datetime, str], dict[str, sketch.Bins]] = field(
+        default_factory=lambda: defaultdict(lambda: {"wait": {}, "run": {}})
     )
     totals: Totals = field(default_factory=Totals)
+    #: Minute number → each tier's bucket of it (many rows share a minute).
+    buckets: dict[int, list[tuple[int, datetime]]] = field(default_factory=dict)
 
 
 def catch_up(
@@ -201,7 +204,7 @@ def _count_chunk(alias: str, dictionary: Dictionary, labels: Labels) -> tuple[in
     ids = dictionary.ids_of({key for key in keys if key is not None})
     old_keys = dictionary.keys_of({mark.series for mark in marks if mark is not None})
     horizon = now - app_settings().HISTORY_RETENTION
-    updated = []
+    marked: list[tuple[int, str | None, str | None]] = []
     for row, old, key in zip(rows, marks, keys, strict=True):
         new = None if key is None else _mark_of(row, ids[key])
         if new != old:
@@ -210,21 +213,13 @@ def _count_chunk(alias: str, dictionary: Dictionary, labels: Labels) -> tuple[in
             if new is not None and key is not None:
                 _move(changes, new, key, 1, horizon, row)
                 _add_totals(changes.totals, labels, row, key, old, old_keys, now)
-        updated.append(
-            TaskResult(
-                id=row["id"],
-                rolled_up=True,
-                history_mark=None if new is None else new.text(),
-                exception_type=row["exception_type"],
-            )
-        )
+        marked.append((row["id"], None if new is None else new.text(), row["exception_type"]))
     _save_counts(alias, changes.counts)
     _save_spreads(alias, changes.spreads)
     changes.totals.save(alias, dictionary)
     labels.save()
-    table.bulk_update(
-        updated, ["rolled_up", "history_mark", "exception_type"], batch_size=IN_CHUNK
-    )
+    columns = ("history_mark", "exception_type")
+    writes.update(alias, TaskResult, columns, marked, constants={"rolled_up": "TRUE"})
     return len(rows), len(rows) == CHUNK
 
 
@@ -300,11 +295,13 @@ def _move(
     row: dict[str, Any] | None = None,
 ) -> None:
     """Add (``sign`` 1) or take away (-1) one row's contribution, in every tier."""
-    minute = from_minute_number(mark.minute)
-    if sign < 0 and minute < horizon:
+    buckets = changes.buckets.get(mark.minute)
+    if buckets is None:
+        minute = from_minute_number(mark.minute)
+        buckets = changes.buckets[mark.minute] = [(tier, floor(minute, tier)) for tier in TIERS]
+    if sign < 0 and buckets[0][1] < horizon:
         return  # its buckets were pruned: nothing left to take it from
-    for tier in TIERS:
-        bucket = floor(minute, tier)
+    for tier, bucket in buckets:
         added = changes.counts[(tier, bucket, mark.series)]
         if row is None:
             added.count += sign
@@ -312,7 +309,7 @@ def _move(
             added.add(row["date_done"], row["task_id"])
         for kind, name in (("wait", mark.wait), ("run", mark.run)):
             if name:
-                delta = changes.spreads[(tier, bucket, key.task_name, kind)]
+                delta = changes.spreads[(tier, bucket, key.task_name)][kind]
                 delta[name] = delta.get(name, 0) + sign
 
 
@@ -337,6 +334,10 @@ def _add_totals(
                 totals.observe(bounded.task_name, kind, seconds)
 
 
+#: A stored count's columns, as ``_save_counts`` reads them.
+COUNT_COLUMNS = ("id", "bucket", "series_id", "count", "first_done", "last_done", "example")
+
+
 def _save_counts(alias: str, counts: dict[tuple[int, datetime, int], _Added]) -> None:
     table = HistoryCount._default_manager.db_manager(alias)
     for tier in TIERS:
@@ -347,15 +348,18 @@ def _save_counts(alias: str, counts: dict[tuple[int, datetime, int], _Added]) ->
             continue
         buckets = [bucket for _tier, bucket, _series in keys]
         series = sorted({series for _tier, _bucket, series in keys})
-        stored: dict[tuple[int, datetime, int], HistoryCount] = {}
+        stored: dict[tuple[int, datetime, int], list[Any]] = {}
         for start in range(0, len(series), IN_CHUNK):
             found = table.filter(
                 tier=tier,
                 bucket__gte=min(buckets),
                 bucket__lte=max(buckets),
                 series_id__in=series[start : start + IN_CHUNK],
+            ).values_list(
+                "id", "bucket", "series_id", "count", "first_done", "last_done", "example"
             )
-            stored.update(((tier, row.bucket, row.series_id), row) for row in found)
+            for row_id, bucket, series_id, count, first, last, example in found:
+                stored[(tier, bucket, series_id)] = [row_id, count, first, last, example]
         new, changed, emptied = [], [], []
         for key in keys:
             added = counts[key]
@@ -363,76 +367,65 @@ def _save_counts(alias: str, counts: dict[tuple[int, datetime, int], _Added]) ->
             if row is None:
                 if added.count > 0 and added.first is not None and added.last is not None:
                     new.append(
-                        HistoryCount(
-                            tier=tier,
-                            bucket=key[1],
-                            series_id=key[2],
-                            count=added.count,
-                            first_done=added.first,
-                            last_done=added.last,
-                            example=added.example,
-                        )
+                        (tier, key[1], key[2], added.count, added.first, added.last, added.example)
                     )
                 continue
-            row.count += added.count
-            if row.count <= 0:
-                emptied.append(row.id)
+            row[1] += added.count
+            if row[1] <= 0:
+                emptied.append(row[0])
                 continue
-            if added.first is not None and added.first < row.first_done:
-                row.first_done = added.first
-            if added.last is not None and added.last >= row.last_done:
-                row.last_done, row.example = added.last, added.example
+            if added.first is not None and added.first < row[2]:
+                row[2] = added.first
+            if added.last is not None and added.last >= row[3]:
+                row[3], row[4] = added.last, added.example
             changed.append(row)
-        table.bulk_create(new)
-        table.bulk_update(changed, ["count", "first_done", "last_done", "example"])
-        table.filter(id__in=emptied).delete()
+        columns = ("tier", "bucket", "series", "count", "first_done", "last_done", "example")
+        writes.insert(alias, HistoryCount, columns, new)
+        writes.update(
+            alias, HistoryCount, ("count", "first_done", "last_done", "example"), changed
+        )
+        writes.delete(alias, HistoryCount, emptied)
 
 
-def _save_spreads(alias: str, spreads: dict[tuple[int, datetime, str, str], sketch.Bins]) -> None:
+def _save_spreads(
+    alias: str, spreads: dict[tuple[int, datetime, str], dict[str, sketch.Bins]]
+) -> None:
     table = HistorySpread._default_manager.db_manager(alias)
     for tier in TIERS:
-        keys = [key for key, bins in spreads.items() if key[0] == tier and bins]
+        keys = [key for key, kinds in spreads.items() if key[0] == tier and any(kinds.values())]
         if not keys:
             continue
-        buckets = [bucket for _tier, bucket, _name, _kind in keys]
-        names = sorted({name for _tier, _bucket, name, _kind in keys})
-        stored: dict[tuple[int, datetime, str, str], HistorySpread] = {}
+        buckets = [bucket for _tier, bucket, _name in keys]
+        names = sorted({name for _tier, _bucket, name in keys})
+        stored: dict[tuple[int, datetime, str], tuple[int, str]] = {}
         for start in range(0, len(names), IN_CHUNK):
             found = table.filter(
                 tier=tier,
                 bucket__gte=min(buckets),
                 bucket__lte=max(buckets),
                 task_name__in=names[start : start + IN_CHUNK],
-            )
-            stored.update(((tier, row.bucket, row.task_name, row.kind), row) for row in found)
+            ).values_list("id", "bucket", "task_name", "bins")
+            for row_id, bucket, name, bins_text in found:
+                stored[(tier, bucket, name)] = (row_id, bins_text)
         new, changed, emptied = [], [], []
         for key in keys:
-            delta = spreads[key]
             row = stored.get(key)
-            bins: sketch.Bins = {} if row is None else json.loads(row.bins)
-            _merge_signed(bins, delta)
-            count = sum(bins.values())
+            kinds: dict[str, sketch.Bins] = {} if row is None else json.loads(row[1])
+            for kind, delta in spreads[key].items():
+                bins = kinds.setdefault(kind, {})
+                _merge_signed(bins, delta)
+                if not bins:
+                    del kinds[kind]
             if row is None:
-                if count > 0:
-                    new.append(
-                        HistorySpread(
-                            tier=tier,
-                            bucket=key[1],
-                            task_name=key[2],
-                            kind=key[3],
-                            count=count,
-                            bins=json.dumps(bins),
-                        )
-                    )
-                continue
-            if count <= 0:
-                emptied.append(row.id)
-                continue
-            row.bins, row.count = json.dumps(bins), count
-            changed.append(row)
-        table.bulk_create(new)
-        table.bulk_update(changed, ["bins", "count"])
-        table.filter(id__in=emptied).delete()
+                if kinds:
+                    new.append((tier, key[1], key[2], json.dumps(kinds)))
+            elif not kinds:
+                emptied.append(row[0])
+            else:
+                changed.append((row[0], json.dumps(kinds)))
+        writes.insert(alias, HistorySpread, ("tier", "bucket", "task_name", "bins"), new)
+        writes.update(alias, HistorySpread, ("bins",), changed)
+        writes.delete(alias, HistorySpread, emptied)
 
 
 def _merge_signed(bins: sketch.Bins, delta: sketch.Bins) -> None:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from ..models import HistoryLabel, HistorySeries, HistoryTotal, HistoryTotalSpread
+from . import writes
 from .series import IN_CHUNK, Dictionary, Key, digest
 
 #: The value that stands for every label value past the bound.
@@ -43,9 +44,17 @@ class Labels:
             (row.label, row.value): row for row in self.table.all()
         }
         self.touched: dict[int, HistoryLabel] = {}
+        #: Keys bounded in this catch-up (a key's values are checked once per catch-up).
+        self.seen: dict[Key, Key] = {}
 
     def bounded(self, key: Key, now: datetime) -> Key:
         """``key`` with each value past its label's bound replaced by :data:`OTHER`."""
+        known = self.seen.get(key)
+        if known is None:
+            known = self.seen[key] = self._bounded(key, now)
+        return known
+
+    def _bounded(self, key: Key, now: datetime) -> Key:
         return Key(
             *(self._value(label, value, now) for label, value in zip(LABELS, key, strict=True))
         )
@@ -110,39 +119,45 @@ class Totals:
             ids = dictionary.ids_of(set(self.counts))
             table = HistoryTotal._default_manager.db_manager(alias)
             wanted = sorted(ids.values())
-            stored: dict[int, HistoryTotal] = {}
+            stored: dict[int, list[int]] = {}
             for start in range(0, len(wanted), IN_CHUNK):
                 part = table.filter(series_id__in=wanted[start : start + IN_CHUNK])
-                stored.update((row.series_id, row) for row in part)
-            new = []
+                for row_id, series_id, count in part.values_list("id", "series_id", "count"):
+                    stored[series_id] = [row_id, count]
+            new, changed = [], []
             for key, added in self.counts.items():
                 row = stored.get(ids[key])
                 if row is None:
-                    new.append(HistoryTotal(series_id=ids[key], count=added))
+                    new.append((ids[key], added))
                 else:
-                    row.count += added
-            table.bulk_create(new)
-            table.bulk_update(list(stored.values()), ["count"])
+                    changed.append((row[0], row[1] + added))
+            writes.insert(alias, HistoryTotal, ("series", "count"), new)
+            writes.update(alias, HistoryTotal, ("count",), changed)
         if self.spreads:
-            spreads = HistoryTotalSpread._default_manager.db_manager(alias)
-            names = sorted({name for name, _kind in self.spreads})
-            found = {
-                (row.task_name, row.kind): row
-                for start in range(0, len(names), IN_CHUNK)
-                for row in spreads.filter(task_name__in=names[start : start + IN_CHUNK])
-            }
-            new_spreads: list[HistoryTotalSpread] = []
-            for (name, kind), observed in self.spreads.items():
-                spread = found.get((name, kind))
-                if spread is None:
-                    spread = HistoryTotalSpread(task_name=name, kind=kind)
-                    new_spreads.append(spread)
-                buckets = json.loads(spread.buckets) or [0] * (len(BOUNDS) + 1)
-                for seconds in observed:
-                    buckets[bisect.bisect_left(BOUNDS, seconds)] += 1
-                spread.buckets = json.dumps(buckets)
-                spread.total_seconds += sum(observed)
-                spread.count += len(observed)
-            spreads.bulk_create(new_spreads)
-            kept = [row for row in found.values() if (row.task_name, row.kind) in self.spreads]
-            spreads.bulk_update(kept, ["buckets", "total_seconds", "count"])
+            self._save_spreads(alias)
+
+    def _save_spreads(self, alias: str) -> None:
+        spreads = HistoryTotalSpread._default_manager.db_manager(alias)
+        names = sorted({name for name, _kind in self.spreads})
+        found: dict[tuple[str, str], tuple[int, str, float, int]] = {}
+        for start in range(0, len(names), IN_CHUNK):
+            part = spreads.filter(task_name__in=names[start : start + IN_CHUNK])
+            for row_id, name, kind, stored, total, count in part.values_list(
+                "id", "task_name", "kind", "buckets", "total_seconds", "count"
+            ):
+                found[(name, kind)] = (row_id, stored, total, count)
+        new, changed = [], []
+        for (name, kind), observed in self.spreads.items():
+            row = found.get((name, kind))
+            buckets = (json.loads(row[1]) if row else []) or [0] * (len(BOUNDS) + 1)
+            for seconds in observed:
+                buckets[bisect.bisect_left(BOUNDS, seconds)] += 1
+            total = (row[2] if row else 0.0) + sum(observed)
+            count = (row[3] if row else 0) + len(observed)
+            if row is None:
+                new.append((name, kind, json.dumps(buckets), total, count))
+            else:
+                changed.append((row[0], json.dumps(buckets), total, count))
+        columns = ("task_name", "kind", "buckets", "total_seconds", "count")
+        writes.insert(alias, HistoryTotalSpread, columns, new)
+        writes.update(alias, HistoryTotalSpread, columns[2:], changed)

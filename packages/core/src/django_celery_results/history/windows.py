@@ -102,9 +102,10 @@ def spreads(span: Window, alias: str) -> dict[tuple[str, str], sketch.Bins]:
     """Each task name's wait and run bins in the window: ``(task name, kind) → bins``."""
     table = HistorySpread._default_manager.db_manager(alias)
     merged: dict[tuple[str, str], sketch.Bins] = defaultdict(dict)
-    rows = table.filter(in_pieces(span.pieces())).values_list("task_name", "kind", "bins")
-    for name, kind, bins in rows.iterator():
-        sketch.merge(merged[(name, kind)], json.loads(bins))
+    rows = table.filter(in_pieces(span.pieces())).values_list("task_name", "bins")
+    for name, stored in rows.iterator():
+        for kind, bins in json.loads(stored).items():
+            sketch.merge(merged[(name, kind)], bins)
     return merged
 
 

@@ -66,8 +66,6 @@ class Migration(migrations.Migration):
                 ('tier', models.PositiveSmallIntegerField()),
                 ('bucket', models.DateTimeField()),
                 ('task_name', models.CharField(default='', max_length=TASK_ID_MAX_LENGTH)),
-                ('kind', models.CharField(max_length=8)),
-                ('count', models.IntegerField(default=0)),
                 ('bins', models.TextField(default='{}')),
             ],
         ),
@@ -123,7 +121,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='historyspread',
-            constraint=models.UniqueConstraint(fields=('tier', 'bucket', 'task_name', 'kind'), name='django_cele_history_spread_key'),
+            constraint=models.UniqueConstraint(fields=('tier', 'bucket', 'task_name'), name='django_cele_history_spread_key'),
         ),
         migrations.AddField(
             model_name='historytotal',

@@ -89,12 +89,14 @@ def task_id(tag: str, i: int) -> str:
 
 def run_pages(python: Path, server: Server, name: str, pages: dict[str, str], repeats: int) -> Any:
     """Run ``admin_pages.py`` with ``python`` on database ``name``; return its timings."""
-    env = {
-        **os.environ,
-        **server.settings(name),
-        "BENCH_PAGES": json.dumps(pages),
-        "BENCH_REPEATS": str(repeats),
-    }
+    return pages_script(
+        python, server, name, {"BENCH_PAGES": json.dumps(pages), "BENCH_REPEATS": str(repeats)}
+    )
+
+
+def pages_script(python: Path, server: Server, name: str, env: dict[str, str]) -> Any:
+    """Run ``admin_pages.py`` with ``python`` on database ``name``; return its last line."""
+    env = {**os.environ, **server.settings(name), **env}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     completed = subprocess.run(
         [str(python), str(PAGES_SCRIPT)], env=env, capture_output=True, text=True,
@@ -153,15 +155,8 @@ def pages_for(contender: str, rows: int, pk: int, wanted: str, done: str) -> dic
 
 def catch_up(python: Path, server: Server, name: str) -> dict[str, float]:
     """Count the seeded rows into the history (ours); return rows and seconds."""
-    env = {**os.environ, **server.settings(name), "BENCH_PAGES": "{}", "BENCH_CATCH_UP": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    completed = subprocess.run(
-        [str(python), str(PAGES_SCRIPT)], env=env, capture_output=True, text=True,
-        timeout=7200, check=False,
-    )  # fmt: skip
-    if completed.returncode:
-        raise SystemExit(f"catch-up failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])["catch_up"]  # type: ignore[no-any-return]
+    done = pages_script(python, server, name, {"BENCH_PAGES": "{}", "BENCH_CATCH_UP": "1"})
+    return done["catch_up"]  # type: ignore[no-any-return]
 
 
 def main() -> None:

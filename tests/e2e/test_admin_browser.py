@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from django_celery_results.history.rollup import catch_up
 from django_celery_results.models import TaskResult
 from django_celery_results.testing.router import use_alias
 
@@ -161,10 +162,12 @@ def test_list_filter_search_and_detail(
 def test_dashboard_numbers_equal_the_database(
     page: Any, live_server: Any, results: dict[str, list[str]], combo: Combo
 ) -> None:
+    catch_up()
     page.goto(f"{live_server.url}/admin/django_celery_results/taskresult/")
     page.click("text=Dashboard")
     page.wait_for_selector("#dcr-totals")
-    day = TaskResult.objects.filter(date_done__gte=timezone.now() - timedelta(hours=24))
+    finished = TaskResult.objects.filter(status__in=("SUCCESS", "FAILURE", "REVOKED"))
+    day = finished.filter(date_done__gte=timezone.now() - timedelta(hours=24))
     assert page.inner_text("[data-figure=total]") == str(day.count())
     for state in ("SUCCESS", "FAILURE"):
         shown = page.inner_text(f"[data-state={state}]")
@@ -172,15 +175,74 @@ def test_dashboard_numbers_equal_the_database(
     for name in (T + "add", T + "fail"):
         cell = page.inner_text(f"tr[data-task='{name}'] [data-col=total]")
         assert cell == str(day.filter(task_name=name).count())
+    # Incidents: the failures by exception type and task, each linked to its rows.
     failures = day.filter(status="FAILURE").count()
-    exceptions = page.eval_on_selector_all(
+    counts = page.eval_on_selector_all(
         "#dcr-incidents [data-col=count]", "cells => cells.map(c => Number(c.textContent))"
     )
-    assert sum(exceptions) == failures
-    assert page.locator("svg.dcr-chart rect.done").count() >= 1
+    assert sum(counts) == failures
+    assert page.inner_text(f"#dcr-incidents tr[data-task='{T}fail']").startswith("ValueError")
+    # Workers: finished and failed in the window, from the same history.
+    worker_totals = page.eval_on_selector_all(
+        "#dcr-workers [data-col=total]", "cells => cells.map(c => Number(c.textContent))"
+    )
+    assert sum(worker_totals) == day.count()
+    # The chart: axes and time ticks, failures on their own scale; a bar opens its rows.
+    assert page.locator("#dcr-chart text").count() >= 3
+    assert page.locator("#dcr-failed-chart rect.failed").count() >= 1
+    # Processing time is measured (track_started); waiting needs TRACK_PENDING.
+    row = f"tr[data-task='{T}add']"
+    assert page.locator(f"{row} [data-col=run-p50]").count() == 1
+    assert page.locator(f"{row} [data-col=wait-missing]").count() == 1
     shoot(page, f"admin-dashboard-{combo.alias}")
     page.click("[data-window='1h']")
     page.wait_for_url("**window=1h**")
-    assert page.inner_text("[data-figure=total]") == str(
-        TaskResult.objects.filter(date_done__gte=timezone.now() - timedelta(hours=1)).count()
+    hour = finished.filter(date_done__gte=timezone.now() - timedelta(hours=1))
+    assert page.inner_text("[data-figure=total]") == str(hour.count())
+    page.locator("#dcr-chart a[data-bar] rect.done[height]:not([height='0.0'])").last.click(
+        force=True
     )
+    page.wait_for_url("**date_done__gte=**")
+    assert set(listed_ids(page)) <= set(hour.values_list("task_id", flat=True))
+    assert listed_ids(page)
+
+
+def test_dashboard_task_picker_windows_and_refresh(
+    page: Any, live_server: Any, results: dict[str, list[str]], combo: Combo
+) -> None:
+    catch_up()
+    url = f"{live_server.url}/admin/django_celery_results/taskresult/dashboard/"
+    page.goto(f"{url}?window=15m")
+    for window in ("15m", "1h", "6h", "24h", "7d", "30d"):
+        assert page.locator(f"[data-window='{window}']").count() == 1
+    page.click(f"[data-task-pick='{T}fail']")
+    page.wait_for_url("**task=**")
+    assert page.locator("#dcr-failed-chart").count() == 0  # one task's series alone
+    page.click("[data-refresh='30']")
+    page.wait_for_url("**refresh=30**")
+    assert page.locator("meta[http-equiv=refresh]").get_attribute("content") == "30"
+    assert "Exact counts" in page.inner_text("#dcr-coverage")
+
+
+def test_dashboard_in_dark_mode_and_without_javascript(
+    browser: Any, live_server: Any, results: dict[str, list[str]], django_user_model: Any
+) -> None:
+    catch_up()
+    django_user_model.objects.create_superuser("dark", "dark@example.com", PASSWORD)
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, color_scheme="dark", java_script_enabled=False
+    )
+    opened = context.new_page()
+    try:
+        opened.goto(f"{live_server.url}/admin/login/")
+        opened.fill("#id_username", "dark")
+        opened.fill("#id_password", PASSWORD)
+        opened.click("input[type=submit]")
+        opened.goto(f"{live_server.url}/admin/django_celery_results/taskresult/dashboard/")
+        assert opened.inner_text("[data-figure=total]") != ""
+        text = opened.eval_on_selector("#dcr-chart text", "e => getComputedStyle(e).fill")
+        background = opened.eval_on_selector("body", "e => getComputedStyle(e).backgroundColor")
+        assert text != background  # the axis labels follow the theme's text colour
+        shoot(opened, "admin-dashboard-dark")
+    finally:
+        context.close()

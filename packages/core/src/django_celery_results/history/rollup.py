@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -338,6 +338,24 @@ def _add_totals(
 COUNT_COLUMNS = ("id", "bucket", "series_id", "count", "first_done", "last_done", "example")
 
 
+def _stored(
+    table: Any, tier: int, keys: list[tuple[Any, ...]], column: str, fields: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    """``fields`` of the stored buckets that ``keys`` (tier, bucket, value) may name.
+
+    Those of ``tier`` between the keys' first and last bucket, ``column`` among their values.
+    """
+    buckets = [key[1] for key in keys]
+    wanted = sorted({key[2] for key in keys})
+    for start in range(0, len(wanted), IN_CHUNK):
+        yield from table.filter(
+            tier=tier,
+            bucket__gte=min(buckets),
+            bucket__lte=max(buckets),
+            **{f"{column}__in": wanted[start : start + IN_CHUNK]},
+        ).values_list(*fields)
+
+
 def _save_counts(alias: str, counts: dict[tuple[int, datetime, int], _Added]) -> None:
     table = HistoryCount._default_manager.db_manager(alias)
     for tier in TIERS:
@@ -346,20 +364,10 @@ def _save_counts(alias: str, counts: dict[tuple[int, datetime, int], _Added]) ->
         ]
         if not keys:
             continue
-        buckets = [bucket for _tier, bucket, _series in keys]
-        series = sorted({series for _tier, _bucket, series in keys})
         stored: dict[tuple[int, datetime, int], list[Any]] = {}
-        for start in range(0, len(series), IN_CHUNK):
-            found = table.filter(
-                tier=tier,
-                bucket__gte=min(buckets),
-                bucket__lte=max(buckets),
-                series_id__in=series[start : start + IN_CHUNK],
-            ).values_list(
-                "id", "bucket", "series_id", "count", "first_done", "last_done", "example"
-            )
-            for row_id, bucket, series_id, count, first, last, example in found:
-                stored[(tier, bucket, series_id)] = [row_id, count, first, last, example]
+        found = _stored(table, tier, keys, "series_id", COUNT_COLUMNS)
+        for row_id, bucket, series_id, count, first, last, example in found:
+            stored[(tier, bucket, series_id)] = [row_id, count, first, last, example]
         new, changed, emptied = [], [], []
         for key in keys:
             added = counts[key]
@@ -379,11 +387,8 @@ def _save_counts(alias: str, counts: dict[tuple[int, datetime, int], _Added]) ->
             if added.last is not None and added.last >= row[3]:
                 row[3], row[4] = added.last, added.example
             changed.append(row)
-        columns = ("tier", "bucket", "series", "count", "first_done", "last_done", "example")
-        writes.insert(alias, HistoryCount, columns, new)
-        writes.update(
-            alias, HistoryCount, ("count", "first_done", "last_done", "example"), changed
-        )
+        writes.insert(alias, HistoryCount, ("tier", "bucket", "series", *COUNT_COLUMNS[3:]), new)
+        writes.update(alias, HistoryCount, COUNT_COLUMNS[3:], changed)
         writes.delete(alias, HistoryCount, emptied)
 
 
@@ -395,18 +400,10 @@ def _save_spreads(
         keys = [key for key, kinds in spreads.items() if key[0] == tier and any(kinds.values())]
         if not keys:
             continue
-        buckets = [bucket for _tier, bucket, _name in keys]
-        names = sorted({name for _tier, _bucket, name in keys})
         stored: dict[tuple[int, datetime, str], tuple[int, str]] = {}
-        for start in range(0, len(names), IN_CHUNK):
-            found = table.filter(
-                tier=tier,
-                bucket__gte=min(buckets),
-                bucket__lte=max(buckets),
-                task_name__in=names[start : start + IN_CHUNK],
-            ).values_list("id", "bucket", "task_name", "bins")
-            for row_id, bucket, name, bins_text in found:
-                stored[(tier, bucket, name)] = (row_id, bins_text)
+        found = _stored(table, tier, keys, "task_name", ("id", "bucket", "task_name", "bins"))
+        for row_id, bucket, name, bins_text in found:
+            stored[(tier, bucket, name)] = (row_id, bins_text)
         new, changed, emptied = [], [], []
         for key in keys:
             row = stored.get(key)

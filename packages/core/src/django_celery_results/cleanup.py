@@ -46,6 +46,8 @@ class CleanupReport:
     outcomes: list[Outcome] = field(default_factory=list)
     complete: bool = True
     seconds: float = 0.0
+    #: History buckets past their retention that were pruned after the steps.
+    history_pruned: int = 0
 
     @property
     def rows(self) -> int:
@@ -58,6 +60,7 @@ class CleanupReport:
             "dry_run": self.dry_run,
             "complete": self.complete,
             "rows": self.rows,
+            "history_pruned": self.history_pruned,
             "seconds": round(self.seconds, 3),
             "steps": [
                 {
@@ -165,11 +168,7 @@ def run(
             report.complete = finished and step is steps[-1]
             break
     if not dry_run and report.complete:
-        outcome = Outcome("history", "history buckets past their retention")
-        began = time.monotonic()
-        outcome.rows = prune(_driver(TaskResult).alias, timezone.now())
-        outcome.seconds = time.monotonic() - began
-        report.outcomes.append(outcome)
+        report.history_pruned = prune(_driver(TaskResult).alias, timezone.now())
     report.seconds = time.monotonic() - started
     return report
 

@@ -6,17 +6,18 @@ counters are read from.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Min, Model
+from django.db.models import Model
 
 from ..conf import app_settings
 from ..models import HistoryCount, HistorySpread
+from . import writes
 from .buckets import MINUTE, MINUTE_RETENTION
 
-#: Buckets deleted per transaction: this much time of them.
-SLICE = timedelta(hours=1)
+#: Buckets deleted per transaction.
+CHUNK = 10_000
 
 
 def prune(alias: str, now: datetime) -> int:
@@ -30,13 +31,14 @@ def prune(alias: str, now: datetime) -> int:
 
 
 def _delete_before(model: type[Model], alias: str, cutoff: datetime, **tiers: int) -> int:
-    """Delete ``model``'s buckets older than ``cutoff``, a :data:`SLICE` per transaction."""
-    table = model._default_manager.db_manager(alias).filter(**tiers)
-    oldest = table.aggregate(oldest=Min("bucket"))["oldest"]
+    """Delete ``model``'s buckets older than ``cutoff``, :data:`CHUNK` rows per transaction."""
+    table = model._default_manager.db_manager(alias).filter(bucket__lt=cutoff, **tiers)
     deleted = 0
-    while oldest is not None and oldest < cutoff:
-        bound = min(oldest + SLICE, cutoff)
-        with transaction.atomic(using=alias):
-            deleted += table.filter(bucket__lt=bound).delete()[0]
-        oldest = bound if bound < cutoff else None
-    return deleted
+    while True:
+        ids = list(table.order_by().values_list("id", flat=True)[:CHUNK])
+        if ids:
+            with transaction.atomic(using=alias):
+                writes.delete(alias, model, ids)
+            deleted += len(ids)
+        if len(ids) < CHUNK:
+            return deleted

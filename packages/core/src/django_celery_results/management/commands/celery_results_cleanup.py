@@ -195,6 +195,10 @@ class Command(BaseCommand):
             self.stdout.write(line)
         if verbosity >= 1 and report.outcomes:
             self.stdout.write(f"Total: {verb} {report.rows:,} rows in {report.seconds:.2f} s.")
+        if verbosity >= 1 and report.history_pruned:
+            self.stdout.write(
+                f"History: pruned {report.history_pruned:,} buckets past their retention."
+            )
         if not report.complete:
             self.stdout.write(
                 self.style.WARNING(

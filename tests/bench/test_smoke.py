@@ -167,7 +167,12 @@ def test_admin_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
         "admin.py", "--db", db, "--rows", "3000", "--small", "1000", "--repeats", "1",
         "--no-upstream", "--json", str(out),
     )  # fmt: skip
-    assert "| dashboard, 24 h |" in completed.stdout
-    sizes = json.loads(out.read_text())["sizes"]
+    for window in ("15m", "1h", "6h", "24h", "7d", "30d"):
+        assert f"| dashboard, {window} |" in completed.stdout
+    assert "| metrics scrape |" in completed.stdout
+    results = json.loads(out.read_text())
+    assert {int(rows) for rows in results["catch_up"]} == {1000, 3000}
+    assert all(done["rows"] == int(rows) for rows, done in results["catch_up"].items())
+    sizes = results["sizes"]
     for timings in sizes.values():
         assert {page["status"] for page in timings["ours"].values()} == {200}

@@ -129,12 +129,14 @@ class TestConfiguration:
             filters.PeriodicTaskNameFilter,
             filters.WorkerFilter,
             filters.QueueFilter,
+            filters.ExceptionTypeFilter,
         ]
         assert list(model_admin.search_fields) == [
             "task_id",
             "task_name",
             "periodic_task_name",
             "worker",
+            "exception_type",
         ]
         assert list(model_admin.readonly_fields) == [
             "date_created",

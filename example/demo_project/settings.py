@@ -19,7 +19,8 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_TASK_SIGNALS_FILE``: a file ``demo_library`` logs Django's task signals to;
 - ``DEMO_TASKS_BACKEND``: the ``TASKS`` backend (default: ours; ``bench/django_tasks_fields.py``
   compares another); ``DEMO_CELERY_IMPORTS``: modules the worker imports at start;
-- ``DEMO_RESULT_EXTENDED``: ``0`` turns ``result_extended`` off.
+- ``DEMO_RESULT_EXTENDED``: ``0`` turns ``result_extended`` off;
+- ``DEMO_HISTORY_INTERVAL``: seconds between the worker's history catch-ups (default 10).
 
 On Django 6.0+, ``django.tasks`` tasks (``demo_library.jobs``) run on the Celery workers.
 """
@@ -124,6 +125,7 @@ DJANGO_CELERY_RESULTS = {
     # STARTED and other in-progress states wait up to 100 ms to merge with the next one.
     "BATCH_WRITES": {"max_delay_ms": 100} if os.environ.get("DEMO_BATCH_WRITES") == "1" else None,
     "NOTIFY": os.environ.get("DEMO_NOTIFY") == "1",
+    "HISTORY_INTERVAL": float(os.environ.get("DEMO_HISTORY_INTERVAL", "10")),
     # The JSON views under results/ answer staff who may view results, not anyone.
     "RESULT_VIEWS_PERMISSION": "django_celery_results.view_taskresult",
 }

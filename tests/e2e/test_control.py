@@ -59,7 +59,13 @@ def workers(
     """WORKERS workers reading one queue, each under a node name of its own."""
     brokers.ensure(combo.broker)
     queue = f"e2e-{uuid.uuid4().hex[:10]}"
-    started = [Worker(combo, queue=queue, node=f"{queue}-{n}") for n in range(WORKERS)]
+    # On SQLite, history catch-ups every 0.2 s: a pool process replaced after a terminate is
+    # then often forked during one (it used to inherit SQLite's locks held, and hang).
+    fast_history = {"DEMO_HISTORY_INTERVAL": "0.2"} if combo.alias == "default" else None
+    started = [
+        Worker(combo, queue=queue, node=f"{queue}-{n}", extra_env=fast_history)
+        for n in range(WORKERS)
+    ]
     for worker in started:
         worker.start()
     app = client_app(combo, queue)

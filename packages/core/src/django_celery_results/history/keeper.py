@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from django.db import connections
@@ -18,6 +19,12 @@ class Keeper(threading.Thread):
     Each catch-up may spend half the interval; one running elsewhere (another worker, a
     page being read) makes it skip its turn. A failure is logged and the next turn tries
     again: the rows wait, uncounted, and cleanup keeps them until they are counted.
+
+    A prefork pool forks a new process whenever one ends (a terminated task, a memory
+    limit). A child forked while this thread is inside the database library inherits its
+    locks held, by a thread it does not have, and hangs on its first query (SQLite's
+    mutexes); one forked while a connection is open may close it under the parent. So a
+    turn holds ``_turn``, which every fork waits for, and closes its connections inside it.
     """
 
     def __init__(self, interval: float) -> None:
@@ -28,12 +35,13 @@ class Keeper(threading.Thread):
     def run(self) -> None:
         """Catch up, then wait, until stopped."""
         while not self.stopped.wait(self.interval):
-            try:
-                catch_up(budget=self.interval / 2)
-            except Exception as exc:
-                logger.warning("history: a catch-up failed, the next one retries: %r", exc)
-            finally:
-                connections.close_all()  # this thread's own connections
+            with _turn:
+                try:
+                    catch_up(budget=self.interval / 2)
+                except Exception as exc:
+                    logger.warning("history: a catch-up failed, the next one retries: %r", exc)
+                finally:
+                    connections.close_all()  # this thread's own connections
 
     def stop(self) -> None:
         """Stop after the catch-up under way, if any."""
@@ -42,6 +50,29 @@ class Keeper(threading.Thread):
 
 _keeper: Keeper | None = None
 _lock = threading.Lock()
+#: Held by a keeper's turn and by every fork of this process (see ``Keeper``).
+_turn = threading.Lock()
+
+
+def _before_fork() -> None:
+    _turn.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _turn.release()
+
+
+def _after_fork_in_child() -> None:
+    """No keeper runs in the child, and its copies of the locks are taken: new ones."""
+    global _keeper, _lock, _turn
+    _keeper, _lock, _turn = None, threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def start(interval: float) -> Keeper | None:

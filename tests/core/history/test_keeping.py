@@ -51,6 +51,35 @@ def test_forget_and_delete_expired_keep_the_history(db_alias: str, app: Any) -> 
     assert finished(db_alias) == 2
 
 
+def test_forget_counts_only_the_row_it_deletes(db_alias: str, app: Any) -> None:
+    """A forget() after an upgrade with millions of rows waiting does not wait for them all."""
+    put("a", "SUCCESS", 60)
+    put("b", "FAILURE", 60)
+    app.backend.forget("a")
+    assert list(TaskResult.objects.values_list("task_id", "rolled_up")) == [("b", False)]
+    assert finished(db_alias) == 1
+    catch_up()
+    assert finished(db_alias) == 2
+
+
+def test_the_admins_delete_counts_the_rows_it_deletes(db_alias: str, admin_client: Any) -> None:
+    for task_id in ("a", "b", "c"):
+        put(task_id, "SUCCESS", 60)
+    ids = list(TaskResult.objects.filter(task_id__in=["a", "b"]).values_list("pk", flat=True))
+    changelist = "/admin/django_celery_results/taskresult/"
+    response = admin_client.post(
+        changelist, {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
+    )
+    assert response.status_code == 302
+    assert list(TaskResult.objects.values_list("task_id", "rolled_up")) == [("c", False)]
+    assert finished(db_alias) == 2
+    response = admin_client.post(
+        f"{changelist}{TaskResult.objects.get().pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert finished(db_alias) == 3
+
+
 def test_cleanup_prunes_buckets_past_their_retention(db_alias: str) -> None:
     put("a", "SUCCESS", 10 * 86_400)
     catch_up()

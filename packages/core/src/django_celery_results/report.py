@@ -180,14 +180,15 @@ def build(
     tasks = task_stats(counted, spreads(span, alias))
     stuck_after = app_settings().STUCK_AFTER
     table = TaskResult._default_manager.db_manager(alias).all()
+    bar_seconds = bar_for(span)
     report = Report(
         since=since,
         until=until,
         covered_since=span.start,
         covered_until=span.end,
         tasks=tasks,
-        throughput=chart(span, bar_for(span), alias, until),
-        bar_seconds=bar_for(span),
+        throughput=chart(span, bar_seconds, alias, until),
+        bar_seconds=bar_seconds,
         incidents=incidents(counted),
         workers=worker_loads(counted, table, until - stuck_after, until),
         stuck_after=stuck_after,

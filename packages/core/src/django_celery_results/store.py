@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Q
+
 from . import batching, pending
 from .drivers import BaseDriver, TaskRow
 from .history.rollup import catch_up
@@ -55,5 +57,5 @@ def delete_task_result(driver: BaseDriver, task_id: str) -> None:
     The history counts the row first: deleting it never takes the task out of the history.
     """
     batching.flush_task_ids((task_id,))
-    catch_up(driver.alias, wait=True)
+    catch_up(driver.alias, wait=True, only=Q(task_id=task_id))
     driver.retrying.delete_task_result(task_id)

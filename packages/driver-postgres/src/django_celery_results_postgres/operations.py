@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django_celery_results.drivers import IdUsage, RangeWalk, SQLOperations, TaskRow
-from django_celery_results.states import SUCCESS, TERMINAL_STATES
-from django_celery_results.stats import PERCENTILES
+from django_celery_results.states import TERMINAL_STATES
 
 from .cursors import server_binding_cursor
 from .errors import NOT_RETRIED_SQLSTATES, TRANSIENT_SQLSTATES, is_transient
@@ -19,8 +17,6 @@ __all__ = ["NOT_RETRIED_SQLSTATES", "TRANSIENT_SQLSTATES", "PostgresOperations"]
 
 if TYPE_CHECKING:
     from django.db.models import Model
-
-    from django_celery_results.stats import TaskStats
 
 
 class PostgresOperations(SQLOperations):
@@ -187,62 +183,6 @@ class PostgresOperations(SQLOperations):
     def new_client_cursor(self, connection: Any) -> Any:
         """The cursor :meth:`execute` and :meth:`fetch_one` keep: as :meth:`new_shared_cursor`."""
         return self.new_shared_cursor(connection)
-
-    # -- statistics ----------------------------------------------------------------------
-
-    def timeline_stats(
-        self, since: datetime, task_names: Sequence[str] | None = None
-    ) -> list[TaskStats]:
-        """Counts through the ORM; spreads in one query with ``percentile_cont``.
-
-        ``percentile_cont`` interpolates between the two nearest values, where the
-        portable computation picks the nearest rank.
-        """
-        from django_celery_results.stats import rows_in_window, state_counts
-
-        manager = self.TaskResult._default_manager.db_manager(self.alias)
-        stats = state_counts(rows_in_window(manager.all(), since, task_names))
-        table = self.task_table
-        waiting = "EXTRACT(EPOCH FROM date_started - date_created)"
-        processing = "EXTRACT(EPOCH FROM date_done - date_started)"
-        started = "date_started IS NOT NULL"
-        finished = f"{started} AND status IN ('FAILURE', 'REVOKED', '{SUCCESS}')"
-        columns = []
-        for expression, condition in ((waiting, started), (processing, finished)):
-            for fraction in PERCENTILES:
-                columns.append(
-                    f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {expression}) "
-                    f"FILTER (WHERE {condition})"
-                )
-            columns.append(f"MAX({expression}) FILTER (WHERE {condition})")
-        sql = f"SELECT task_name, {', '.join(columns)} FROM {table} WHERE date_done >= %s"
-        params: list[Any] = [since]
-        if task_names:
-            sql += " AND task_name = ANY(%s)"
-            params.append(list(task_names))
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql + " GROUP BY task_name", params)
-            spreads = cursor.fetchall()
-        for name, *values in spreads:
-            entry = stats.get(name or "")
-            if entry is None:
-                continue
-            numbers = [None if v is None else float(v) for v in values]
-            width = len(PERCENTILES) + 1  # the percentiles, then the maximum
-            entry.waiting, entry.processing = (
-                _spread(numbers[start : start + width]) for start in (0, width)
-            )
-        return sorted(stats.values(), key=lambda s: s.task_name)
-
-
-def _spread(values: list[float | None]) -> Any:
-    """A ``Spread`` of :data:`PERCENTILES`' values followed by the maximum."""
-    from django_celery_results.stats import Spread
-
-    spread = Spread(max=values[-1])
-    for fraction, value in zip(PERCENTILES, values, strict=False):
-        setattr(spread, f"p{round(fraction * 100)}", value)
-    return spread
 
 
 def _first_tid_of(page: int) -> str:

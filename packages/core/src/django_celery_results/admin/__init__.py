@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from celery import current_app as celery_app
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
@@ -208,12 +208,12 @@ class TaskResultAdmin(_TaskResultAdminBase):
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         """Delete one row, after the history counted it."""
-        catch_up(obj._state.db, wait=True)
+        catch_up(obj._state.db, wait=True, only=Q(pk=obj.pk))
         super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         """Delete the selected rows, after the history counted them."""
-        catch_up(queryset.db, wait=True)
+        catch_up(queryset.db, wait=True, only=Q(pk__in=queryset.values("pk")))
         super().delete_queryset(request, queryset)
 
     def get_urls(self) -> list[URLPattern]:

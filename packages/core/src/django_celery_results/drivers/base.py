@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from ..models import ChordCounter as ChordCounterModel
     from ..models import GroupResult as GroupResultModel
     from ..models import TaskResult as TaskResultModel
-    from ..stats import TaskStats
 
 
 #: The app label of the models (upstream's): drivers get them from Django's app registry.
@@ -290,15 +289,6 @@ class BaseOperations(Protocol):
         A chord is dead when every header task has a stored result in a ready state
         whose ``date_done`` is before ``cutoff``: its callback either fired (which would
         have deleted the counter) or never will. Counters of live chords are kept.
-        """
-
-    def timeline_stats(
-        self, since: datetime, task_names: Sequence[str] | None = None
-    ) -> list[TaskStats]:
-        """Return per-task-name counts by state and waiting/processing time spreads.
-
-        Rows done since ``since`` (of ``task_names`` when given), computed in the
-        database; ``manage.py celery_results_stats`` prints them.
         """
 
     def estimated_row_count(self, model: type[Model]) -> int | None:

@@ -29,7 +29,6 @@ from .rows import TASK_META_COLUMNS, TaskRow
 
 if TYPE_CHECKING:
     from ..models import ChordCounter, GroupResult, TaskResult
-    from ..stats import TaskStats
 
 #: Parts of error messages that mean the database will accept the same statement again
 #: soon: a lock or conflict that went away, or a connection that must be reopened. The
@@ -504,17 +503,6 @@ class GenericOperations(ClientCursors):
             dead = [pk for pk, ids in parts.items() if ids and ids <= expired]
             if dead:
                 deleted += counters.filter(pk__in=dead).delete()[0]
-
-    # -- statistics ----------------------------------------------------------------------
-
-    def timeline_stats(
-        self, since: datetime, task_names: Sequence[str] | None = None
-    ) -> list[TaskStats]:
-        """Portable ORM queries; percentiles by nearest rank (see ``stats.py``)."""
-        from ..stats import portable_stats
-
-        manager = self.TaskResult._default_manager.db_manager(self.alias)
-        return portable_stats(manager.all(), since, task_names)
 
     # -- what the ORM cannot do, or cannot say -------------------------------------------
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..conf import app_settings
@@ -130,11 +130,14 @@ def catch_up(
     budget: float | None = None,
     wait: bool = False,
     on_chunk: Callable[[Progress], None] | None = None,
+    only: Q | None = None,
 ) -> Progress:
     """Count the rows written since the last catch-up, a chunk per transaction.
 
     ``budget`` bounds the seconds spent (None: until every row is counted); ``wait``
-    waits for a catch-up running elsewhere instead of leaving the work to it.
+    waits for a catch-up running elsewhere instead of leaving the work to it. ``only``
+    counts just the rows it matches (those about to be deleted), waiting for a writer
+    that holds one instead of skipping it.
     """
     alias = using or router.db_for_write(TaskResult) or "default"
     deadline = None if budget is None else time.monotonic() + budget
@@ -147,10 +150,10 @@ def catch_up(
                 progress.busy = True
                 return progress
             labels = Labels(alias, app_settings().METRICS_MAX_LABEL_VALUES)
-            counted, full = _count_chunk(alias, dictionary, labels)
+            counted, full = _count_chunk(alias, dictionary, labels, only)
             progress.rows += counted
             state = HistoryState._default_manager.db_manager(alias).filter(id=1)
-            if full:
+            if full or only is not None:
                 state.update(rows_counted=F("rows_counted") + counted)
             else:
                 state.update(rows_counted=F("rows_counted") + counted, caught_up_at=timezone.now())
@@ -184,13 +187,18 @@ def _lock(alias: str, wait: bool) -> bool:
     return bool(list(state.select_for_update(skip_locked=skip).values_list("id", flat=True)))
 
 
-def _count_chunk(alias: str, dictionary: Dictionary, labels: Labels) -> tuple[int, bool]:
+def _count_chunk(
+    alias: str, dictionary: Dictionary, labels: Labels, only: Q | None
+) -> tuple[int, bool]:
     """Count one chunk of rows; return how many, and whether the chunk was full."""
     table = TaskResult._default_manager.db_manager(alias)
     features = connections[alias].features
     waiting = table.filter(rolled_up=False).order_by("id")
+    if only is not None:
+        waiting = waiting.filter(only)
     if features.has_select_for_update:
-        waiting = waiting.select_for_update(skip_locked=features.has_select_for_update_skip_locked)
+        skip = only is None and features.has_select_for_update_skip_locked
+        waiting = waiting.select_for_update(skip_locked=skip)
     rows = [
         dict(zip(COLUMNS, values, strict=True)) for values in waiting.values_list(*COLUMNS)[:CHUNK]
     ]

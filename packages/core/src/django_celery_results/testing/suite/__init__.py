@@ -20,7 +20,6 @@ from .test_retention import *
 from .test_revoke import *
 from .test_state_precedence import *
 from .test_statements import *
-from .test_stats import *
 from .test_store_result import *
 from .test_transient_errors import *
 

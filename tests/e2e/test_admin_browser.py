@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
+from django_celery_results.history import backlog
 from django_celery_results.history.rollup import catch_up
 from django_celery_results.models import TaskResult
 from django_celery_results.testing.router import use_alias
@@ -246,3 +248,21 @@ def test_dashboard_in_dark_mode_and_without_javascript(
         shoot(opened, "admin-dashboard-dark")
     finally:
         context.close()
+
+
+def test_dashboard_backlog_by_queue_and_its_trend(
+    page: Any, live_server: Any, results: dict[str, list[str]], combo: Combo
+) -> None:
+    now = timezone.now()
+    with override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}):
+        for n in range(3):
+            TaskResult.objects.create(task_id=f"waits-{n}", status="PENDING", queue="slowq")
+        backlog.sample(combo.alias, now - timedelta(minutes=2))
+        TaskResult.objects.create(task_id="waits-3", status="PENDING", queue="slowq")
+        backlog.sample(combo.alias, now - timedelta(minutes=1))
+        page.goto(f"{live_server.url}/admin/django_celery_results/taskresult/dashboard/?window=1h")
+        row = page.locator("#dcr-backlog tr[data-queue='slowq']")
+        assert row.locator("[data-col=pending]").inner_text() == "4"
+        assert row.locator("svg.dcr-spark polyline").count() == 1
+        assert row.locator("[data-col=since]").inner_text().startswith("3 at ")
+        assert "at most 4" in row.locator("[data-col=since]").inner_text()

@@ -414,6 +414,34 @@ class HistorySpread(models.Model):
         return f"<HistorySpread: {self.tier} {self.bucket} {self.task_name}>"
 
 
+class HistoryBacklog(models.Model):
+    """PENDING rows of one queue at one moment: a sample of the backlog's trend.
+
+    The workers' history thread takes one a minute (``history.backlog``); each hour keeps
+    its first sample past the minutes' 8 days.
+    """
+
+    tier = models.PositiveSmallIntegerField()
+    #: The minute (or hour) the sample was taken in, in UTC.
+    bucket = models.DateTimeField()
+    queue = models.CharField(max_length=255, default="")
+    count = models.IntegerField(default=0)
+    #: The backlog was larger than the sample counts (``history.backlog.MAX_BACKLOG``).
+    capped = models.BooleanField(default=False)
+
+    class Meta:
+        """Table information."""
+
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tier", "bucket", "queue"], name="django_cele_history_backlog_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"<HistoryBacklog: {self.tier} {self.bucket} {self.queue} {self.count}>"
+
+
 class HistoryTotal(models.Model):
     """A running total since the history began, for Prometheus counters: it never goes down.
 

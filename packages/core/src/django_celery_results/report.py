@@ -21,16 +21,13 @@ from django.utils import timezone
 from . import stats
 from .conf import app_settings
 from .history import sketch
+from .history.backlog import HORIZON, MAX_BACKLOG, Sample, pending_rows, trend
 from .history.rollup import catch_up
 from .history.windows import Bar, SeriesCount, Window, chart, series_counts, spreads, window
 from .models import HistoryState, TaskResult
-from .states import FAILURE, PENDING
+from .states import FAILURE
 from .stats import Spread, TaskStats
 
-#: How far back STARTED rows count as stuck, and PENDING rows as the backlog.
-HORIZON = timedelta(days=7)
-#: The backlog is counted up to this many rows ("100,000+" past it).
-MAX_BACKLOG = 100_000
 #: The backlog's queues are read from its oldest rows, at most this many.
 BACKLOG_QUEUE_ROWS = 10_000
 #: Stuck tasks counted, at most (the oldest of them).
@@ -89,6 +86,8 @@ class Backlog:
     queues: dict[str, int] = field(default_factory=dict)
     #: ``queues`` counts only the oldest :data:`BACKLOG_QUEUE_ROWS` rows.
     queues_partial: bool = False
+    #: Each queue's samples over the window (``history.backlog``), oldest first.
+    trend: dict[str, list[Sample]] = field(default_factory=dict)
 
 
 @dataclass
@@ -193,7 +192,7 @@ def build(
         workers=worker_loads(counted, table, until - stuck_after, until),
         stuck_after=stuck_after,
         history=_status(alias, progress.remaining or progress.busy),
-        backlog=backlog(table, until) if app_settings().TRACK_PENDING else None,
+        backlog=backlog(table, until, span, alias) if app_settings().TRACK_PENDING else None,
         counts=_by_queue(counted),
     )
     for entry in counted:
@@ -312,9 +311,9 @@ def worker_loads(
     return ordered[: max(TOP, sum(1 for load in ordered if load.stuck))]
 
 
-def backlog(table: QuerySet[TaskResult], until: datetime) -> Backlog:
-    """PENDING rows written within :data:`HORIZON`: how many, the oldest, and their queues."""
-    pending = table.filter(status=PENDING, date_done__gte=until - HORIZON)
+def backlog(table: QuerySet[TaskResult], until: datetime, span: Window, alias: str) -> Backlog:
+    """PENDING rows written within :data:`HORIZON`: how many, the oldest, their queues, trend."""
+    pending = pending_rows(table, until)
     counted = pending.order_by()[: MAX_BACKLOG + 1].count()
     # The first row of the (status, date_done) index, not MIN() over every PENDING row.
     oldest = pending.order_by("date_done").values_list("date_done", flat=True).first()
@@ -328,6 +327,11 @@ def backlog(table: QuerySet[TaskResult], until: datetime) -> Backlog:
         oldest,
         dict(sorted(queues.items(), key=lambda item: -item[1])),
         counted > BACKLOG_QUEUE_ROWS,
+        {
+            queue: samples
+            for queue, samples in trend(alias, span.start, span.end).items()
+            if queue in queues or any(sample.count for sample in samples)
+        },
     )
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .. import report
+from ..history.backlog import Sample
 from ..history.windows import Bar
 from ..stats import Spread, TaskStats
 from . import display
@@ -38,6 +39,8 @@ REFRESHES = (0, 30, 60)
 CHART_WIDTH, CHART_HEIGHT, FAILED_HEIGHT, AXIS = 900, 160, 60, 48
 #: Time ticks drawn under the chart, about.
 TICKS = 6
+#: The backlog's sparklines, in SVG units.
+SPARK_WIDTH, SPARK_HEIGHT = 120, 24
 #: A percentile is flagged when it grew by this factor over the previous window…
 SLOWER = 1.5
 #: …and a failure rate when it grew by this many points (and at least doubled).
@@ -239,8 +242,55 @@ def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> Templa
         ],
         "stuck_after": display.duration(numbers.stuck_after),
         "backlog_age": _age(until, numbers.backlog.oldest if numbers.backlog else None),
+        "backlog_rows": backlog_rows(numbers.backlog, numbers.covered_since, until),
+        "spark_width": SPARK_WIDTH,
+        "spark_height": SPARK_HEIGHT,
     }
     return TemplateResponse(request, "admin/django_celery_results/dashboard.html", context)
+
+
+@dataclass
+class QueueBacklog:
+    """One queue's row of the backlog table: PENDING now, and its samples as a sparkline."""
+
+    queue: str
+    now: int
+    #: The window's first sample, and the largest one.
+    first: Sample | None
+    peak: int
+    first_at: str
+    #: The sparkline's ``points``, in SVG units (empty without samples).
+    points: str
+
+
+def backlog_rows(
+    backlog: report.Backlog | None, since: datetime, until: datetime
+) -> list[QueueBacklog]:
+    """Every queue waiting now or sampled in the window, the largest backlog first."""
+    if backlog is None:
+        return []
+    rows = []
+    span = max((until - since).total_seconds(), 1.0)
+    for queue in {**backlog.queues, **backlog.trend}:
+        samples = backlog.trend.get(queue, [])
+        peak = max((sample.count for sample in samples), default=0)
+        points = " ".join(
+            f"{SPARK_WIDTH * max((sample.at - since).total_seconds(), 0) / span:.1f},"
+            f"{SPARK_HEIGHT - SPARK_HEIGHT * sample.count / max(peak, 1):.1f}"
+            for sample in samples
+        )
+        first = samples[0] if samples else None
+        rows.append(
+            QueueBacklog(
+                queue=queue,
+                now=backlog.queues.get(queue, 0),
+                first=first,
+                peak=peak,
+                first_at=display.to_the_second(first.at) if first else "",
+                points=points,
+            )
+        )
+    return sorted(rows, key=lambda row: (-row.now, -row.peak, row.queue))
 
 
 def _age(until: datetime, oldest: datetime | None) -> str | None:

@@ -1,4 +1,4 @@
-"""The worker's history thread: a catch-up every ``HISTORY_INTERVAL`` seconds."""
+"""The worker's history thread: catch-ups every ``HISTORY_INTERVAL`` s, backlog samples."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import logging
 import os
 import threading
 
-from django.db import connections
+from django.db import connections, router
 
+from ..models import TaskResult
+from . import backlog
 from .rollup import catch_up
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Keeper(threading.Thread):
             with _turn:
                 try:
                     catch_up(budget=self.interval / 2)
+                    backlog.sample(router.db_for_write(TaskResult) or "default")
                 except Exception as exc:
                     logger.warning("history: a catch-up failed, the next one retries: %r", exc)
                 finally:

@@ -1,4 +1,4 @@
-"""Pruning the history: minute buckets after 8 days, the rest after ``HISTORY_RETENTION``.
+"""Pruning the history: minute buckets and samples after 8 days, the rest after the retention.
 
 Run by cleanup, after its steps. Pruning never touches the running totals the metrics'
 counters are read from.
@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Model
 
 from ..conf import app_settings
-from ..models import HistoryCount, HistorySpread
+from ..models import HistoryBacklog, HistoryCount, HistorySpread
 from . import writes
 from .buckets import MINUTE, MINUTE_RETENTION
 
@@ -24,7 +24,7 @@ def prune(alias: str, now: datetime) -> int:
     """Delete the buckets past their retention; return how many rows went."""
     keep = app_settings().HISTORY_RETENTION
     deleted = 0
-    for model in (HistoryCount, HistorySpread):
+    for model in (HistoryCount, HistorySpread, HistoryBacklog):
         deleted += _delete_before(model, alias, now - MINUTE_RETENTION, tier=MINUTE)
         deleted += _delete_before(model, alias, now - keep, tier__gt=MINUTE)
     return deleted

@@ -1,0 +1,73 @@
+"""The backlog's trend: a sample of PENDING rows per queue, once a minute."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from django_celery_results import report
+from django_celery_results.history import backlog
+from django_celery_results.history.buckets import HOUR, MINUTE, floor
+from django_celery_results.models import HistoryBacklog, TaskResult
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+TRACKED = override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True})
+
+
+def waiting(task_id: str, queue: str) -> None:
+    TaskResult.objects.create(task_id=task_id, status="PENDING", queue=queue)
+
+
+def counts(bucket_tier: int = MINUTE) -> dict[tuple[str, str], int]:
+    rows = HistoryBacklog.objects.filter(tier=bucket_tier).order_by("bucket")
+    return {(row.bucket.strftime("%H:%M"), row.queue): row.count for row in rows}
+
+
+def test_no_sample_without_track_pending(db_alias: str) -> None:
+    waiting("a", "fast")
+    assert not backlog.sample(db_alias)
+    assert not HistoryBacklog.objects.exists()
+
+
+@TRACKED
+def test_a_minute_is_sampled_once_and_an_emptied_queue_comes_down(db_alias: str) -> None:
+    start = floor(timezone.now(), HOUR) + timedelta(minutes=5)
+    waiting("a", "fast")
+    waiting("b", "fast")
+    waiting("c", "slow")
+    assert backlog.sample(db_alias, start)
+    waiting("d", "fast")
+    assert not backlog.sample(db_alias, start + timedelta(seconds=30))  # the same minute
+    TaskResult.objects.filter(queue="slow").update(status="STARTED")
+    assert backlog.sample(db_alias, start + timedelta(minutes=1))
+    first, second = (start + timedelta(minutes=n) for n in (0, 1))
+    assert counts() == {
+        (first.strftime("%H:%M"), "fast"): 2,
+        (first.strftime("%H:%M"), "slow"): 1,
+        (second.strftime("%H:%M"), "fast"): 3,
+        (second.strftime("%H:%M"), "slow"): 0,
+    }
+    # The hour keeps its first sample.
+    assert counts(HOUR) == {
+        (start.strftime("%H:00"), "fast"): 2,
+        (start.strftime("%H:00"), "slow"): 1,
+    }
+
+
+@TRACKED
+def test_the_dashboards_report_carries_the_trend(db_alias: str) -> None:
+    now = timezone.now()
+    earlier, later = now - timedelta(minutes=2), now - timedelta(minutes=1)
+    waiting("a", "fast")
+    backlog.sample(db_alias, earlier)
+    waiting("b", "fast")
+    backlog.sample(db_alias, later)
+    trend = report.build(now - timedelta(minutes=15)).backlog.trend  # type: ignore[union-attr]
+    assert [sample.count for sample in trend["fast"]] == [1, 2]
+    # Seven days draw from the hours: each hour's first sample.
+    week = report.build(now - timedelta(days=7)).backlog.trend  # type: ignore[union-attr]
+    hours = [1] if floor(earlier, HOUR) == floor(later, HOUR) else [1, 2]
+    assert [sample.count for sample in week["fast"]] == hours

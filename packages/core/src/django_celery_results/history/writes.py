@@ -53,10 +53,8 @@ def update(
     """Set ``columns`` of each row by its id (rows are ``(id, *values)``), and ``constants``."""
     if not rows:
         return
-    connection = connections[alias]
+    connection, pk, table, key = _target(alias, model)
     quote = connection.ops.quote_name
-    pk = model._meta.pk
-    assert pk is not None
     fields = [pk, *concrete_fields(model, columns)]
     names = [f"c{index}" for index in range(len(fields))]
     sets = [
@@ -64,7 +62,6 @@ def update(
         for field, name in zip(fields[1:], names[1:], strict=True)
     ]
     sets += [f"{quote(name)} = {sql}" for name, sql in (constants or {}).items()]
-    table, key = quote(model._meta.db_table), quote(str(pk.column))
     values = adapted(connection, fields, rows)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -106,14 +103,22 @@ def delete(alias: str, model: type[Model], ids: Sequence[int]) -> None:
     """``DELETE`` the rows of ``ids``."""
     if not ids:
         return
+    connection, _pk, table, key = _target(alias, model)
+    head = f"DELETE FROM {table} WHERE {key} IN "
+    with connection.cursor() as cursor:
+        for part in _parts(connection, [(key,) for key in ids], 1):
+            cursor.execute(head + f"({', '.join(['%s'] * len(part))})", _flat(part))
+
+
+def _target(
+    alias: str, model: type[Model]
+) -> tuple[BaseDatabaseWrapper, Field[Any, Any], str, str]:
+    """The connection, ``model``'s primary key, and its table and key column, quoted."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     pk = model._meta.pk
     assert pk is not None
-    head = f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote(str(pk.column))} IN "
-    with connection.cursor() as cursor:
-        for part in _parts(connection, [(key,) for key in ids], 1):
-            cursor.execute(head + f"({', '.join(['%s'] * len(part))})", _flat(part))
+    return connection, pk, quote(model._meta.db_table), quote(str(pk.column))
 
 
 def adapted(

@@ -21,15 +21,29 @@ def minutes_of(start: datetime, end: datetime) -> set[datetime]:
 
 
 def test_a_cover_sums_each_minute_once() -> None:
+    """Aligned pieces that tile the window end to end: each of its minutes in one piece."""
     rng = random.Random(3)
     base = datetime(2026, 11, 1, tzinfo=UTC)
-    for _ in range(200):
+    for _ in range(500):
         start = base + timedelta(minutes=rng.randint(0, 60 * 24 * 40))
         end = start + timedelta(minutes=rng.randint(0, 60 * 24 * 35))
-        covered: list[datetime] = []
-        for piece in cover(start, end):
+        pieces = cover(start, end)
+        for piece in pieces:
             assert piece.start == floor(piece.start, piece.tier)
             assert piece.end == floor(piece.end, piece.tier)
+            assert piece.start < piece.end
+        edges = [start] + [edge for piece in pieces for edge in (piece.start, piece.end)] + [end]
+        assert edges[0::2] == edges[1::2]  # each piece starts where the one before ended
+
+
+def test_a_short_cover_holds_every_minute_once() -> None:
+    rng = random.Random(4)
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    for _ in range(50):
+        start = base + timedelta(minutes=rng.randint(0, 60 * 24 * 40))
+        end = start + timedelta(minutes=rng.randint(0, 60 * 24 * 3))
+        covered: list[datetime] = []
+        for piece in cover(start, end):
             covered.extend(minutes_of(piece.start, piece.end))
         assert sorted(covered) == sorted(minutes_of(start, end))
 

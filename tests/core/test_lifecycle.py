@@ -67,7 +67,7 @@ def test_every_hook_is_wired_by_lifecycle() -> None:
     calls = probe("setup")
     assert {module for _, module in calls} == {"django_celery_results.lifecycle"}
     kinds = sorted(kind for kind, _ in calls)
-    assert kinds.count("fork") == 2  # queued rows, notification consumers
+    assert kinds.count("fork") == 3  # queued rows, notification consumers, the history
     assert kinds.count("atexit") == 1
     # publish, worker_ready (checks, history), beat_init, worker_shutdown,
     # worker_process_shutdown; Django 6 adds three.

@@ -71,7 +71,7 @@ def run(*command: str | Path, cwd: Path = ROOT) -> str:
         timeout=600,
         check=False,
     )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert completed.returncode == 0, completed.stdout[-6000:] + completed.stderr[-4000:]
     return completed.stdout
 
 

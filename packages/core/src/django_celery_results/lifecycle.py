@@ -65,6 +65,12 @@ def install() -> None:
     managers.BEFORE_DELETE.append(count_before_delete)
     os.register_at_fork(after_in_child=writers.forget_all)
     os.register_at_fork(after_in_child=notify.forget_in_child)
+    # A fork waits for the history thread's turn (see history.keeper.Keeper).
+    os.register_at_fork(
+        before=keeper.before_fork,
+        after_in_parent=keeper.after_fork_in_parent,
+        after_in_child=keeper.after_fork_in_child,
+    )
     atexit.register(writers.flush_all, writers.EXIT_TIMEOUT)
     worker_process_shutdown.connect(
         flush_on_worker_shutdown, dispatch_uid=f"{UID}.writers", weak=False

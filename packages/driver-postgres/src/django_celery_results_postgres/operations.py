@@ -25,6 +25,7 @@ class PostgresOperations(SQLOperations):
     #: Far below PostgreSQL's 65,535 bind parameters (17 per row).
     max_rows_per_statement = 1000
     ids_array_match_sql = "= ANY(%s)"
+    array_placeholder = "%b"
     delete_chunk_returns_last = True
 
     def insert_into_sql(self, table: str) -> str:

@@ -144,6 +144,8 @@ class BaseOperations(Protocol):
     TaskResult: type[TaskResultModel]
     GroupResult: type[GroupResultModel]
     ChordCounter: type[ChordCounterModel]
+    #: The placeholder of one array parameter in :meth:`cursor`'s statements.
+    array_placeholder: ClassVar[str]
 
     @property
     def alias(self) -> str:

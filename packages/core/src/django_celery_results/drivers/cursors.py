@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -24,6 +24,9 @@ class ClientCursors:
     """
 
     driver: BaseDriver
+    #: The placeholder of one array parameter in :meth:`cursor`'s statements (PostgreSQL's
+    #: driver: psycopg's ``%b``, which sends the array binary, its elements unescaped).
+    array_placeholder: ClassVar[str] = "%s"
 
     def __init__(self) -> None:
         #: Per Django connection (one per thread): its client connection and cursor.

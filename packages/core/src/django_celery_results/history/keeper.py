@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from django.db import connections, router
@@ -26,7 +25,8 @@ class Keeper(threading.Thread):
     limit). A child forked while this thread is inside the database library inherits its
     locks held, by a thread it does not have, and hangs on its first query (SQLite's
     mutexes); one forked while a connection is open may close it under the parent. So a
-    turn holds ``_turn``, which every fork waits for, and closes its connections inside it.
+    turn holds ``_turn``, which every fork waits for (``lifecycle`` registers
+    :func:`before_fork`), and closes its connections inside it.
     """
 
     def __init__(self, interval: float) -> None:
@@ -57,25 +57,20 @@ _lock = threading.Lock()
 _turn = threading.Lock()
 
 
-def _before_fork() -> None:
+def before_fork() -> None:
+    """Wait for the turn under way, and hold it until the fork is done."""
     _turn.acquire()
 
 
-def _after_fork_in_parent() -> None:
+def after_fork_in_parent() -> None:
+    """Let the next turn run."""
     _turn.release()
 
 
-def _after_fork_in_child() -> None:
+def after_fork_in_child() -> None:
     """No keeper runs in the child, and its copies of the locks are taken: new ones."""
     global _keeper, _lock, _turn
     _keeper, _lock, _turn = None, threading.Lock(), threading.Lock()
-
-
-os.register_at_fork(
-    before=_before_fork,
-    after_in_parent=_after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)
 
 
 def start(interval: float) -> Keeper | None:

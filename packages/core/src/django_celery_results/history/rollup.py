@@ -34,7 +34,7 @@ from .totals import Labels, Totals
 
 logger = logging.getLogger(__name__)
 
-#: Rows counted per transaction.
+#: Rows counted per transaction: short, beside the workers' writes.
 CHUNK = 1000
 #: The columns a catch-up reads of each row.
 COLUMNS = (
@@ -131,13 +131,14 @@ def catch_up(
     wait: bool = False,
     on_chunk: Callable[[Progress], None] | None = None,
     only: Q | None = None,
+    chunk: int = CHUNK,
 ) -> Progress:
     """Count the rows written since the last catch-up, a chunk per transaction.
 
     ``budget`` bounds the seconds spent (None: until every row is counted); ``wait``
     waits for a catch-up running elsewhere instead of leaving the work to it. ``only``
     counts just the rows it matches (those about to be deleted), waiting for a writer
-    that holds one instead of skipping it.
+    that holds one instead of skipping it. ``chunk`` rows are counted per transaction.
     """
     alias = using or router.db_for_write(TaskResult) or "default"
     deadline = None if budget is None else time.monotonic() + budget
@@ -150,7 +151,7 @@ def catch_up(
                 progress.busy = True
                 return progress
             labels = Labels(alias, app_settings().METRICS_MAX_LABEL_VALUES)
-            counted, full = _count_chunk(alias, dictionary, labels, only)
+            counted, full = _count_chunk(alias, dictionary, labels, only, chunk)
             progress.rows += counted
             state = HistoryState._default_manager.db_manager(alias).filter(id=1)
             if full or only is not None:
@@ -188,7 +189,7 @@ def _lock(alias: str, wait: bool) -> bool:
 
 
 def _count_chunk(
-    alias: str, dictionary: Dictionary, labels: Labels, only: Q | None
+    alias: str, dictionary: Dictionary, labels: Labels, only: Q | None, chunk: int
 ) -> tuple[int, bool]:
     """Count one chunk of rows; return how many, and whether the chunk was full."""
     table = TaskResult._default_manager.db_manager(alias)
@@ -200,7 +201,7 @@ def _count_chunk(
         skip = only is None and features.has_select_for_update_skip_locked
         waiting = waiting.select_for_update(skip_locked=skip)
     rows = [
-        dict(zip(COLUMNS, values, strict=True)) for values in waiting.values_list(*COLUMNS)[:CHUNK]
+        dict(zip(COLUMNS, values, strict=True)) for values in waiting.values_list(*COLUMNS)[:chunk]
     ]
     if not rows:
         return 0, False
@@ -228,7 +229,7 @@ def _count_chunk(
     labels.save()
     columns = ("history_mark", "exception_type")
     writes.update(alias, TaskResult, columns, marked, constants={"rolled_up": "TRUE"})
-    return len(rows), len(rows) == CHUNK
+    return len(rows), len(rows) == chunk
 
 
 def _name_exceptions(table: Any, rows: list[dict[str, Any]]) -> None:

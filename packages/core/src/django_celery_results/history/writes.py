@@ -6,7 +6,8 @@ the square of the rows. Django has no portable statement that updates rows from 
 values, so each database gets its own spelling of one: PostgreSQL joins ``unnest`` of one
 array per column (a few parameters, whatever the row count), MySQL and MariaDB join a
 ``UNION ALL`` of rows, SQLite (and any other database) joins ``VALUES``. Only the catch-up,
-holding the history's lock, runs them.
+holding the history's lock, runs them, on the driver's cursor: PostgreSQL's sends the
+arrays binary (escaping each element as text cost the catch-up a quarter of its time).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import DateTimeField, Field, Model
+
+from ..drivers import driver_for_alias
 
 #: Rows per statement (fewer where the database limits bind parameters).
 ROWS_PER_STATEMENT = 1000
@@ -34,9 +37,10 @@ def insert(
     names = ", ".join(quote(str(field.column)) for field in fields)
     head = f"INSERT INTO {quote(model._meta.db_table)} ({names}) "
     values = adapted(connection, fields, rows)
-    with connection.cursor() as cursor:
+    with _cursor(alias) as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(head + f"SELECT * FROM {_unnest(connection, fields)}", _arrays(values))
+            source = _unnest(alias, connection, fields)
+            cursor.execute(head + f"SELECT * FROM {source}", _arrays(values))
             return
         one = f"({', '.join(['%s'] * len(fields))})"
         for part in _parts(connection, values, len(fields)):
@@ -63,9 +67,9 @@ def update(
     ]
     sets += [f"{quote(name)} = {sql}" for name, sql in (constants or {}).items()]
     values = adapted(connection, fields, rows)
-    with connection.cursor() as cursor:
+    with _cursor(alias) as cursor:
         if connection.vendor == "postgresql":
-            source = f"{_unnest(connection, fields)} AS v({', '.join(names)})"
+            source = f"{_unnest(alias, connection, fields)} AS v({', '.join(names)})"
             cursor.execute(
                 f"UPDATE {table} AS t SET {', '.join(sets)} FROM {source} WHERE t.{key} = v.c0",
                 _arrays(values),
@@ -105,7 +109,7 @@ def delete(alias: str, model: type[Model], ids: Sequence[int]) -> None:
         return
     connection, _pk, table, key = _target(alias, model)
     head = f"DELETE FROM {table} WHERE {key} IN "
-    with connection.cursor() as cursor:
+    with _cursor(alias) as cursor:
         for part in _parts(connection, [(key,) for key in ids], 1):
             cursor.execute(head + f"({', '.join(['%s'] * len(part))})", _flat(part))
 
@@ -152,12 +156,18 @@ def concrete_fields(model: type[Model], names: Sequence[str]) -> list[Field[Any,
     return fields
 
 
-def _unnest(connection: BaseDatabaseWrapper, fields: Sequence[Field[Any, Any]]) -> str:
+def _cursor(alias: str) -> Any:
+    """The driver's cursor for a few statements (PostgreSQL's binds on the server)."""
+    return driver_for_alias(alias).ops.cursor()
+
+
+def _unnest(alias: str, connection: BaseDatabaseWrapper, fields: Sequence[Field[Any, Any]]) -> str:
     """PostgreSQL: rows from one array parameter per column, typed as the columns."""
+    mark = driver_for_alias(alias).ops.array_placeholder
     types = []
     for field in fields:
         db_type = field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
-        types.append(f"%s::{str(db_type).replace('serial', 'integer')}[]")
+        types.append(f"{mark}::{str(db_type).replace('serial', 'integer')}[]")
     return f"unnest({', '.join(types)})"
 
 

@@ -18,6 +18,9 @@ from ...models import TaskResult
 
 #: Characters of the progress bar.
 BAR = 30
+#: Rows counted per transaction: more than the workers' catch-ups, whose transactions
+#: stay short beside task writes; the buckets a chunk shares are written once.
+CHUNK = 5000
 
 
 class Command(BaseCommand):
@@ -65,7 +68,9 @@ class Command(BaseCommand):
 
         progress = Progress()
         while True:
-            step = catch_up(alias, wait=True, on_chunk=lambda p: show(_total(progress, p)))
+            step = catch_up(
+                alias, wait=True, chunk=CHUNK, on_chunk=lambda p: show(_total(progress, p))
+            )
             progress.rows += step.rows
             if not step.remaining:
                 break

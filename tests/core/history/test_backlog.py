@@ -14,7 +14,7 @@ from django_celery_results.history.buckets import HOUR, MINUTE, floor
 from django_celery_results.models import HistoryBacklog, TaskResult
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
-TRACKED = override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True})
+TRACKED = override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True})  # the dashboard's
 
 
 def waiting(task_id: str, queue: str) -> None:
@@ -26,13 +26,6 @@ def counts(bucket_tier: int = MINUTE) -> dict[tuple[str, str], int]:
     return {(row.bucket.strftime("%H:%M"), row.queue): row.count for row in rows}
 
 
-def test_no_sample_without_track_pending(db_alias: str) -> None:
-    waiting("a", "fast")
-    assert not backlog.sample(db_alias)
-    assert not HistoryBacklog.objects.exists()
-
-
-@TRACKED
 def test_a_minute_is_sampled_once_and_an_emptied_queue_comes_down(db_alias: str) -> None:
     start = floor(timezone.now(), HOUR) + timedelta(minutes=5)
     waiting("a", "fast")
@@ -43,18 +36,31 @@ def test_a_minute_is_sampled_once_and_an_emptied_queue_comes_down(db_alias: str)
     assert not backlog.sample(db_alias, start + timedelta(seconds=30))  # the same minute
     TaskResult.objects.filter(queue="slow").update(status="STARTED")
     assert backlog.sample(db_alias, start + timedelta(minutes=1))
-    first, second = (start + timedelta(minutes=n) for n in (0, 1))
-    assert counts() == {
-        (first.strftime("%H:%M"), "fast"): 2,
-        (first.strftime("%H:%M"), "slow"): 1,
-        (second.strftime("%H:%M"), "fast"): 3,
-        (second.strftime("%H:%M"), "slow"): 0,
+    TaskResult.objects.filter(queue="fast").update(status="STARTED")
+    assert backlog.sample(db_alias, start + timedelta(minutes=2))  # nothing waits
+    trend = backlog.trend(db_alias, start, start + timedelta(minutes=3))
+    assert {queue: [s.count for s in samples] for queue, samples in trend.items()} == {
+        "fast": [2, 3, 0],
+        "slow": [1, 0, 0],
     }
-    # The hour keeps its first sample.
+    assert not any(sample.capped for samples in trend.values() for sample in samples)
+    # The hour keeps its first sample alone.
     assert counts(HOUR) == {
         (start.strftime("%H:00"), "fast"): 2,
         (start.strftime("%H:00"), "slow"): 1,
     }
+
+
+def test_a_sample_past_the_cap_says_so(db_alias: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backlog, "MAX_BACKLOG", 2)
+    for n in range(4):
+        waiting(f"w{n}", "busy")
+    now = timezone.now()
+    assert backlog.sample(db_alias, now)
+    [only] = backlog.trend(db_alias, now - timedelta(minutes=1), now + timedelta(minutes=1))[
+        "busy"
+    ]
+    assert (only.count, only.capped) == (3, True)  # the first MAX_BACKLOG + 1 rows
 
 
 @TRACKED

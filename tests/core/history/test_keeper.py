@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from django_celery_results.history import keeper
+from django_celery_results.history.rollup import Progress
 
 
 @pytest.fixture
@@ -17,10 +18,11 @@ def slow_turns(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Each catch-up takes 0.3 s and records when it ended."""
     seen: dict[str, Any] = {"entered": threading.Event(), "ended": []}
 
-    def catch_up(budget: float) -> None:
+    def catch_up(alias: str, budget: float) -> Progress:
         seen["entered"].set()
         time.sleep(0.3)
         seen["ended"].append(time.monotonic())
+        return Progress()
 
     monkeypatch.setattr(keeper, "catch_up", catch_up)
     monkeypatch.setattr("django_celery_results.history.backlog.sample", lambda alias: False)
@@ -47,3 +49,15 @@ def test_a_fork_waits_for_the_turn_under_way(slow_turns: dict[str, Any]) -> None
 
 def test_no_interval_starts_no_thread() -> None:
     assert keeper.start(0) is None
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_turn_counts_the_rows_and_samples_the_backlog(db_alias: str) -> None:
+    from django_celery_results.models import HistoryBacklog, HistoryCount, TaskResult
+
+    TaskResult.objects.create(task_id="done", status="SUCCESS", task_name="proj.add")
+    TaskResult.objects.create(task_id="waits", status="PENDING", queue="q")
+    keeper.Keeper(interval=10).turn()
+    assert not TaskResult.objects.filter(rolled_up=False).exists()  # PENDING: an empty mark
+    assert HistoryCount.objects.filter(series__task_name="proj.add", count=1).count() == 3
+    assert HistoryBacklog.objects.filter(queue="q", count=1).exists()

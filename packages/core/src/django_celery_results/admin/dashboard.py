@@ -258,6 +258,8 @@ class QueueBacklog:
     #: The window's first sample, and the largest one.
     first: Sample | None
     peak: int
+    #: A sample counted only the first 100,000 PENDING rows: its counts are lower bounds.
+    capped: bool
     first_at: str
     #: The sparkline's ``points``, in SVG units (empty without samples).
     points: str
@@ -274,11 +276,17 @@ def backlog_rows(
     for queue in {**backlog.queues, **backlog.trend}:
         samples = backlog.trend.get(queue, [])
         peak = max((sample.count for sample in samples), default=0)
-        points = " ".join(
-            f"{SPARK_WIDTH * max((sample.at - since).total_seconds(), 0) / span:.1f},"
-            f"{SPARK_HEIGHT - SPARK_HEIGHT * sample.count / max(peak, 1):.1f}"
+        placed = [
+            (
+                SPARK_WIDTH * max((sample.at - since).total_seconds(), 0) / span,
+                SPARK_HEIGHT - SPARK_HEIGHT * sample.count / max(peak, 1),
+            )
             for sample in samples
-        )
+        ]
+        if len(placed) == 1:  # one point draws nothing: a short dash at its time
+            ((x, y),) = placed
+            placed = [(max(x - 2, 0), y), (min(x + 2, SPARK_WIDTH), y)]
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in placed)
         first = samples[0] if samples else None
         rows.append(
             QueueBacklog(
@@ -286,6 +294,7 @@ def backlog_rows(
                 now=backlog.queues.get(queue, 0),
                 first=first,
                 peak=peak,
+                capped=any(sample.capped for sample in samples),
                 first_at=display.to_the_second(first.at) if first else "",
                 points=points,
             )

@@ -1,25 +1,27 @@
 """The backlog's trend: PENDING rows per queue, sampled once a minute by the history thread.
 
 A backlog is a level, not a flow: no sum of buckets gives it. So the history keeps
-samples, each an exact count of the PENDING rows (``TRACK_PENDING``) of every queue at
-the moment it was taken, up to :data:`MAX_BACKLOG` rows (a sample past that says so).
-The first worker to catch up in a minute takes the minute's sample; the first sample of
-each hour is also kept as the hour's, for windows longer than the minutes' 8 days.
+samples, each a count of every queue's PENDING rows (``TRACK_PENDING``) at the moment it
+was taken, over at most :data:`MAX_BACKLOG` rows (a sample past that says so, and its
+counts are of those rows). The first worker to catch up in a minute takes the minute's
+sample; the first sample of each hour is also kept as the hour's, for windows longer
+than the minutes' 8 days. A queue missing from a sample had nothing waiting.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..conf import app_settings
 from ..models import HistoryBacklog, TaskResult
 from ..states import PENDING
 from .buckets import HOUR, MINUTE, floor
+from .writes import concrete_fields
 
 #: PENDING rows older than this are not a backlog but leftovers (their queue long gone).
 HORIZON = timedelta(days=7)
@@ -27,6 +29,8 @@ HORIZON = timedelta(days=7)
 MAX_BACKLOG = 100_000
 #: Windows up to this long draw the trend from minute samples; longer ones from hours.
 MINUTE_SAMPLES_UP_TO = timedelta(hours=6)
+#: The queue a sample records when nothing waits anywhere (so the minute reads as sampled).
+NOTHING = ""
 
 
 @dataclass(frozen=True)
@@ -45,30 +49,20 @@ def pending_rows(table: QuerySet[TaskResult], until: datetime) -> QuerySet[TaskR
 
 def sample(alias: str, now: datetime | None = None) -> bool:
     """Take this minute's sample unless one was taken; True if this call took it."""
-    if not app_settings().TRACK_PENDING:
-        return False
     now = now or timezone.now()
-    minute = floor(now, MINUTE)
+    minute, hour = floor(now, MINUTE), floor(now, HOUR)
     samples = HistoryBacklog._default_manager.db_manager(alias)
     if samples.filter(tier=MINUTE, bucket=minute).exists():
         return False
-    table = TaskResult._default_manager.db_manager(alias).all()
-    queues = pending_rows(table, now).order_by().values_list("queue", flat=True)
-    counted = Counter(queue or "" for queue in queues[: MAX_BACKLOG + 1])
-    capped = sum(counted.values()) > MAX_BACKLOG
-    # A queue that emptied since the last sample gets a zero, so its line comes down.
-    last = samples.filter(tier=MINUTE, bucket__lt=minute).order_by("-bucket").first()
-    if last is not None:
-        for queue in samples.filter(tier=MINUTE, bucket=last.bucket, count__gt=0).values_list(
-            "queue", flat=True
-        ):
-            counted.setdefault(queue, 0)
+    counted, capped = _count_by_queue(alias, now)
     if not counted:
-        counted[""] = 0  # the minute was sampled, and nothing waited
-    hour = floor(now, HOUR)
+        counted[NOTHING] = 0
+    buckets = [(MINUTE, minute)]
+    if not samples.filter(tier=HOUR, bucket=hour).exists():
+        buckets.append((HOUR, hour))  # the hour's first sample
     rows = [
         HistoryBacklog(tier=tier, bucket=bucket, queue=queue, count=count, capped=capped)
-        for tier, bucket in ((MINUTE, minute), (HOUR, hour))
+        for tier, bucket in buckets
         for queue, count in counted.items()
     ]
     # Another worker sampling the same minute at once: its rows win, ours are ignored.
@@ -76,8 +70,32 @@ def sample(alias: str, now: datetime | None = None) -> bool:
     return True
 
 
+def _count_by_queue(alias: str, now: datetime) -> tuple[dict[str, int], bool]:
+    """PENDING rows per queue among the first :data:`MAX_BACKLOG` + 1, counted in the database."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    table = quote(TaskResult._meta.db_table)
+    queue, status, done = (
+        quote(str(field.column))
+        for field in concrete_fields(TaskResult, ("queue", "status", "date_done"))
+    )
+    cutoff = connection.ops.adapt_datetimefield_value(now - HORIZON)
+    sql = (
+        f"SELECT w.{queue}, COUNT(*) FROM (SELECT {queue} FROM {table} "
+        f"WHERE {status} = %s AND {done} >= %s LIMIT %s) w GROUP BY w.{queue}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [PENDING, cutoff, MAX_BACKLOG + 1])
+        counted = {name or "": count for name, count in cursor.fetchall()}
+    capped = sum(counted.values()) > MAX_BACKLOG
+    return counted, capped
+
+
 def trend(alias: str, start: datetime, end: datetime) -> dict[str, list[Sample]]:
-    """Each queue's samples from ``start`` to ``end``, oldest first (minutes or hours)."""
+    """Each queue's samples from ``start`` to ``end``, oldest first (minutes or hours).
+
+    Every queue has a point at every sample: zero where it had nothing waiting.
+    """
     tier = MINUTE if end - start <= MINUTE_SAMPLES_UP_TO else HOUR
     rows = (
         HistoryBacklog._default_manager.db_manager(alias)
@@ -85,7 +103,13 @@ def trend(alias: str, start: datetime, end: datetime) -> dict[str, list[Sample]]
         .order_by("bucket")
         .values_list("queue", "bucket", "count", "capped")
     )
-    by_queue: dict[str, list[Sample]] = defaultdict(list)
+    taken: dict[datetime, bool] = {}
+    counts: dict[str, dict[datetime, int]] = defaultdict(dict)
     for queue, bucket, count, capped in rows:
-        by_queue[queue].append(Sample(bucket, count, capped))
-    return dict(by_queue)
+        taken[bucket] = taken.get(bucket, False) or capped
+        if count:
+            counts[queue][bucket] = count
+    return {
+        queue: [Sample(at, by_bucket.get(at, 0), capped) for at, capped in taken.items()]
+        for queue, by_bucket in counts.items()
+    }

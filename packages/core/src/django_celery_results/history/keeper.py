@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.db import connections, router
 
@@ -12,21 +15,24 @@ from . import backlog
 from .rollup import catch_up
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Keeper(threading.Thread):
     """Catches the history up in the background of a worker's main process.
 
-    Each catch-up may spend half the interval; one running elsewhere (another worker, a
-    page being read) makes it skip its turn. A failure is logged and the next turn tries
-    again: the rows wait, uncounted, and cleanup keeps them until they are counted.
+    Each turn counts a chunk at a time for up to half the interval; a catch-up running
+    elsewhere (another worker, a page being read) makes it skip its turn. A failure is
+    logged and the next turn tries again: the rows wait, uncounted, and cleanup keeps them
+    until they are counted. Then it samples the backlog (once a minute among workers).
 
     A prefork pool forks a new process whenever one ends (a terminated task, a memory
     limit). A child forked while this thread is inside the database library inherits its
     locks held, by a thread it does not have, and hangs on its first query (SQLite's
-    mutexes); one forked while a connection is open may close it under the parent. So a
-    turn holds ``_turn``, which every fork waits for (``lifecycle`` registers
-    :func:`before_fork`), and closes its connections inside it.
+    mutexes); one forked while a connection is open may close it under the parent. So
+    each chunk holds ``_turn``, which every fork waits for (``lifecycle`` registers
+    :func:`before_fork`), and closes its connections before it lets go: a fork waits for
+    one chunk at most.
     """
 
     def __init__(self, interval: float) -> None:
@@ -37,18 +43,33 @@ class Keeper(threading.Thread):
     def run(self) -> None:
         """Catch up, then wait, until stopped."""
         while not self.stopped.wait(self.interval):
-            with _turn:
-                try:
-                    catch_up(budget=self.interval / 2)
-                    backlog.sample(router.db_for_write(TaskResult) or "default")
-                except Exception as exc:
-                    logger.warning("history: a catch-up failed, the next one retries: %r", exc)
-                finally:
-                    connections.close_all()  # this thread's own connections
+            self.turn()
+
+    def turn(self) -> None:
+        """Count a chunk at a time for up to half the interval, then sample the backlog."""
+        deadline = time.monotonic() + self.interval / 2
+        alias = router.db_for_write(TaskResult) or "default"
+        while not self.stopped.is_set():
+            progress = _guarded(lambda: catch_up(alias, budget=0), "a catch-up")
+            if progress is None or not progress.remaining or time.monotonic() >= deadline:
+                break
+        _guarded(lambda: backlog.sample(alias), "a backlog sample")
 
     def stop(self) -> None:
         """Stop after the catch-up under way, if any."""
         self.stopped.set()
+
+
+def _guarded(step: Callable[[], T], what: str) -> T | None:
+    """Run one step holding ``_turn``, its connections closed after; log a failure."""
+    with _turn:
+        try:
+            return step()
+        except Exception as exc:
+            logger.warning("history: %s failed, the next turn retries: %r", what, exc)
+            return None
+        finally:
+            connections.close_all()  # this thread's own connections
 
 
 _keeper: Keeper | None = None

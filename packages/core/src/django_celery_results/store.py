@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from . import batching, pending
 from .drivers import BaseDriver, TaskRow
+from .drivers.retry import with_retry
 from .history.rollup import catch_up
 
 if TYPE_CHECKING:
@@ -57,5 +58,6 @@ def delete_task_result(driver: BaseDriver, task_id: str) -> None:
     The history counts the row first: deleting it never takes the task out of the history.
     """
     batching.flush_task_ids((task_id,))
-    catch_up(driver.alias, wait=True, only=Q(task_id=task_id))
+    # Waiting on a writer's row lock can meet a batch in a deadlock: retried like a write.
+    with_retry(driver, catch_up, driver.alias, wait=True, only=Q(task_id=task_id))
     driver.retrying.delete_task_result(task_id)

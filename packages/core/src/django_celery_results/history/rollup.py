@@ -131,14 +131,15 @@ def catch_up(
     wait: bool = False,
     on_chunk: Callable[[Progress], None] | None = None,
     only: Q | None = None,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> Progress:
     """Count the rows written since the last catch-up, a chunk per transaction.
 
     ``budget`` bounds the seconds spent (None: until every row is counted); ``wait``
     waits for a catch-up running elsewhere instead of leaving the work to it. ``only``
     counts just the rows it matches (those about to be deleted), waiting for a writer
-    that holds one instead of skipping it. ``chunk`` rows are counted per transaction.
+    that holds one instead of skipping it. ``chunk`` rows are counted per transaction
+    (default :data:`CHUNK`).
     """
     alias = using or router.db_for_write(TaskResult) or "default"
     deadline = None if budget is None else time.monotonic() + budget
@@ -151,7 +152,7 @@ def catch_up(
                 progress.busy = True
                 return progress
             labels = Labels(alias, app_settings().METRICS_MAX_LABEL_VALUES)
-            counted, full = _count_chunk(alias, dictionary, labels, only, chunk)
+            counted, full = _count_chunk(alias, dictionary, labels, only, chunk or CHUNK)
             progress.rows += counted
             state = HistoryState._default_manager.db_manager(alias).filter(id=1)
             if full or only is not None:

@@ -120,6 +120,22 @@ def test_the_command_counts_every_stored_row(db_alias: str) -> None:
     assert TaskResult.objects.get(task_id="f").exception_type == "KeyError"
 
 
+def test_the_command_vacuums_postgresql_after_counting(
+    db_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_celery_results.management.commands import celery_results_history
+
+    monkeypatch.setattr(celery_results_history, "VACUUM_AFTER", 1)
+    put("a", "SUCCESS", 60)
+    out = StringIO()
+    call_command("celery_results_history", "--quiet", database=db_alias, stdout=out)
+    assert ("Vacuumed" in out.getvalue()) == (db_alias.startswith("postgres"))
+    put("b", "SUCCESS", 60)
+    out = StringIO()
+    call_command("celery_results_history", "--no-vacuum", database=db_alias, stdout=out)
+    assert "Vacuumed" not in out.getvalue()
+
+
 def test_label_values_past_the_bound_count_as_other(db_alias: str, admin_client: Any) -> None:
     with override_settings(DJANGO_CELERY_RESULTS={"METRICS_MAX_LABEL_VALUES": 2}):
         for n in range(4):

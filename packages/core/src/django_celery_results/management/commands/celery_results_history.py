@@ -11,13 +11,15 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import router
+from django.db import connections, router
 
 from ...history.rollup import Progress, catch_up
 from ...models import TaskResult
 
 #: Characters of the progress bar.
 BAR = 30
+#: Rows counted after which PostgreSQL's table is vacuumed at the end.
+VACUUM_AFTER = 10_000
 #: Rows counted per transaction: more than the workers' catch-ups, whose transactions
 #: stay short beside task writes; the buckets a chunk shares are written once.
 CHUNK = 5000
@@ -39,6 +41,11 @@ class Command(BaseCommand):
             help="The database alias of the results (default: where results are written).",
         )
         parser.add_argument("--quiet", action="store_true", help="Print only the summary.")
+        parser.add_argument(
+            "--no-vacuum",
+            action="store_true",
+            help="On PostgreSQL, leave the table's old row versions to autovacuum.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Catch up, showing progress, until no row is left to count."""
@@ -78,6 +85,29 @@ class Command(BaseCommand):
             self.stderr.write("")
         seconds = time.monotonic() - began
         self.stdout.write(f"Counted {progress.rows:,} rows into the history in {seconds:.1f} s.")
+        if progress.rows and not options["no_vacuum"]:
+            self._vacuum(alias, progress.rows)
+
+    def _vacuum(self, alias: str, rows: int) -> None:
+        """PostgreSQL: ``VACUUM ANALYZE`` the table, whose counted rows left old versions.
+
+        Marking a row counted writes a new version of it. Until vacuumed, the old ones
+        (one per row counted) make every index walk of the table step over them and every
+        index-only scan visit the heap: after counting millions of rows the admin's pages
+        were five times slower until autovacuum, throttled, got there.
+        """
+        connection = connections[alias]
+        if connection.vendor != "postgresql" or rows < VACUUM_AFTER:
+            return
+        if connection.in_atomic_block:  # VACUUM cannot run in a transaction
+            self.stdout.write("Not vacuumed: called inside a transaction.")
+            return
+        table = connection.ops.quote_name(TaskResult._meta.db_table)
+        began = time.monotonic()
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
+        seconds = time.monotonic() - began
+        self.stdout.write(f"Vacuumed {table} in {seconds:.1f} s.")
 
 
 def _total(before: Progress, step: Progress) -> Progress:

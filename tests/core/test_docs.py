@@ -57,7 +57,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 def ci_version_legs() -> list[str]:
     """Return the Python versions ``.ci/run`` runs the suite on (``make test PYTHON=X``)."""
     text = (ROOT / ".ci/run").read_text()
-    return re.findall(r"^leg \d+ \d+ \d+ make test PYTHON=(\d+\.\d+) &$", text, re.M)
+    return re.findall(r"^leg \d+ \d+ \d+ \d+/\d+ make test PYTHON=(\d+\.\d+) &$", text, re.M)
 
 
 def test_ci_runs_both_version_legs_with_the_readmes_command() -> None:

@@ -80,8 +80,11 @@ def test_stuck_tasks_are_grouped_by_worker() -> None:
     assert loads["celery@c"].oldest_stuck is not None
     b = loads["celery@b"]
     assert (b.total, b.failed, b.running) == (2, 2, 1)
+    assert sum(load.running for load in numbers.workers) == 1  # stuck is not running
     with override_settings(DJANGO_CELERY_RESULTS={"STUCK_AFTER": 10}):
-        assert report.build(timezone.now() - timedelta(hours=1)).stuck == 2
+        later = report.build(timezone.now() - timedelta(hours=1))
+    assert later.stuck == 2
+    assert sum(load.running for load in later.workers) == 0
 
 
 def test_the_backlog_needs_track_pending(db_alias: str) -> None:

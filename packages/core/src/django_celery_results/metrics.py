@@ -148,7 +148,7 @@ def now_gauges(numbers: report.Report, family: Any) -> Iterator[Metric]:
     """Running and stuck tasks per worker, and the PENDING backlog: what is true now."""
     executing = family(
         "celery_results_worker_executing_tasks",
-        "Tasks whose row is STARTED (within 7 days), per worker.",
+        "Tasks STARTED for at most STUCK_AFTER (older ones are stuck), per worker.",
         labels=["worker"],
     )
     stuck = family(

@@ -60,7 +60,11 @@ class Incident:
 
 @dataclass
 class WorkerLoad:
-    """What one worker finished in the window, and its running and stuck tasks now."""
+    """What one worker finished in the window, and its running and stuck tasks now.
+
+    ``running`` and ``stuck`` do not overlap: a STARTED row older than ``STUCK_AFTER`` is
+    stuck, not running.
+    """
 
     worker: str
     total: int = 0
@@ -283,9 +287,11 @@ def worker_loads(
 ) -> list[WorkerLoad]:
     """Per worker: finished and failed tasks in the window; running and stuck tasks now.
 
-    Running and stuck tasks are STARTED rows (within :data:`HORIZON`), read through the
-    ``(status, date_done)`` index; a task is stuck when its STARTED row was written before
-    ``stuck_before``. The oldest :data:`MAX_STUCK` are counted.
+    Both are STARTED rows, read through the ``(status, date_done)`` index: running ones
+    were written from ``stuck_before`` on, stuck ones before it (within :data:`HORIZON`;
+    the oldest :data:`MAX_STUCK` are counted). Running tasks are as many as the workers
+    run at once, whatever the table's size; stuck rows of lost workers can pile up, hence
+    the bound.
     """
     loads: dict[str, WorkerLoad] = {}
     for entry in counted:
@@ -293,12 +299,12 @@ def worker_loads(
         load.total += entry.count
         if entry.key.state == FAILURE:
             load.failed += entry.count
-    started = table.filter(status="STARTED", date_done__gte=until - HORIZON)
-    running = started.values_list("worker").annotate(n=Count("id")).order_by()
-    for worker, n in running:
+    started = table.filter(status="STARTED")
+    running = started.filter(date_done__gte=stuck_before)
+    for worker, n in running.values_list("worker").annotate(n=Count("id")).order_by():
         loads.setdefault(worker or "", WorkerLoad(worker or "")).running = n
     stuck = (
-        started.filter(date_done__lt=stuck_before)
+        started.filter(date_done__gte=until - HORIZON, date_done__lt=stuck_before)
         .order_by("date_done")
         .values_list("worker", "date_done")[:MAX_STUCK]
     )

@@ -7,7 +7,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Min, Q, Sum
+from django.db.models import (
+    Case,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    Sum,
+    Value,
+    When,
+)
 
 from ..conf import app_settings
 from ..models import HistoryCount, HistorySpread
@@ -21,9 +31,10 @@ from .series import Dictionary, Key
 class Window:
     """The whole minutes a window covers: ``start`` (included) to ``end`` (excluded).
 
-    ``start`` is the asked start, floored to its minute; later only where minute buckets
-    are pruned (past :data:`MINUTE_RETENTION`: the next hour) or the history's retention
-    ends. ``end`` is the end of the minute holding the asked end.
+    ``start`` is the asked start, floored to its minute, or to its hour for a window over
+    :data:`HOURS_OVER`; later only where minute buckets are pruned (past
+    :data:`MINUTE_RETENTION`: the next hour) or the history's retention ends. ``end`` is
+    the end of the minute holding the asked end.
     """
 
     start: datetime
@@ -34,9 +45,15 @@ class Window:
         return cover(self.start, self.end, top)
 
 
+#: A window longer than this starts on its hour: reading its first hour's minute buckets
+#: would cost more than the rest of a day's window (a bucket per series and minute), for a
+#: precision its hour-long (or longer) bars cannot show.
+HOURS_OVER = timedelta(hours=12)
+
+
 def window(since: datetime, until: datetime, now: datetime) -> Window:
     """The window of whole minutes holding ``since`` to ``until`` that the history can count."""
-    start = floor(since, MINUTE)
+    start = floor(since, HOUR if until - since > HOURS_OVER else MINUTE)
     oldest_hour = now - app_settings().HISTORY_RETENTION
     if start < now - MINUTE_RETENTION:
         start = ceil(start, HOUR)
@@ -143,19 +160,36 @@ def chart(span: Window, bar_seconds: int, alias: str, until: datetime) -> list[B
     table = HistoryCount._default_manager.db_manager(alias)
     rows = (
         table.filter(in_pieces(span.pieces(top)))
-        .values("bucket", "series__task_name")
+        .annotate(bar=bar_of(bars, whole=TIER_SECONDS[top] == bar_seconds))
+        .values("bar", "series__task_name")
         .annotate(done=Sum("count"), failed=Sum("count", filter=Q(series__state=FAILURE)))
         .order_by()
     )
     for row in rows:
-        index = int((row["bucket"] - first).total_seconds() // bar_seconds)
-        if 0 <= index < len(bars):
+        index = row["bar"]
+        if isinstance(index, datetime):
+            index = int((index - first).total_seconds() // bar_seconds)
+        if index is not None and 0 <= index < len(bars):
             target = bars[index]
             target.done += row["done"]
             target.failed += row["failed"] or 0
             name = row["series__task_name"]
             target.by_task[name] = target.by_task.get(name, 0) + row["done"]
     return bars
+
+
+def bar_of(bars: list[Bar], *, whole: bool) -> F | Case:
+    """Each bucket's bar, for the database to group by: the bucket itself where a bar is one.
+
+    Otherwise the bar's number, from a ``CASE`` over the bars' edges: portable (no date
+    arithmetic, which each database spells its own way), and it sends the page one row
+    per bar and task name rather than one per bucket and series (six times fewer for a
+    week in quarter days, ten for six hours in ten minutes).
+    """
+    if whole:
+        return F("bucket")
+    edges = [When(bucket__lt=bar.end, then=Value(number)) for number, bar in enumerate(bars)]
+    return Case(*edges, default=Value(None), output_field=IntegerField())
 
 
 def floor_to(moment: datetime, seconds: int) -> datetime:

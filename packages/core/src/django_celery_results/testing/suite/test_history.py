@@ -13,10 +13,11 @@ from django.db.models import Count
 from django.utils import timezone
 
 from ...history import sketch
-from ...history.buckets import MINUTE, floor
+from ...history.buckets import HOUR, MINUTE, floor
 from ...history.rollup import catch_up
-from ...history.windows import Window, series_counts, spreads, window
+from ...history.windows import Window, chart, series_counts, spreads, window
 from ...models import TaskResult
+from ...report import bar_for
 from ...states import TERMINAL_STATES
 from ...stats import nearest_rank
 from .helpers import new_id, row
@@ -214,3 +215,38 @@ class TestHistory:
         assert span.start == floor(now - timedelta(hours=1), MINUTE)
         assert span.end > now >= span.end - timedelta(minutes=1)
         assert isinstance(span.start, datetime)
+
+    def test_a_window_over_twelve_hours_starts_on_its_hour(self) -> None:
+        now = timezone.now()
+        span = window(now - timedelta(hours=24), now, now)
+        assert span.start == floor(now - timedelta(hours=24), HOUR)
+        assert span.end > now >= span.end - timedelta(minutes=1)
+
+    def test_each_bar_of_the_chart_equals_count_star(self, driver: Any) -> None:
+        prefix = f"hist.{new_id()[:8]}."
+        rng = random.Random(11)
+        now = timezone.now()
+        rows = []
+        for n in range(120):
+            done = now - timedelta(seconds=rng.uniform(30, 7 * 86_400 - 3600))
+            state = rng.choice([states.SUCCESS, states.SUCCESS, states.FAILURE])
+            rows.append(row(new_id(), state, date_done=done, task_name=f"{prefix}{n % 3}"))
+        driver.ops.store_task_results(rows)
+        catch_up(driver.alias)
+        stored = TaskResult.objects.filter(task_name__startswith=prefix)
+        for length in (
+            timedelta(hours=1),
+            timedelta(hours=6),
+            timedelta(days=1),
+            timedelta(days=7),
+        ):
+            span = window(now - length, now, now)
+            bars = chart(span, bar_for(span), driver.alias, now)
+            assert bars[0].start <= span.start and bars[-1].end >= span.end
+            for bar in bars:
+                inside = stored.filter(
+                    date_done__gte=max(bar.start, span.start), date_done__lt=min(bar.end, span.end)
+                )
+                ours = {name: n for name, n in bar.by_task.items() if name.startswith(prefix)}
+                want = dict(inside.values_list("task_name").annotate(n=Count("id")).order_by())
+                assert ours == want, (length, bar.start)

@@ -77,3 +77,42 @@ def test_migrate_to_zero_and_back() -> None:
     call_command("migrate", "django_celery_results", verbosity=0)
     existing = set(connections["default"].introspection.table_names())
     assert {f"django_celery_results_{t}" for t in tables} <= existing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_new_tiers_are_summed_from_the_counted_buckets() -> None:
+    """0020: a database counted before ten minutes and quarter days were tiers gets them."""
+    from datetime import UTC, datetime
+
+    from django_celery_results.history.buckets import HOUR, MINUTE, QUARTER_DAY, TEN_MINUTES
+    from django_celery_results.models import HistoryCount, HistorySeries, HistorySpread
+
+    call_command("migrate", "django_celery_results", "0019", verbosity=0)
+    series = HistorySeries.objects.create(key="k", task_name="t", state="SUCCESS")
+    for tier, hour, minute, count in (
+        (MINUTE, 5, 1, 2), (MINUTE, 5, 4, 3), (MINUTE, 5, 12, 5),
+        (HOUR, 1, 0, 7), (HOUR, 5, 0, 10), (HOUR, 6, 0, 1),
+    ):  # fmt: skip
+        at = datetime(2026, 12, 7, hour, minute, tzinfo=UTC)
+        HistoryCount.objects.create(
+            tier=tier, bucket=at, series=series, count=count,
+            first_done=at, last_done=at, example=f"id-{hour}-{minute}",
+        )  # fmt: skip
+        HistorySpread.objects.create(
+            tier=tier, bucket=at, task_name="t", bins=f'{{"run": {{"7": {count}}}}}'
+        )
+    call_command("migrate", "django_celery_results", verbosity=0)
+    tens = HistoryCount.objects.filter(tier=TEN_MINUTES).order_by("bucket")
+    assert [(row.bucket.minute, row.count, row.example) for row in tens] == [
+        (0, 5, "id-5-4"),
+        (10, 5, "id-5-12"),
+    ]
+    quarters = HistoryCount.objects.filter(tier=QUARTER_DAY).order_by("bucket")
+    assert [(row.bucket.hour, row.count, row.example) for row in quarters] == [
+        (0, 17, "id-5-0"),
+        (6, 1, "id-6-0"),
+    ]
+    spreads = HistorySpread.objects.filter(tier=TEN_MINUTES).order_by("bucket")
+    assert [row.bins for row in spreads] == ['{"run": {"7": 5}}', '{"run": {"7": 5}}']
+    spreads = HistorySpread.objects.filter(tier=QUARTER_DAY).order_by("bucket")
+    assert [row.bins for row in spreads] == ['{"run": {"7": 17}}', '{"run": {"7": 1}}']

@@ -219,7 +219,12 @@ def test_dashboard_task_picker_windows_and_refresh(
         assert page.locator(f"[data-window='{window}']").count() == 1
     page.click(f"[data-task-pick='{T}fail']")
     page.wait_for_url("**task=**")
-    assert page.locator("#dcr-failed-chart").count() == 0  # one task's series alone
+    # One task's series alone: its finished tasks, and its failures below them.
+    assert page.locator("#dcr-failed-chart rect.failed").count() >= 1
+    page.click(f"[data-task-pick='{T}add']")
+    page.wait_for_url(f"**task={T}add**")
+    assert page.locator("#dcr-chart rect.done").count() >= 1
+    assert page.locator("#dcr-failed-chart rect.failed").count() == 0
     page.click("[data-refresh='30']")
     page.wait_for_url("**refresh=30**")
     assert page.locator("meta[http-equiv=refresh]").get_attribute("content") == "30"

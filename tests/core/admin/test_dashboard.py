@@ -111,6 +111,21 @@ def test_the_chart_links_each_bar_to_its_rows(admin_client: Client, db_alias: st
     assert picked.context["task"] == "proj.add"
 
 
+def test_a_picked_task_charts_its_own_tasks_and_failures(
+    admin_client: Client, db_alias: str
+) -> None:
+    for n in range(3):
+        put(f"mul-{n}", "SUCCESS", "proj.mul", 120)
+    put("add-1", "SUCCESS", "proj.add", 120)
+    put("add-2", "FAILURE", "proj.add", 120)
+    every = admin_client.get(reverse(DASHBOARD), {"window": "1h"}).context
+    assert (every["chart_top"], every["failed_top"]) == (5, 1)
+    picked = admin_client.get(reverse(DASHBOARD), {"window": "1h", "task": "proj.mul"}).context
+    assert (picked["task"], picked["chart_top"], picked["failed_top"]) == ("proj.mul", 3, 0)
+    unknown = admin_client.get(reverse(DASHBOARD), {"window": "1h", "task": "proj.nope"}).context
+    assert (unknown["task"], unknown["chart_top"]) == (None, 5)  # every task's, then
+
+
 def test_auto_refresh_is_a_meta_refresh(admin_client: Client, db_alias: str) -> None:
     html = admin_client.get(reverse(DASHBOARD), {"refresh": "30"}).content.decode()
     assert '<meta http-equiv="refresh" content="30">' in html

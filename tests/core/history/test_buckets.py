@@ -9,6 +9,8 @@ from django_celery_results.history.buckets import (
     DAY,
     HOUR,
     MINUTE,
+    QUARTER_DAY,
+    TEN_MINUTES,
     TIER_SECONDS,
     cover,
     floor,
@@ -49,10 +51,15 @@ def test_a_short_cover_holds_every_minute_once() -> None:
 
 
 def test_the_middle_is_coarse() -> None:
-    start = datetime(2026, 11, 1, 22, 30, tzinfo=UTC)
+    start = datetime(2026, 11, 1, 22, 27, tzinfo=UTC)
     pieces = cover(start, start + timedelta(days=3))
-    assert [piece.tier for piece in pieces] == [MINUTE, HOUR, DAY, HOUR, MINUTE]
+    tiers = [MINUTE, TEN_MINUTES, HOUR, DAY, QUARTER_DAY, HOUR, TEN_MINUTES, MINUTE]
+    assert [piece.tier for piece in pieces] == tiers
+    assert [(piece.start.hour, piece.start.minute) for piece in pieces] == [
+        (22, 27), (22, 30), (23, 0), (0, 0), (0, 0), (18, 0), (22, 0), (22, 20),
+    ]  # fmt: skip
     assert TIER_SECONDS[DAY] == 86_400
+    assert TIER_SECONDS[TEN_MINUTES] == 600
 
 
 def test_a_cap_on_the_tier_keeps_buckets_small() -> None:

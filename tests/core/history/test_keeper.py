@@ -59,5 +59,5 @@ def test_a_turn_counts_the_rows_and_samples_the_backlog(db_alias: str) -> None:
     TaskResult.objects.create(task_id="waits", status="PENDING", queue="q")
     keeper.Keeper(interval=10).turn()
     assert not TaskResult.objects.filter(rolled_up=False).exists()  # PENDING: an empty mark
-    assert HistoryCount.objects.filter(series__task_name="proj.add", count=1).count() == 3
+    assert HistoryCount.objects.filter(series__task_name="proj.add", count=1).count() == 5
     assert HistoryBacklog.objects.filter(queue="q", count=1).exists()

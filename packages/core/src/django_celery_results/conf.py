@@ -72,7 +72,7 @@ class AppSettings:
     #: The project's own task states (``update_state(state="PROGRESS")``), known to
     #: ``RETENTION`` besides Celery's.
     CUSTOM_STATES: tuple[str, ...] = ()
-    #: How long the rolled-up history keeps its hour and day buckets.
+    #: How long the rolled-up history keeps its buckets of an hour or longer.
     HISTORY_RETENTION: timedelta = timedelta(days=90)
     #: Seconds between two catch-ups of the history in each worker (0: none; reads and
     #: cleanup still catch up).

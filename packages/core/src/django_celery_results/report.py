@@ -123,6 +123,8 @@ class Report:
     states: dict[str, int] = field(default_factory=dict)
     #: The chart's bar length, in seconds.
     bar_seconds: int = 60
+    #: The one task the chart counts, or None for every task.
+    chart_task: str | None = None
     #: The stuck count stopped at ``MAX_STUCK``: there are more.
     stuck_capped: bool = False
     #: Tasks by (task name, state, queue): what the metrics' window gauges export.
@@ -169,10 +171,12 @@ def build(
     task_names: list[str] | None = None,
     compare: bool = False,
     budget: float = CATCH_UP_SECONDS,
+    chart_task: str | None = None,
 ) -> Report:
     """The report of tasks finished from ``since`` to ``until`` (now), exact per minute.
 
-    ``compare`` adds the window of the same length just before, per task name.
+    ``compare`` adds the window of the same length just before, per task name;
+    ``chart_task`` draws the chart of that task alone, if it finished tasks in the window.
     """
     now = timezone.now()
     until = until or now
@@ -184,13 +188,15 @@ def build(
     stuck_after = app_settings().STUCK_AFTER
     table = TaskResult._default_manager.db_manager(alias).all()
     bar_seconds = bar_for(span)
+    charted = chart_task if any(e.key.task_name == chart_task for e in counted) else None
     report = Report(
         since=since,
         until=until,
         covered_since=span.start,
         covered_until=span.end,
         tasks=tasks,
-        throughput=chart(span, bar_seconds, alias, until),
+        throughput=chart(span, bar_seconds, alias, until, charted),
+        chart_task=charted,
         bar_seconds=bar_seconds,
         incidents=incidents(counted),
         workers=worker_loads(counted, table, until - stuck_after, until),

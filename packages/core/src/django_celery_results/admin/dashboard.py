@@ -78,16 +78,15 @@ def list_url(**filters: Any) -> str:
 
 def columns(bars: list[Bar], task: str | None) -> tuple[list[Column], int, int]:
     """Place each bar: finished on the main chart, failed on its own scale below it."""
-    counts = [(bar.by_task.get(task, 0) if task else bar.done) for bar in bars]
-    tallest = max(counts, default=0) or 1
+    tallest = max((bar.done for bar in bars), default=0) or 1
     most_failed = max((bar.failed for bar in bars), default=0) or 1
     width = (CHART_WIDTH - AXIS) / max(len(bars), 1)
     placed = []
-    for index, (bar, done) in enumerate(zip(bars, counts, strict=True)):
-        done_height = CHART_HEIGHT * done / tallest
-        failed_height = 0.0 if task else FAILED_HEIGHT * bar.failed / most_failed
+    for index, bar in enumerate(bars):
+        done_height = CHART_HEIGHT * bar.done / tallest
+        failed_height = FAILED_HEIGHT * bar.failed / most_failed
         start, end = display.to_the_second(bar.start), display.to_the_second(bar.end)
-        title = f"{start} to {end}: {done} finished" + ("" if task else f", {bar.failed} failed")
+        title = f"{start} to {end}: {bar.done} finished, {bar.failed} failed"
         if bar.partial:
             title += " (partial)"
         placed.append(
@@ -107,7 +106,11 @@ def columns(bars: list[Bar], task: str | None) -> tuple[list[Column], int, int]:
                 partial=bar.partial,
             )
         )
-    return placed, max(counts, default=0), max((bar.failed for bar in bars), default=0)
+    return (
+        placed,
+        max((bar.done for bar in bars), default=0),
+        max((bar.failed for bar in bars), default=0),
+    )
 
 
 def time_ticks(bars: list[Bar]) -> list[Tick]:
@@ -186,11 +189,10 @@ def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> Templa
     refresh = request.GET.get("refresh", "0")
     seconds = int(refresh) if refresh.isdigit() and int(refresh) in REFRESHES else 0
     until = timezone.now()
-    numbers = report.build(until - length, until=until, compare=True)
+    wanted = request.GET.get("task") or None
+    numbers = report.build(until - length, until=until, compare=True, chart_task=wanted)
     names = [entry.task_name for entry in numbers.tasks]
-    task = request.GET.get("task") or None
-    if task not in names:
-        task = None
+    task = numbers.chart_task
     placed, top, failed_top = columns(numbers.throughput, task)
     covered = numbers.covered_until - numbers.covered_since
     context = {

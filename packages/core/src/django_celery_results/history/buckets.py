@@ -1,16 +1,21 @@
-"""The history's time buckets: minutes, hours and days in UTC, and windows cut into them."""
+"""The history's time buckets (a minute to a day, in UTC), and windows cut into them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-#: Tier numbers, finest first; a tier's buckets are this many seconds long.
-MINUTE, HOUR, DAY = 0, 1, 2
-TIER_SECONDS = {MINUTE: 60, HOUR: 3600, DAY: 86_400}
-TIERS = (MINUTE, HOUR, DAY)
-#: Minute buckets are kept this long; hour and day buckets as long as ``HISTORY_RETENTION``.
+#: Tier numbers, as stored (ten minutes and quarter days came last, hence 3 and 4); a
+#: tier's buckets are this many seconds long. Each length is one the dashboard's chart
+#: draws a bar of, so a bar is always one bucket.
+MINUTE, HOUR, DAY, TEN_MINUTES, QUARTER_DAY = 0, 1, 2, 3, 4
+TIER_SECONDS = {MINUTE: 60, TEN_MINUTES: 600, HOUR: 3600, QUARTER_DAY: 21_600, DAY: 86_400}
+#: Finest first: a window is cut into the coarsest that fit, finer ones at its edges.
+TIERS = (MINUTE, TEN_MINUTES, HOUR, QUARTER_DAY, DAY)
+#: Minute and ten-minute buckets are kept this long; the others ``HISTORY_RETENTION``.
 MINUTE_RETENTION = timedelta(days=8)
+SHORT_TIERS = (MINUTE, TEN_MINUTES)
+LONG_TIERS = (HOUR, QUARTER_DAY, DAY)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -56,7 +61,8 @@ def cover(start: datetime, end: datetime, top: int = DAY) -> list[Piece]:
         return []
     if top == MINUTE:
         return [Piece(MINUTE, start, end)]
+    finer = TIERS[TIERS.index(top) - 1]
     first, last = ceil(start, top), floor(end, top)
     if first >= last:
-        return cover(start, end, top - 1)
-    return [*cover(start, first, top - 1), Piece(top, first, last), *cover(last, end, top - 1)]
+        return cover(start, end, finer)
+    return [*cover(start, first, finer), Piece(top, first, last), *cover(last, end, finer)]

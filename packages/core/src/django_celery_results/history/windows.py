@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import (
-    Case,
-    F,
-    IntegerField,
-    Max,
-    Min,
-    Q,
-    Sum,
-    Value,
-    When,
-)
+from django.db.models import Max, Min, Q, Sum
 
 from ..conf import app_settings
 from ..models import HistoryCount, HistorySpread
 from ..states import FAILURE
 from . import sketch
-from .buckets import DAY, HOUR, MINUTE, MINUTE_RETENTION, TIER_SECONDS, Piece, ceil, cover, floor
+from .buckets import (
+    DAY,
+    HOUR,
+    MINUTE,
+    MINUTE_RETENTION,
+    QUARTER_DAY,
+    TEN_MINUTES,
+    Piece,
+    ceil,
+    cover,
+    floor,
+)
 from .series import Dictionary, Key
 
 
@@ -136,18 +137,22 @@ class Bar:
     failed: int = 0
     #: The bar reaches past the window (its first or last): it covers less than its length.
     partial: bool = False
-    by_task: dict[str, int] = field(default_factory=dict)
 
 
-#: Bar lengths the chart may use, and the coarsest tier each can be summed from.
-BAR_TIERS = {60: MINUTE, 600: MINUTE, 3600: HOUR, 21_600: HOUR, 86_400: DAY}
+#: Bar lengths the chart may use, and the tier whose buckets they are.
+BAR_TIERS = {60: MINUTE, 600: TEN_MINUTES, 3600: HOUR, 21_600: QUARTER_DAY, 86_400: DAY}
 
 
-def chart(span: Window, bar_seconds: int, alias: str, until: datetime) -> list[Bar]:
-    """The window in bars of ``bar_seconds`` (aligned in UTC), each bar exact."""
+def chart(
+    span: Window, bar_seconds: int, alias: str, until: datetime, task_name: str | None = None
+) -> list[Bar]:
+    """The window in bars of ``bar_seconds`` (aligned in UTC), each bar exact.
+
+    Every task's, or ``task_name``'s alone.
+    """
     top = BAR_TIERS[bar_seconds]
     step = timedelta(seconds=bar_seconds)
-    first = floor_to(span.start, bar_seconds)
+    first = floor(span.start, top)
     bars: list[Bar] = []
     start = first
     while start < span.end:
@@ -157,46 +162,17 @@ def chart(span: Window, bar_seconds: int, alias: str, until: datetime) -> list[B
         return bars
     bars[0].partial = bars[0].start < span.start
     bars[-1].partial = bars[-1].end > until
-    table = HistoryCount._default_manager.db_manager(alias)
+    table = HistoryCount._default_manager.db_manager(alias).filter(in_pieces(span.pieces(top)))
+    if task_name is not None:
+        table = table.filter(series__task_name=task_name)
     rows = (
-        table.filter(in_pieces(span.pieces(top)))
-        .annotate(bar=bar_of(bars, whole=TIER_SECONDS[top] == bar_seconds))
-        .values("bar", "series__task_name")
+        table.values("bucket")
         .annotate(done=Sum("count"), failed=Sum("count", filter=Q(series__state=FAILURE)))
         .order_by()
     )
-    for row in rows:
-        index = row["bar"]
-        if isinstance(index, datetime):
-            index = int((index - first).total_seconds() // bar_seconds)
-        if index is not None and 0 <= index < len(bars):
-            target = bars[index]
-            target.done += row["done"]
-            target.failed += row["failed"] or 0
-            name = row["series__task_name"]
-            target.by_task[name] = target.by_task.get(name, 0) + row["done"]
+    for row in rows:  # a bar's bucket, or a finer one at the window's edge
+        index = int((row["bucket"] - first).total_seconds() // bar_seconds)
+        if 0 <= index < len(bars):
+            bars[index].done += row["done"]
+            bars[index].failed += row["failed"] or 0
     return bars
-
-
-def bar_of(bars: list[Bar], *, whole: bool) -> F | Case:
-    """Each bucket's bar, for the database to group by: the bucket itself where a bar is one.
-
-    Otherwise the bar's number, from a ``CASE`` over the bars' edges: portable (no date
-    arithmetic, which each database spells its own way), and it sends the page one row
-    per bar and task name rather than one per bucket and series (six times fewer for a
-    week in quarter days, ten for six hours in ten minutes).
-    """
-    if whole:
-        return F("bucket")
-    edges = [When(bucket__lt=bar.end, then=Value(number)) for number, bar in enumerate(bars)]
-    return Case(*edges, default=Value(None), output_field=IntegerField())
-
-
-def floor_to(moment: datetime, seconds: int) -> datetime:
-    """``moment`` floored to a multiple of ``seconds`` since the epoch (UTC)."""
-    tier = next((tier for tier, length in TIER_SECONDS.items() if length == seconds), None)
-    if tier is not None:
-        return floor(moment, tier)
-    epoch = floor(moment, DAY)
-    offset = (moment - epoch).total_seconds() // seconds * seconds
-    return epoch + timedelta(seconds=offset)

@@ -2,6 +2,7 @@
 
 Usage: uv run --all-groups python bench/admin.py --db postgres|mariadb
        [--rows 10000000] [--small 10000] [--repeats 3] [--json out.json]
+       [--keep] [--databases SMALL,FULL] [--pages REGEX]
 
 For each size a throwaway database is migrated and seeded inside the database
 (``generate_series`` / MariaDB's ``seq_1_to_N``) with rows spread over the last 30 days
@@ -16,6 +17,10 @@ search, a deep page (ours: the keyset cursor at the table's middle row; upstream
 page number at the middle, which is all it has), a detail page, our dashboard over each
 window (15 minutes to 30 days) and one ``/metrics`` scrape. Printed: median milliseconds
 per page, and full size over small for each.
+
+``--keep`` leaves the seeded databases in place (their names are printed); ``--databases``
+times the pages again on two kept ones, without seeding or counting; ``--pages`` times
+only the pages whose name matches.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -168,6 +174,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="days the rows spread over")
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded databases")
+    parser.add_argument("--databases", help="SMALL,FULL: time two kept databases again")
+    parser.add_argument("--pages", default="", help="time only the pages matching this regex")
     args = parser.parse_args()
     full = args.rows or (10_000_000 if args.db == "postgres" else 2_000_000)
     server = make_server(args.db, {})
@@ -175,37 +184,53 @@ def main() -> None:
     if not args.no_upstream:
         contenders["upstream"] = upstream_python()
     results: dict[str, Any] = {"db": args.db, "sizes": {}}
+    kept = (
+        dict(zip((args.small, full), args.databases.split(","), strict=True))
+        if args.databases
+        else {}
+    )
     try:
         for rows in (args.small, full):
-            name = server.create(f"admin{rows}")
-            run_pages(contenders["ours"], server, name, {}, 1)  # migrate
-            seconds = seed(server, name, rows, args.days)
-            print(f"{rows:,} rows seeded in {seconds:.0f} s", flush=True)
-            counted = catch_up(contenders["ours"], server, name)
-            results.setdefault("catch_up", {})[rows] = counted
-            print(
-                f"  history: {counted['rows']:,} rows counted in {counted['s']:.0f} s "
-                f"({counted['rows'] / max(counted['s'], 1e-9):,.0f} rows/s)",
-                flush=True,
-            )
-            server.quiesce()
+            name = kept.get(rows) or prepare(server, contenders["ours"], rows, args, results)
             pk, wanted, done = middle_row(server, name, rows)
             timings = {}
             # Alternate who goes first, so neither always meets the colder cache.
             order = list(contenders) if rows == args.small else list(reversed(contenders))
             for contender in order:
                 pages = pages_for(contender, rows, pk, wanted, done)
+                pages = {page: url for page, url in pages.items() if re.search(args.pages, page)}
                 timings[contender] = run_pages(
                     contenders[contender], server, name, pages, args.repeats
                 )
                 print(f"  {contender}: {json.dumps(timings[contender])}", flush=True)
             results["sizes"][rows] = timings
-            server.drop_all()
+            if not args.keep:
+                server.drop_all()
     finally:
-        server.drop_all()
+        if not args.keep:
+            server.drop_all()
     print_table(results, args.small, full)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def prepare(
+    server: Server, python: Path, rows: int, args: argparse.Namespace, results: dict[str, Any]
+) -> str:
+    """Create, migrate, seed and count a database of ``rows`` rows; return its name."""
+    name = server.create(f"admin{rows}")
+    run_pages(python, server, name, {}, 1)  # migrate
+    seconds = seed(server, name, rows, args.days)
+    print(f"{rows:,} rows seeded in {seconds:.0f} s into {name}", flush=True)
+    counted = catch_up(python, server, name)
+    results.setdefault("catch_up", {})[rows] = counted
+    print(
+        f"  history: {counted['rows']:,} rows counted in {counted['s']:.0f} s "
+        f"({counted['rows'] / max(counted['s'], 1e-9):,.0f} rows/s)",
+        flush=True,
+    )
+    server.quiesce()
+    return name
 
 
 def print_table(results: dict[str, Any], small: int, full: int) -> None:

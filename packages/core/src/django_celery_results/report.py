@@ -36,13 +36,6 @@ MAX_STUCK = 500
 TOP = 10
 #: Seconds a report may spend catching the history up before it reads it.
 CATCH_UP_SECONDS = 2.0
-#: The chart's bar for a window of at most this length.
-BARS = (
-    (timedelta(hours=2), 60),
-    (timedelta(hours=12), 600),
-    (timedelta(days=2), 3600),
-    (timedelta(days=8), 21_600),
-)
 
 
 @dataclass
@@ -187,7 +180,7 @@ def build(
     tasks = task_stats(counted, spreads(span, alias))
     stuck_after = app_settings().STUCK_AFTER
     table = TaskResult._default_manager.db_manager(alias).all()
-    bar_seconds = bar_for(span)
+    bar_seconds = span.bar
     charted = chart_task if any(e.key.task_name == chart_task for e in counted) else None
     report = Report(
         since=since,
@@ -216,11 +209,6 @@ def build(
             entry.task_name: entry for entry in task_stats(earlier, spreads(before, alias))
         }
     return report
-
-
-def bar_for(span: Window) -> int:
-    """The chart's bar for a window: a minute up to 2 h, 10 min to 12 h, an hour to 2 d…."""
-    return next((bar for length, bar in BARS if span.end - span.start <= length), 86_400)
 
 
 def _wanted(counted: list[SeriesCount], task_names: list[str] | None) -> list[SeriesCount]:

@@ -32,36 +32,51 @@ from .series import Dictionary, Key
 class Window:
     """The whole minutes a window covers: ``start`` (included) to ``end`` (excluded).
 
-    ``start`` is the asked start, floored to its minute, or to its hour for a window over
-    :data:`HOURS_OVER`; later only where minute buckets are pruned (past
-    :data:`MINUTE_RETENTION`: the next hour) or the history's retention ends. ``end`` is
-    the end of the minute holding the asked end.
+    ``start`` is the asked start, floored to the start of its chart bar (a minute, 10
+    minutes, an hour, 6 hours or a day: :func:`bar_for`), so the first bar is whole and the
+    window and the one before it read few fine buckets; later only where minute buckets
+    are pruned (past :data:`MINUTE_RETENTION`: the next hour) or the history's retention
+    ends. ``end`` is the end of the minute holding the asked end.
     """
 
     start: datetime
     end: datetime
+    #: The chart's bar, in seconds.
+    bar: int = 60
 
     def pieces(self, top: int = DAY) -> list[Piece]:
         """The buckets that add up to exactly this window, up to tier ``top``."""
         return cover(self.start, self.end, top)
 
 
-#: A window longer than this starts on its hour: reading its first hour's minute buckets
-#: would cost more than the rest of a day's window (a bucket per series and minute), for a
-#: precision its hour-long (or longer) bars cannot show.
-HOURS_OVER = timedelta(hours=12)
+#: The chart's bar for a window of at most this length: a minute up to 2 hours, 10 minutes
+#: up to 12, an hour up to 2 days, 6 hours up to 8 days, then a day.
+BARS = (
+    (timedelta(hours=2), 60),
+    (timedelta(hours=12), 600),
+    (timedelta(days=2), 3600),
+    (timedelta(days=8), 21_600),
+)
+#: Bar lengths the chart may use, and the tier whose buckets they are.
+BAR_TIERS = {60: MINUTE, 600: TEN_MINUTES, 3600: HOUR, 21_600: QUARTER_DAY, 86_400: DAY}
+
+
+def bar_for(length: timedelta) -> int:
+    """The chart's bar, in seconds, for a window of ``length``."""
+    return next((bar for longest, bar in BARS if length <= longest), 86_400)
 
 
 def window(since: datetime, until: datetime, now: datetime) -> Window:
     """The window of whole minutes holding ``since`` to ``until`` that the history can count."""
-    start = floor(since, HOUR if until - since > HOURS_OVER else MINUTE)
+    bar = bar_for(until - since)
+    start = floor(since, BAR_TIERS[bar])
     oldest_hour = now - app_settings().HISTORY_RETENTION
     if start < now - MINUTE_RETENTION:
         start = ceil(start, HOUR)
     if start < oldest_hour:
         start = ceil(oldest_hour, DAY)
     end = floor(until, MINUTE) + timedelta(minutes=1)
-    return Window(start, max(start, end))
+    return Window(start, max(start, end), bar)
 
 
 def in_pieces(pieces: list[Piece]) -> Q:
@@ -137,10 +152,6 @@ class Bar:
     failed: int = 0
     #: The bar reaches past the window (its first or last): it covers less than its length.
     partial: bool = False
-
-
-#: Bar lengths the chart may use, and the tier whose buckets they are.
-BAR_TIERS = {60: MINUTE, 600: TEN_MINUTES, 3600: HOUR, 21_600: QUARTER_DAY, 86_400: DAY}
 
 
 def chart(

@@ -14,11 +14,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from ...history import sketch
-from ...history.buckets import HOUR, MINUTE, floor
+from ...history.buckets import HOUR, MINUTE, QUARTER_DAY, TEN_MINUTES, floor
 from ...history.rollup import catch_up
 from ...history.windows import Window, chart, series_counts, spreads, window
 from ...models import TaskResult
-from ...report import bar_for
 from ...states import TERMINAL_STATES
 from ...stats import nearest_rank
 from .helpers import new_id, row
@@ -217,11 +216,16 @@ class TestHistory:
         assert span.end > now >= span.end - timedelta(minutes=1)
         assert isinstance(span.start, datetime)
 
-    def test_a_window_over_twelve_hours_starts_on_its_hour(self) -> None:
+    def test_a_window_starts_on_its_first_bar(self) -> None:
         now = timezone.now()
-        span = window(now - timedelta(hours=24), now, now)
-        assert span.start == floor(now - timedelta(hours=24), HOUR)
-        assert span.end > now >= span.end - timedelta(minutes=1)
+        for length, tier, bar in (
+            (timedelta(hours=6), TEN_MINUTES, 600),
+            (timedelta(hours=24), HOUR, 3600),
+            (timedelta(days=7), QUARTER_DAY, 21_600),
+        ):
+            span = window(now - length, now, now)
+            assert (span.start, span.bar) == (floor(now - length, tier), bar)
+            assert span.end > now >= span.end - timedelta(minutes=1)
 
     def test_each_bar_of_the_chart_equals_count_star(self, driver: Any) -> None:
         prefix = f"hist.{new_id()[:8]}."
@@ -237,7 +241,7 @@ class TestHistory:
         lengths = (timedelta(hours=1), timedelta(hours=6), timedelta(days=1), timedelta(days=7))
         for length, name in itertools.product(lengths, [f"{prefix}0", f"{prefix}2"]):
             span = window(now - length, now, now)
-            bars = chart(span, bar_for(span), driver.alias, now, task_name=name)
+            bars = chart(span, span.bar, driver.alias, now, task_name=name)
             assert bars[0].start <= span.start
             assert bars[-1].end >= span.end
             for bar in bars:

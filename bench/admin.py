@@ -20,9 +20,10 @@ per page, and full size over small for each.
 
 Before the pages are timed, the minutes from the newest seeded row to now are seeded at
 the same rate and counted (counting ten million rows takes minutes, and the short windows
-would otherwise be empty at full size only). ``--keep`` leaves the seeded databases in place (their names are printed); ``--databases``
-times the pages again on two kept ones, without seeding or counting; ``--pages`` times
-only the pages whose name matches.
+would otherwise be empty at full size only). ``--keep`` leaves the seeded databases in
+place (their names are printed); ``--databases`` times the pages again on two kept ones,
+without seeding or counting them again; ``--pages`` times only the pages whose name
+matches.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ every window stays exact.
 """
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -22,12 +23,18 @@ def floor(bucket: datetime, seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=int((bucket - EPOCH).total_seconds() // seconds) * seconds)
 
 
-def sum_counts(apps: Any, schema_editor: Any) -> None:
-    model = apps.get_model("django_celery_results", "HistoryCount")
+def empty_tiers(apps: Any, schema_editor: Any, name: str) -> Iterator[tuple[Any, int, int, int]]:
+    """``name``'s table, then each new tier it has no bucket of, its source and length."""
+    model = apps.get_model("django_celery_results", name)
     table = model._default_manager.db_manager(schema_editor.connection.alias)
     for tier, source, seconds in NEW_TIERS:
-        if table.filter(tier=tier).exists():
-            continue
+        if not table.filter(tier=tier).exists():
+            yield table, tier, source, seconds
+
+
+def sum_counts(apps: Any, schema_editor: Any) -> None:
+    for table, tier, source, seconds in empty_tiers(apps, schema_editor, "HistoryCount"):
+        model = table.model
         summed: dict[tuple[datetime, int], list[Any]] = {}
         finer = table.filter(tier=source).order_by().values_list(
             "bucket", "series_id", "count", "first_done", "last_done", "example"
@@ -50,11 +57,8 @@ def sum_counts(apps: Any, schema_editor: Any) -> None:
 
 
 def sum_spreads(apps: Any, schema_editor: Any) -> None:
-    model = apps.get_model("django_celery_results", "HistorySpread")
-    table = model._default_manager.db_manager(schema_editor.connection.alias)
-    for tier, source, seconds in NEW_TIERS:
-        if table.filter(tier=tier).exists():
-            continue
+    for table, tier, source, seconds in empty_tiers(apps, schema_editor, "HistorySpread"):
+        model = table.model
         summed: dict[tuple[datetime, str], dict[str, dict[str, int]]] = {}
         finer = table.filter(tier=source).order_by().values_list("bucket", "task_name", "bins")
         for bucket, name, stored in finer.iterator(chunk_size=BATCH):

@@ -21,6 +21,7 @@ variables point it elsewhere (the end-to-end tests use them):
   compares another); ``DEMO_CELERY_IMPORTS``: modules the worker imports at start;
 - ``DEMO_RESULT_EXTENDED``: ``0`` turns ``result_extended`` off;
 - ``DEMO_HISTORY_INTERVAL``: seconds between the worker's history catch-ups (default 10).
+- ``DEMO_WORKER_HEARTBEAT``: seconds between the worker's heartbeats (default 15).
 
 On Django 6.0+, ``django.tasks`` tasks (``demo_library.jobs``) run on the Celery workers.
 """
@@ -126,6 +127,7 @@ DJANGO_CELERY_RESULTS = {
     "BATCH_WRITES": {"max_delay_ms": 100} if os.environ.get("DEMO_BATCH_WRITES") == "1" else None,
     "NOTIFY": os.environ.get("DEMO_NOTIFY") == "1",
     "HISTORY_INTERVAL": float(os.environ.get("DEMO_HISTORY_INTERVAL", "10")),
+    "WORKER_HEARTBEAT": float(os.environ.get("DEMO_WORKER_HEARTBEAT", "15")),
     # The JSON views under results/ answer staff who may view results, not anyone.
     "RESULT_VIEWS_PERMISSION": "django_celery_results.view_taskresult",
 }

@@ -67,8 +67,9 @@ def test_every_hook_is_wired_by_lifecycle() -> None:
     calls = probe("setup")
     assert {module for _, module in calls} == {"django_celery_results.lifecycle"}
     kinds = sorted(kind for kind, _ in calls)
-    assert kinds.count("fork") == 3  # queued rows, notification consumers, the history
+    # queued rows, notification consumers, the background threads' fork guard
+    assert kinds.count("fork") == 3
     assert kinds.count("atexit") == 1
-    # publish, worker_ready (checks, history), beat_init, worker_shutdown,
-    # worker_process_shutdown; Django 6 adds three.
-    assert kinds.count("signal") in (6, 9)
+    # publish, worker_ready (checks, history), beat_init, worker_shutdown, worker_init
+    # (heartbeats), worker_process_shutdown; Django 6 adds three.
+    assert kinds.count("signal") in (7, 10)

@@ -16,8 +16,9 @@ from .conf import CleanupRefused, app_settings, refuse_if_misconfigured
 from .drivers import BaseDriver, driver_for_model
 from .history.prune import prune
 from .history.rollup import catch_up
-from .models import ChordCounter, GroupResult, TaskResult
+from .models import ChordCounter, GroupResult, TaskResult, Worker
 from .retention import Step
+from .workers import registry
 
 #: Seconds between two progress reports of a running step.
 PROGRESS_SECONDS = 0.5
@@ -48,6 +49,8 @@ class CleanupReport:
     seconds: float = 0.0
     #: History buckets past their retention that were pruned after the steps.
     history_pruned: int = 0
+    #: Rows of workers silent for a week, deleted after the steps (``workers.registry``).
+    workers_pruned: int = 0
 
     @property
     def rows(self) -> int:
@@ -61,6 +64,7 @@ class CleanupReport:
             "complete": self.complete,
             "rows": self.rows,
             "history_pruned": self.history_pruned,
+            "workers_pruned": self.workers_pruned,
             "seconds": round(self.seconds, 3),
             "steps": [
                 {
@@ -169,6 +173,7 @@ def run(
             break
     if not dry_run and report.complete:
         report.history_pruned = prune(_driver(TaskResult).alias, timezone.now())
+        report.workers_pruned = registry.prune(_driver(Worker).alias)
     report.seconds = time.monotonic() - started
     return report
 

@@ -77,6 +77,8 @@ class AppSettings:
     #: Seconds between two catch-ups of the history in each worker (0: none; reads and
     #: cleanup still catch up).
     HISTORY_INTERVAL: float = 10.0
+    #: Seconds between two heartbeats of each worker in the worker registry (0: no registry).
+    WORKER_HEARTBEAT: float = 15.0
     #: Distinct values each metrics label keeps; later ones count as "other".
     METRICS_MAX_LABEL_VALUES: int = 100
     #: Who may read results through the JSON views: ``None`` (anyone, as upstream), a
@@ -121,6 +123,10 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
         (int, float),
         "a number of seconds >= 0 and <= 3600 (0: no catch-up in workers)",
     ),
+    "WORKER_HEARTBEAT": (
+        (int, float),
+        "a number of seconds >= 0 and <= 3600 (0: workers do not register)",
+    ),
     "METRICS_MAX_LABEL_VALUES": ((int,), "a whole number from 1 to 10000"),
     "RESULT_VIEWS_PERMISSION": (
         (str, type(None), Callable),  # type: ignore[dict-item]
@@ -138,6 +144,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "GROUP_RETENTION": (0, MAX_SPAN.total_seconds(), False),
     "HISTORY_RETENTION": (86_400, MAX_SPAN.total_seconds(), False),
     "HISTORY_INTERVAL": (0, 3600, False),
+    "WORKER_HEARTBEAT": (0, 3600, False),
     "METRICS_MAX_LABEL_VALUES": (1, 10_000, False),
 }
 _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {

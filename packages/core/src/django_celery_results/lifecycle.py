@@ -7,8 +7,10 @@ own ``setting_changed`` receivers aside). What is wired, and why:
 - ``worker_ready`` and ``beat_init``: the startup checks, logged;
 - ``worker_ready`` and ``worker_shutdown``: the history's catch-up thread of a worker
   that stores results with ``django-db`` (``HISTORY_INTERVAL``);
+- ``worker_init``: the worker registry's bootstep, in such a worker (``WORKER_HEARTBEAT``);
 - before task results are deleted (``TaskResult.objects.delete_expired``): a catch-up;
-- a fork: the child forgets its parent's queued rows and notification consumers;
+- a fork: it waits for the background threads' database step under way
+  (``forkguard``); the child forgets its parent's queued rows and notification consumers;
 - interpreter exit and ``worker_process_shutdown``: queued rows are written (a prefork
   child leaves with ``os._exit``, past ``atexit``);
 - ``task_success``, ``task_failure``, ``task_revoked`` (Django 6+): ``django.tasks``'
@@ -29,17 +31,19 @@ from celery.signals import (
     task_failure,
     task_revoked,
     task_success,
+    worker_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
 )
 
-from . import batching, checks, managers, pending, writers
+from . import batching, checks, forkguard, managers, pending, writers
 from .backends import notify, rows
 from .backends.database import DatabaseBackend
 from .conf import app_settings
 from .history import keeper
 from .history.rollup import catch_up
+from .workers import heartbeat
 
 #: Every receiver's ``dispatch_uid`` starts with this, so a second install adds nothing.
 UID = "django_celery_results"
@@ -62,14 +66,15 @@ def install() -> None:
     # Two handlers, so that one failing does not keep the other from running.
     worker_ready.connect(start_history, dispatch_uid=f"{UID}.history", weak=False)
     worker_shutdown.connect(stop_history, dispatch_uid=f"{UID}.history", weak=False)
+    worker_init.connect(add_heartbeats, dispatch_uid=f"{UID}.heartbeat", weak=False)
     managers.BEFORE_DELETE.append(count_before_delete)
     os.register_at_fork(after_in_child=writers.forget_all)
     os.register_at_fork(after_in_child=notify.forget_in_child)
-    # A fork waits for the history thread's turn (see history.keeper.Keeper).
+    # A fork waits for a background thread's database step (see forkguard).
     os.register_at_fork(
-        before=keeper.before_fork,
-        after_in_parent=keeper.after_fork_in_parent,
-        after_in_child=keeper.after_fork_in_child,
+        before=forkguard.before_fork,
+        after_in_parent=forkguard.after_fork_in_parent,
+        after_in_child=forget_threads_in_child,
     )
     atexit.register(writers.flush_all, writers.EXIT_TIMEOUT)
     worker_process_shutdown.connect(
@@ -93,6 +98,24 @@ def start_history(sender: Any = None, **kwargs: Any) -> None:
 def stop_history(**kwargs: Any) -> None:
     """Stop the history's thread at the worker's shutdown."""
     keeper.stop()
+
+
+def add_heartbeats(sender: Any = None, **kwargs: Any) -> None:
+    """Add the registry's bootstep to a worker that stores results with ``django-db``.
+
+    ``worker_init`` comes before the worker reads its steps, and names the worker's app.
+    """
+    app = getattr(sender, "app", None)
+    if app is None or not isinstance(app.backend, DatabaseBackend):
+        return
+    if app_settings().WORKER_HEARTBEAT > 0:
+        app.steps["worker"].add(heartbeat.HeartbeatStep)
+
+
+def forget_threads_in_child() -> None:
+    """A forked child runs none of its parent's threads; its copies of their locks go."""
+    forkguard.after_fork_in_child()
+    keeper.after_fork_in_child()
 
 
 def count_before_delete(alias: str) -> None:

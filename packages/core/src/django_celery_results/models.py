@@ -509,3 +509,37 @@ class HistoryState(models.Model):
 
     def __str__(self) -> str:
         return f"<HistoryState: {self.caught_up_at}>"
+
+
+class Worker(models.Model):
+    """A worker as it registered and last beat: the worker registry (``workers``).
+
+    One row per node name, written by the worker itself (no task events needed): at its
+    start, then a heartbeat every ``WORKER_HEARTBEAT`` seconds, stamped with the database's
+    clock, and ``stopped_at`` at a warm shutdown.
+    """
+
+    #: The node name, as Celery names the worker (``celery@host``).
+    hostname = models.CharField(max_length=255, unique=True)
+    host = models.CharField(max_length=255, default="")
+    pid = models.IntegerField()
+    #: The pool's class, and its processes or threads (the most, when autoscaling).
+    pool = models.CharField(max_length=255, default="")
+    concurrency = models.IntegerField(null=True)
+    #: The queues consumed, as JSON (a list of names).
+    queues = models.TextField(default="[]")
+    #: Software versions, as JSON (``{"celery": "5.5.3", …}``).
+    software = models.TextField(default="{}")
+    #: The database's clock at its registration, its last heartbeat, and its warm shutdown.
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True)
+
+    class Meta:
+        """Table information."""
+
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+
+    def __str__(self) -> str:
+        return f"<Worker: {self.hostname} ({self.pid})>"

@@ -199,6 +199,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"History: pruned {report.history_pruned:,} buckets past their retention."
             )
+        if verbosity >= 1 and report.workers_pruned:
+            self.stdout.write(
+                f"Workers: forgot {report.workers_pruned:,} silent for a week or more."
+            )
         if not report.complete:
             self.stdout.write(
                 self.style.WARNING(

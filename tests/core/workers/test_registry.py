@@ -1,0 +1,105 @@
+"""The worker registry's rows, on every database: registered, beating and stopped on its clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.db.models.functions import Now
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_celery_results.models import Worker
+from django_celery_results.workers import registry
+from django_celery_results.workers.registry import WorkerInfo
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+INFO = WorkerInfo(
+    "celery@a", "host-a", 101, "celery.concurrency.prefork.TaskPool", 4, ("b", "a"),
+    {"celery": "5.5.3"},
+)  # fmt: skip
+
+
+def database_now(alias: str) -> Any:
+    """The database's own clock, read back through the ORM's conversions."""
+    return (
+        Worker._default_manager.db_manager(alias)
+        .annotate(now=Now())
+        .values_list("now", flat=True)[0]
+    )
+
+
+def test_a_worker_registers_with_what_it_is(db_alias: str) -> None:
+    registry.register(INFO, db_alias)
+    row = Worker.objects.get(hostname="celery@a")
+    assert (row.host, row.pid, row.pool, row.concurrency) == (
+        "host-a", 101, "celery.concurrency.prefork.TaskPool", 4,
+    )  # fmt: skip
+    assert json.loads(row.queues) == ["a", "b"]
+    assert json.loads(row.software) == {"celery": "5.5.3"}
+    assert row.stopped_at is None
+    assert row.started_at == row.heartbeat_at
+
+
+def test_times_are_the_databases_not_the_workers(
+    db_alias: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose clock is a day off still registers and beats at the database's time."""
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2001, 1, 1, tzinfo=UTC))
+    registry.register(INFO, db_alias)
+    monkeypatch.undo()
+    row = Worker.objects.get(hostname="celery@a")
+    assert abs(row.started_at - database_now(db_alias)) < timedelta(minutes=1)
+
+
+def test_a_heartbeat_moves_only_the_heartbeat(db_alias: str) -> None:
+    registry.register(INFO, db_alias)
+    Worker.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    before = Worker.objects.get()
+    registry.beat(INFO, db_alias)
+    after = Worker.objects.get()
+    assert after.heartbeat_at > before.heartbeat_at
+    assert after.started_at == before.started_at
+
+
+def test_a_heartbeat_is_one_statement(db_alias: str) -> None:
+    registry.register(INFO, db_alias)
+    with CaptureQueriesContext(connections[db_alias]) as captured:
+        registry.beat(INFO, db_alias)
+    assert len(captured) == 1
+
+
+def test_a_warm_shutdown_marks_the_worker_stopped_and_a_restart_clears_it(db_alias: str) -> None:
+    registry.register(INFO, db_alias)
+    registry.stop(INFO, db_alias)
+    assert Worker.objects.get().stopped_at is not None
+    registry.register(INFO, db_alias)
+    assert Worker.objects.get().stopped_at is None
+    assert Worker.objects.count() == 1  # one row per node name
+
+
+def test_a_row_taken_by_a_twin_is_written_again(db_alias: str) -> None:
+    """Another process started under the same node name: the latest one keeps the row."""
+    registry.register(INFO, db_alias)
+    twin = WorkerInfo("celery@a", "host-b", 202)
+    registry.register(twin, db_alias)
+    registry.beat(INFO, db_alias)
+    row = Worker.objects.get()
+    assert (row.host, row.pid) == ("host-a", 101)
+
+
+def test_cleanup_forgets_workers_silent_for_a_week(db_alias: str) -> None:
+    from django_celery_results.cleanup import run
+
+    registry.register(INFO, db_alias)
+    registry.register(WorkerInfo("celery@old", "host-b", 202), db_alias)
+    Worker.objects.filter(hostname="celery@old").update(
+        heartbeat_at=database_now(db_alias) - timedelta(days=8)
+    )
+    report = run([])
+    assert report.workers_pruned == 1
+    assert list(Worker.objects.values_list("hostname", flat=True)) == ["celery@a"]

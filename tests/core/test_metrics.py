@@ -120,3 +120,29 @@ def test_a_bad_window_says_what_is_accepted(admin_client: Client, db_alias: str)
         response = admin_client.get(URL, {"window": window})
         assert response.status_code == 400
         assert b"at most 30d" in response.content
+
+
+def test_the_worker_registry_by_state_and_heartbeat_age(
+    admin_client: Client, db_alias: str
+) -> None:
+    from django_celery_results.models import Worker
+    from django_celery_results.workers import registry
+    from django_celery_results.workers.registry import WorkerInfo
+
+    for name in ("celery@live", "celery@silent", "celery@stopped"):
+        registry.register(WorkerInfo(name, "host", 1), db_alias)
+    registry.stop(WorkerInfo("celery@stopped", "host", 1), db_alias)
+    Worker.objects.filter(hostname="celery@silent").update(
+        heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    found = samples(admin_client.get(URL).content)
+    for state in ("live", "silent", "stopped"):
+        assert found[("celery_results_workers", (("state", state),))] == 1
+    ages = {
+        labels[0][1]: value
+        for (name, labels), value in found.items()
+        if name == "celery_results_worker_heartbeat_age_seconds"
+    }
+    assert set(ages) == {"celery@live", "celery@silent"}  # a stopped worker has no age
+    assert ages["celery@live"] < 60
+    assert 240 < ages["celery@silent"] < 400

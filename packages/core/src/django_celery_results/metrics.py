@@ -33,6 +33,7 @@ from .history.series import Dictionary, Key
 from .history.totals import BOUNDS
 from .models import HistoryTotal, HistoryTotalSpread, TaskResult
 from .utils import parse_span
+from .workers.status import STATES, STOPPED, statuses
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -91,6 +92,7 @@ class TotalsCollector:
             for name, buckets, total in running_histograms(self.alias, kind):
                 family.add_metric([name], buckets, total)
             yield family
+        yield from worker_gauges(self.alias, GaugeMetricFamily)
         if self.now is None:
             return
         yield from now_gauges(self.now, GaugeMetricFamily)
@@ -175,6 +177,30 @@ def now_gauges(numbers: report.Report, family: Any) -> Iterator[Metric]:
             "Age of the oldest PENDING row, in seconds (0 without one).",
             value=age,
         )
+
+
+def worker_gauges(alias: str, family: Any) -> Iterator[Metric]:
+    """The worker registry: workers by state, and each running worker's heartbeat age."""
+    found = statuses(alias)
+    by_state = family(
+        "celery_results_workers",
+        "Registered workers by state: live, silent (missed 3 heartbeats) or stopped.",
+        labels=["state"],
+    )
+    for state in STATES:
+        by_state.add_metric([state], sum(1 for status in found if status.state == state))
+    yield by_state
+    bound = app_settings().METRICS_MAX_LABEL_VALUES
+    running = [status for status in found if status.state != STOPPED][:bound]
+    ages = family(
+        "celery_results_worker_heartbeat_age_seconds",
+        f"Seconds since each worker not stopped last beat (the {bound} latest, by the "
+        "database's clock).",
+        labels=["worker"],
+    )
+    for status in running:
+        ages.add_metric([status.worker.hostname], status.age.total_seconds())
+    yield ages
 
 
 def running_totals(alias: str) -> list[tuple[Key, int]]:

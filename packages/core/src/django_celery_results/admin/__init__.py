@@ -22,10 +22,11 @@ from .. import retention
 from ..cleanup import as_timedelta
 from ..conf import app_settings
 from ..history.rollup import catch_up
-from ..models import GroupResult, TaskResult
+from ..models import GroupResult, TaskResult, Worker
 from . import dashboard, display, filters, paging, search
+from .workers import WorkerAdmin
 
-__all__ = ["ALLOW_EDITS", "GroupResultAdmin", "TaskResultAdmin", "celery_app"]
+__all__ = ["ALLOW_EDITS", "GroupResultAdmin", "TaskResultAdmin", "WorkerAdmin", "celery_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -448,3 +449,4 @@ class GroupResultAdmin(_GroupResultAdminBase):
 
 admin.site.register(TaskResult, TaskResultAdmin)
 admin.site.register(GroupResult, GroupResultAdmin)
+admin.site.register(Worker, WorkerAdmin)

@@ -130,6 +130,16 @@ def state_badge(state: str) -> SafeString:
     return format_html('<span class="dcr-state dcr-state-{}">{}</span>', css, state)
 
 
+#: The CSS class of each worker state's badge (``workers.status``).
+WORKER_STATE_CLASSES = {"live": "success", "silent": "failure", "stopped": "pending"}
+
+
+def worker_state_badge(state: str) -> SafeString:
+    """A worker's state (live, silent, stopped) as a coloured badge."""
+    css = WORKER_STATE_CLASSES.get(state, "")
+    return format_html('<span class="dcr-state dcr-state-{}">{}</span>', css, state)
+
+
 def decoded(text: str | None, content_type: str | None = "application/json") -> SafeString:
     """A stored value as preformatted, indented JSON; binary payloads only described.
 

@@ -366,9 +366,9 @@ class HistorySeries(models.Model):
 
 
 class HistoryCount(models.Model):
-    """Finished tasks of one series in one time bucket (a minute, an hour or a day)."""
+    """Finished tasks of one series in one time bucket (a minute to a day)."""
 
-    #: 0: minute buckets, 3: ten minutes, 1: hours, 2: days (``history.buckets.TIERS``).
+    #: 0: minutes, 3: ten minutes, 1: hours, 4: quarter days, 2: days (``buckets.TIERS``).
     tier = models.PositiveSmallIntegerField()
     #: The bucket's start, in UTC.
     bucket = models.DateTimeField()

@@ -188,7 +188,7 @@ def build(
         covered_since=span.start,
         covered_until=span.end,
         tasks=tasks,
-        throughput=chart(span, bar_seconds, alias, until, charted),
+        throughput=chart(span, alias, until, charted),
         chart_task=charted,
         bar_seconds=bar_seconds,
         incidents=incidents(counted),

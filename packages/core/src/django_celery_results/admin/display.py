@@ -124,19 +124,13 @@ def duration(span: timedelta | float | None) -> str:
     return gettext("%(d)d d %(h)d h") % {"d": days, "h": hour}
 
 
-def state_badge(state: str) -> SafeString:
-    """``state`` as a coloured badge."""
-    css = STATE_CLASSES.get(state, "other")
-    return format_html('<span class="dcr-state dcr-state-{}">{}</span>', css, state)
-
-
 #: The CSS class of each worker state's badge (``workers.status``).
 WORKER_STATE_CLASSES = {"live": "success", "silent": "failure", "stopped": "pending"}
 
 
-def worker_state_badge(state: str) -> SafeString:
-    """A worker's state (live, silent, stopped) as a coloured badge."""
-    css = WORKER_STATE_CLASSES.get(state, "")
+def state_badge(state: str, classes: dict[str, str] = STATE_CLASSES) -> SafeString:
+    """``state`` (a task's, or with ``WORKER_STATE_CLASSES`` a worker's) as a coloured badge."""
+    css = classes.get(state, "other")
     return format_html('<span class="dcr-state dcr-state-{}">{}</span>', css, state)
 
 

@@ -59,7 +59,7 @@ class WorkerAdmin(_WorkerAdminBase):
     def state(self, obj: Worker) -> SafeString:
         """Live, silent (missed three heartbeats) or stopped (a warm shutdown)."""
         status = state_of(obj, obj.now)  # type: ignore[attr-defined]
-        return display.worker_state_badge(status.state)
+        return display.state_badge(status.state, display.WORKER_STATE_CLASSES)
 
     @admin.display(description=_("Last heartbeat"), ordering="heartbeat_at")
     def heartbeat(self, obj: Worker) -> str:

@@ -154,13 +154,12 @@ class Bar:
     partial: bool = False
 
 
-def chart(
-    span: Window, bar_seconds: int, alias: str, until: datetime, task_name: str | None = None
-) -> list[Bar]:
-    """The window in bars of ``bar_seconds`` (aligned in UTC), each bar exact.
+def chart(span: Window, alias: str, until: datetime, task_name: str | None = None) -> list[Bar]:
+    """The window in bars of its ``bar`` (aligned in UTC), each bar exact.
 
     Every task's, or ``task_name``'s alone.
     """
+    bar_seconds = span.bar
     top = BAR_TIERS[bar_seconds]
     step = timedelta(seconds=bar_seconds)
     first = floor(span.start, top)

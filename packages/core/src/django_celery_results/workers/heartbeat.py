@@ -89,12 +89,13 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
     def stop(self, worker: Any) -> None:
         """A warm shutdown: stop beating and mark the worker stopped."""
-        if self.thread is not None:
-            self.thread.stop(stopped=True)
-            self.thread = None
+        self._end(stopped=True)
 
     def terminate(self, worker: Any) -> None:
         """A cold shutdown: stop beating; the heartbeats age as a lost worker's would."""
+        self._end(stopped=False)
+
+    def _end(self, *, stopped: bool) -> None:
         if self.thread is not None:
-            self.thread.stop(stopped=False)
+            self.thread.stop(stopped=stopped)
             self.thread = None

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.db.models.functions import Now
 
 from ..models import Worker
@@ -64,9 +65,7 @@ def register(info: WorkerInfo, alias: str) -> None:
 
 def beat(info: WorkerInfo, alias: str) -> None:
     """One heartbeat: one statement, or the row written again if it is not this worker's."""
-    table = Worker._default_manager.db_manager(alias)
-    mine = table.filter(hostname=info.hostname, host=info.host, pid=info.pid)
-    if mine.update(heartbeat_at=Now(), stopped_at=None):
+    if _mine(info, alias).update(heartbeat_at=Now(), stopped_at=None):
         return
     # Pruned by cleanup, or taken by another worker started under the same node name.
     logger.warning(
@@ -78,9 +77,13 @@ def beat(info: WorkerInfo, alias: str) -> None:
 
 def stop(info: WorkerInfo, alias: str) -> None:
     """Mark the worker stopped now (a warm shutdown)."""
+    _mine(info, alias).update(heartbeat_at=Now(), stopped_at=Now())
+
+
+def _mine(info: WorkerInfo, alias: str) -> QuerySet[Worker]:
+    """The row as this process wrote it (not a twin's under the same node name)."""
     table = Worker._default_manager.db_manager(alias)
-    mine = table.filter(hostname=info.hostname, host=info.host, pid=info.pid)
-    mine.update(heartbeat_at=Now(), stopped_at=Now())
+    return table.filter(hostname=info.hostname, host=info.host, pid=info.pid)
 
 
 def prune(alias: str) -> int:

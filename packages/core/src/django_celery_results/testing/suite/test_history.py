@@ -241,7 +241,7 @@ class TestHistory:
         lengths = (timedelta(hours=1), timedelta(hours=6), timedelta(days=1), timedelta(days=7))
         for length, name in itertools.product(lengths, [f"{prefix}0", f"{prefix}2"]):
             span = window(now - length, now, now)
-            bars = chart(span, span.bar, driver.alias, now, task_name=name)
+            bars = chart(span, driver.alias, now, task_name=name)
             assert bars[0].start <= span.start
             assert bars[-1].end >= span.end
             for bar in bars:

@@ -289,16 +289,18 @@ def test_the_history_equals_the_rows_after_a_real_run(
     sent = [app.send_task(T + "add", args=(n, n)) for n in range(20)]
     sent += [app.send_task(T + "fail", args=("boom",)) for _ in range(4)]
     sent += [app.send_task(T + "flaky", args=(n,)) for n in range(3)]  # RETRY, then SUCCESS
-    running = [app.send_task(T + "slow", args=(1.5,)) for _ in range(3)]
+    running = [app.send_task(T + "slow", args=(3,)) for _ in range(3)]
     revoked = app.send_task(T + "slow", args=(30,), countdown=5)
     revoke_everywhere(app, workers, revoked.id)  # three workers, three REVOKED writes
     if connections[alias].vendor != "sqlite":
+        # One running is enough to kill connections under: all three at once is not
+        # promised (prefetch can queue two behind each other on one worker's two slots).
         wait_until(
             lambda: TaskResult.objects.filter(
                 task_id__in=[r.id for r in running], status=states.STARTED
-            ).count() == len(running),
-            what="the slow tasks to start",
-        )  # fmt: skip
+            ).exists(),
+            what="a slow task to start",
+        )
         assert kill_other_connections(alias) >= 1
     for result in [*sent, *running]:
         result.get(timeout=TIMEOUT, propagate=False)

@@ -21,7 +21,11 @@ variables point it elsewhere (the end-to-end tests use them):
   compares another); ``DEMO_CELERY_IMPORTS``: modules the worker imports at start;
 - ``DEMO_RESULT_EXTENDED``: ``0`` turns ``result_extended`` off;
 - ``DEMO_HISTORY_INTERVAL``: seconds between the worker's history catch-ups (default 10).
-- ``DEMO_WORKER_HEARTBEAT``: seconds between the worker's heartbeats (default 15).
+- ``DEMO_WORKER_HEARTBEAT``: seconds between the worker's heartbeats (default 15);
+- ``DEMO_LIFELINE_GRACE``, ``DEMO_LIFELINE_REDELIVERY_GRACE``: the lifeline's graces, in
+  seconds (defaults: 60, and from the broker);
+- ``DEMO_DATABASE_PORT``: the PostgreSQL or MariaDB port (a test's TCP proxy, say);
+- ``DEMO_CLOCK_SKEW``, ``DEMO_ELECTION_RACE``: test knobs, see ``celery.py``.
 
 On Django 6.0+, ``django.tasks`` tasks (``demo_library.jobs``) run on the Celery workers.
 """
@@ -91,12 +95,14 @@ DATABASE_CHOICES = {
         "ENGINE": "django.db.backends.postgresql",
         "HOST": "127.0.0.1",
         "NAME": os.environ.get("DEMO_DATABASE_NAME", "postgres"),
+        "PORT": os.environ.get("DEMO_DATABASE_PORT", ""),
         "USER": "postgres",
     },
     "mysql": {
         "ENGINE": "django.db.backends.mysql",
         "HOST": "127.0.0.1",
         "NAME": os.environ.get("DEMO_DATABASE_NAME", "test"),
+        "PORT": os.environ.get("DEMO_DATABASE_PORT", ""),
         "USER": "root",
         "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
     },
@@ -128,6 +134,11 @@ DJANGO_CELERY_RESULTS = {
     "NOTIFY": os.environ.get("DEMO_NOTIFY") == "1",
     "HISTORY_INTERVAL": float(os.environ.get("DEMO_HISTORY_INTERVAL", "10")),
     "WORKER_HEARTBEAT": float(os.environ.get("DEMO_WORKER_HEARTBEAT", "15")),
+    **{
+        key: float(os.environ[f"DEMO_{key}"])
+        for key in ("LIFELINE_GRACE", "LIFELINE_REDELIVERY_GRACE")
+        if f"DEMO_{key}" in os.environ
+    },
     # The JSON views under results/ answer staff who may view results, not anyone.
     "RESULT_VIEWS_PERMISSION": "django_celery_results.view_taskresult",
 }

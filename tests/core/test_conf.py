@@ -99,3 +99,37 @@ def test_check_names_the_driver_of_each_database() -> None:
     assert len(info) == 1
     assert "'default' (sqlite) is served by django_celery_results.drivers.generic" in info[0].msg
     assert "Install a driver for sqlite" in (info[0].hint or "")
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"LIFELINE_GRACE": 10, "WORKER_HEARTBEAT": 15}, "shorter than two heartbeat"),
+        ({"LIFELINE_GRACE": "60"}, "LIFELINE_GRACE"),
+        ({"LIFELINE_GRAECE": 60}, "did you mean 'LIFELINE_GRACE'"),
+        ({"SETTLE_UNCONSUMED": "yes"}, "SETTLE_UNCONSUMED"),
+    ],
+)
+def test_an_invalid_lifeline_setting_is_a_problem_of_the_lifeline(
+    settings: dict[str, object], problem: str
+) -> None:
+    from django.test import override_settings
+
+    from django_celery_results.conf import lifeline_problems
+
+    with override_settings(DJANGO_CELERY_RESULTS=settings):
+        assert problem in " ".join(lifeline_problems())
+
+
+def test_valid_lifeline_settings_are_no_problem() -> None:
+    from datetime import timedelta
+
+    from django.test import override_settings
+
+    from django_celery_results.conf import app_settings, lifeline_problems
+
+    keys = {"LIFELINE_GRACE": 0, "WORKER_HEARTBEAT": 5, "UNCONSUMED_AFTER": 60}
+    with override_settings(DJANGO_CELERY_RESULTS=keys):
+        assert lifeline_problems() == []
+        assert timedelta(minutes=1) == app_settings().UNCONSUMED_AFTER
+        assert not app_settings().LIFELINE_GRACE

@@ -56,7 +56,10 @@ def test_counters_and_gauges_equal_the_table(admin_client: Client, db_alias: str
     assert found[("celery_results_tasks_total", older)] == 1  # a total, not a window
     exception = (("exception", "(unknown)"), ("task", "proj.add"), ("worker", "celery@b"))
     assert found[("celery_results_task_exceptions_total", exception)] == 1
-    assert found[("celery_results_stuck_tasks", (("worker", "celery@c"),))] == 1
+    too_long = (("reason", "too_long"), ("worker", "celery@c"))
+    assert found[("celery_results_stuck_tasks", too_long)] == 1
+    on_lost = (("reason", "lost_worker"), ("worker", "celery@c"))
+    assert found[("celery_results_stuck_tasks", on_lost)] == 0
 
 
 def test_a_counter_never_goes_down(admin_client: Client, db_alias: str) -> None:
@@ -146,3 +149,52 @@ def test_the_worker_registry_by_state_and_heartbeat_age(
     assert set(ages) == {"celery@live", "celery@silent"}  # a stopped worker has no age
     assert ages["celery@live"] < 60
     assert 240 < ages["celery@silent"] < 400
+
+
+def test_lost_workers_tasks_settlements_and_write_counts(
+    admin_client: Client, db_alias: str
+) -> None:
+    from django_celery_results.losses import WriteCounts
+    from django_celery_results.models import Worker
+    from django_celery_results.workers import lifeline, registry
+    from django_celery_results.workers.registry import WorkerInfo
+
+    lost = WorkerInfo("celery@lost", "host", 1, boot="1" * 32)
+    registry.register(lost, db_alias)
+    counts = WriteCounts()
+    counts.add(retried=4, lost=2)
+    registry.beat(lost, db_alias, counts)
+    put("on-lost", "STARTED", task_name="proj.mul", worker="celery@lost", lifeline="1" * 32)
+    Worker.objects.update(heartbeat_at=timezone.now() - timedelta(seconds=50))  # silent
+    lifeline.count(db_alias, lifeline.SETTLED, 3)
+    found = samples(admin_client.get(URL).content)
+    on_lost = (("reason", "lost_worker"), ("worker", "celery@lost"))
+    assert found[("celery_results_stuck_tasks", on_lost)] == 1
+    assert found[("celery_results_lifeline_settled_total", ())] == 3
+    assert found[("celery_results_lifeline_awaiting_redelivery_total", ())] == 0
+    worker = (("worker", "celery@lost"),)
+    assert found[("celery_results_worker_writes_retried", worker)] == 4
+    assert found[("celery_results_worker_writes_lost", worker)] == 2
+
+
+def test_pending_rows_no_live_worker_consumes(admin_client: Client, db_alias: str) -> None:
+    import json
+
+    from django_celery_results.workers import registry
+    from django_celery_results.workers.registry import WorkerInfo
+
+    bound = {"queue": "celery", "exchange": "", "type": "direct", "routing_key": "celery"}
+    registry.register(WorkerInfo("celery@a", "host", 1, queues=(bound,), boot="a" * 32), db_alias)
+    put("waits", "PENDING", task_name="proj.add", queue="celery", ago=900)
+    put("stranded-1", "PENDING", task_name="proj.add", queue="reports", ago=900)
+    put("stranded-2", "PENDING", task_name="proj.add", queue="reports", ago=900)
+    put("fresh", "PENDING", task_name="proj.add", queue="reports", ago=10)  # not yet
+    with override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}):
+        found = samples(admin_client.get(URL).content)
+        assert found[("celery_results_unconsumed_pending_tasks", ())] == 2
+        from django_celery_results import report
+
+        backlog = report.build(timezone.now() - timedelta(hours=1)).backlog
+    assert backlog is not None
+    assert backlog.unconsumed_queues == {"reports": 2}
+    assert json.dumps(backlog.unconsumed_queues)

@@ -112,3 +112,21 @@ def test_as_dict_is_json(db_alias: str) -> None:
     put("one", "FAILURE", result=FAILED, worker="celery@a")
     document = report.build(timezone.now() - timedelta(hours=1)).as_dict()
     assert json.loads(json.dumps(document))["states"] == {"FAILURE": 1}
+
+
+def test_registered_workers_are_listed_with_their_state(db_alias: str) -> None:
+    from django_celery_results.workers import registry
+    from django_celery_results.workers.registry import WorkerInfo
+
+    registry.register(WorkerInfo("celery@idle", "h", 1, "x.prefork.TaskPool", 4), db_alias)
+    registry.register(WorkerInfo("celery@gone", "h", 2), db_alias)
+    registry.stop(WorkerInfo("celery@gone", "h", 2), db_alias)
+    put("unregistered", "SUCCESS", task_name="proj.add", worker="celery@old")
+    loads = {
+        load.worker: load for load in report.build(timezone.now() - timedelta(hours=1)).workers
+    }
+    assert loads["celery@idle"].state == "live"
+    assert (loads["celery@idle"].pool, loads["celery@idle"].concurrency) == ("prefork", 4)
+    assert loads["celery@idle"].registry_id is not None
+    assert "celery@gone" not in loads  # stopped, and nothing in the window
+    assert loads["celery@old"].state == ""  # never registered

@@ -48,7 +48,7 @@ def test_a_worker_registers_beats_and_stops(worker: Worker, combo: Combo) -> Non
     first = wait_until(lambda: row_of(worker), what="the worker to register")
     assert worker.process is not None
     assert first.pid == worker.process.pid
-    assert json.loads(first.queues) == [worker.queue]
+    assert [queue["queue"] for queue in json.loads(first.queues)] == [worker.queue]
     assert first.concurrency == 2
     assert first.pool.endswith(("prefork.TaskPool", "thread.TaskPool"))
     assert "celery" in json.loads(first.software)

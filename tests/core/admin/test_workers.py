@@ -18,9 +18,12 @@ LIST = "/admin/django_celery_results/worker/"
 
 
 def test_the_list_shows_each_worker_s_state(admin_client: Client, db_alias: str) -> None:
-    info = WorkerInfo("celery@a", "host-a", 7, "celery.concurrency.prefork.TaskPool", 4, ("q",))
+    queue = {"queue": "q", "exchange": "", "type": "direct", "routing_key": "q"}
+    info = WorkerInfo(
+        "celery@a", "host-a", 7, "celery.concurrency.prefork.TaskPool", 4, (queue,), boot="a" * 32
+    )
     registry.register(info, db_alias)
-    registry.register(WorkerInfo("celery@b", "host-b", 8), db_alias)
+    registry.register(WorkerInfo("celery@b", "host-b", 8, boot="b" * 32), db_alias)
     Worker.objects.filter(hostname="celery@b").update(
         heartbeat_at=timezone.now() - timedelta(hours=2)
     )
@@ -47,3 +50,23 @@ def test_staff_need_the_view_permission(client: Client, db_alias: str) -> None:
     assert client.get(LIST).status_code == 403
     staff.user_permissions.add(Permission.objects.get(codename="view_worker"))
     assert client.get(LIST).status_code == 200
+
+
+def test_a_worker_s_page_lists_its_running_and_finished_tasks(
+    admin_client: Client, db_alias: str
+) -> None:
+    from django_celery_results.models import TaskResult
+
+    registry.register(WorkerInfo("celery@a", "h", 1, boot="a" * 32), db_alias)
+    TaskResult.objects.create(task_id="runs-here", status="STARTED", worker="celery@a")
+    TaskResult.objects.create(task_id="no-extended", status="STARTED", lifeline="a" * 32)
+    TaskResult.objects.create(task_id="done-here", status="SUCCESS", worker="celery@a")
+    TaskResult.objects.create(task_id="elsewhere", status="STARTED", worker="celery@b")
+    pk = Worker.objects.get().pk
+    html = admin_client.get(f"{LIST}{pk}/change/").content.decode()
+    running = html.split('id="dcr-worker-running"')[1].split("</fieldset>")[0]
+    finished = html.split('id="dcr-worker-recent"')[1].split("</fieldset>")[0]
+    assert 'data-task-id="runs-here"' in running
+    assert 'data-task-id="no-extended"' in running  # its STARTED row named its life
+    assert 'data-task-id="done-here"' in finished
+    assert "elsewhere" not in html

@@ -18,9 +18,15 @@ from django_celery_results.workers.registry import WorkerInfo
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
+
+def queue(name: str) -> dict[str, str]:
+    """A queue bound to the default direct exchange by its own name."""
+    return {"queue": name, "exchange": "", "type": "direct", "routing_key": name}
+
+
 INFO = WorkerInfo(
-    "celery@a", "host-a", 101, "celery.concurrency.prefork.TaskPool", 4, ("b", "a"),
-    {"celery": "5.5.3"},
+    "celery@a", "host-a", 101, "celery.concurrency.prefork.TaskPool", 4,
+    (queue("b"), queue("a")), {"celery": "5.5.3"}, "a" * 32,
 )  # fmt: skip
 
 
@@ -39,7 +45,8 @@ def test_a_worker_registers_with_what_it_is(db_alias: str) -> None:
     assert (row.host, row.pid, row.pool, row.concurrency) == (
         "host-a", 101, "celery.concurrency.prefork.TaskPool", 4,
     )  # fmt: skip
-    assert json.loads(row.queues) == ["a", "b"]
+    assert [q["queue"] for q in json.loads(row.queues)] == ["a", "b"]
+    assert row.boot == "a" * 32
     assert json.loads(row.software) == {"celery": "5.5.3"}
     assert row.stopped_at is None
     assert row.started_at == row.heartbeat_at
@@ -85,8 +92,8 @@ def test_a_warm_shutdown_marks_the_worker_stopped_and_a_restart_clears_it(db_ali
 def test_a_row_taken_by_a_twin_is_written_again(db_alias: str) -> None:
     """Another process started under the same node name: the latest one keeps the row."""
     registry.register(INFO, db_alias)
-    twin = WorkerInfo("celery@a", "host-b", 202)
-    registry.register(twin, db_alias)
+    twin = WorkerInfo("celery@a", "host-b", 202, boot="b" * 32)
+    assert registry.register(twin, db_alias) is None  # the first may run: nothing to settle
     registry.beat(INFO, db_alias)
     row = Worker.objects.get()
     assert (row.host, row.pid) == ("host-a", 101)
@@ -96,10 +103,57 @@ def test_cleanup_forgets_workers_silent_for_a_week(db_alias: str) -> None:
     from django_celery_results.cleanup import run
 
     registry.register(INFO, db_alias)
-    registry.register(WorkerInfo("celery@old", "host-b", 202), db_alias)
+    registry.register(WorkerInfo("celery@old", "host-b", 202, boot="c" * 32), db_alias)
     Worker.objects.filter(hostname="celery@old").update(
         heartbeat_at=database_now(db_alias) - timedelta(days=8)
     )
     report = run([])
     assert report.workers_pruned == 1
     assert list(Worker.objects.values_list("hostname", flat=True)) == ["celery@a"]
+
+
+def test_a_heartbeat_carries_the_write_counts(db_alias: str) -> None:
+    from django_celery_results.losses import WriteCounts
+
+    registry.register(INFO, db_alias)
+    counts = WriteCounts()
+    counts.add(retried=3, lost=1)
+    registry.beat(INFO, db_alias, counts)
+    row = Worker.objects.get()
+    assert (row.writes_retried, row.writes_lost) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "gone"),
+    [
+        pytest.param({"stopped_at": True}, True, id="stopped"),
+        pytest.param({"silent": True}, True, id="silent"),
+        pytest.param({"pid": 999_999_999}, True, id="same host, its pid no longer runs"),
+        pytest.param({"pid": "mine"}, True, id="same host, this very pid (a container)"),
+        pytest.param({"host": "elsewhere"}, False, id="a fresh twin on another host"),
+        pytest.param({"pid": 1}, False, id="a fresh twin on this host, its pid running"),
+    ],
+)
+def test_a_restart_judges_whether_its_earlier_life_ended(
+    db_alias: str, earlier: dict[str, Any], gone: bool
+) -> None:
+    import os
+
+    first = WorkerInfo("celery@a", "host-a", 4242, boot="1" * 32)
+    registry.register(first, db_alias)
+    changes: dict[str, Any] = {}
+    if earlier.get("stopped_at"):
+        changes["stopped_at"] = timezone.now()
+    if earlier.get("silent"):
+        changes["heartbeat_at"] = database_now(db_alias) - timedelta(minutes=10)
+    if "pid" in earlier:
+        changes["pid"] = os.getpid() if earlier["pid"] == "mine" else earlier["pid"]
+    if "host" in earlier:
+        changes["host"] = earlier["host"]
+    Worker.objects.update(**changes)
+    again = WorkerInfo("celery@a", "host-a", os.getpid(), boot="2" * 32)
+    found = registry.register(again, db_alias)
+    assert (found is not None) is gone
+    if gone:
+        assert getattr(found, "boot", None) == "1" * 32
+    assert Worker.objects.get().boot == "2" * 32

@@ -64,6 +64,7 @@ def merge(queued: TaskRow, new: TaskRow) -> TaskRow:
         _first(queued.date_started, new.date_started),
         queued.date_created or queued.date_done,
         new.exception_type,
+        new.lifeline,
     )
 
 

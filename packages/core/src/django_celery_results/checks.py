@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.checks import ERROR, WARNING, CheckMessage, Error, Info, Tags, Warning, register
 from django.db import DatabaseError, connections, router
 
-from .conf import SETTING_NAME, validate
+from .conf import SETTING_NAME, app_settings, lifeline_problems, validate
 from .conf import warnings as setting_warnings
 from .drivers.base import APP_LABEL, IdUsage
 from .drivers.manager import driver_class_for_vendor, driver_for_alias
@@ -74,6 +74,40 @@ def check_result_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                     id="django_celery_results.E008",
                 )
             )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_lifeline(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The lifeline: an invalid setting turns it off; without ``track_started`` it has no rows.
+
+    Only for an app that stores results with ``django-db`` and has the registry on.
+    """
+    from celery import current_app
+
+    conf = app_settings()
+    try:
+        uses_database = current_app.conf.result_backend == "django-db"
+        track_started = bool(current_app.conf.task_track_started)
+    except Exception:  # the app's configuration cannot be read: nothing to say
+        return []
+    messages: list[CheckMessage] = [
+        Error(
+            problem,
+            hint="The lifeline settles nothing until it is fixed (docs/workers.md).",
+            id="django_celery_results.E009",
+        )
+        for problem in lifeline_problems()
+    ]
+    if uses_database and conf.WORKER_HEARTBEAT and conf.LIFELINE_GRACE and not track_started:
+        messages.append(
+            Warning(
+                "task_track_started is off: tasks store no STARTED row, so the lifeline has "
+                "nothing to settle when a worker is lost, and the dashboard no running tasks.",
+                hint="Set CELERY_TASK_TRACK_STARTED = True (docs/workers.md).",
+                id="django_celery_results.W006",
+            )
+        )
     return messages
 
 
@@ -311,4 +345,6 @@ def check_cache_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     ]
 
 
-STARTUP_CHECKS.extend([check_settings, check_result_backend, check_notify, check_cache_backend])
+STARTUP_CHECKS.extend(
+    [check_settings, check_result_backend, check_notify, check_cache_backend, check_lifeline]
+)

@@ -79,6 +79,16 @@ class AppSettings:
     HISTORY_INTERVAL: float = 10.0
     #: Seconds between two heartbeats of each worker in the worker registry (0: no registry).
     WORKER_HEARTBEAT: float = 15.0
+    #: How long a registered worker's heartbeats may stop before the lifeline settles its
+    #: running tasks as lost (0: the lifeline is off).
+    LIFELINE_GRACE: timedelta = timedelta(seconds=60)
+    #: How long the lifeline waits for the broker to redeliver a lost worker's
+    #: ``acks_late`` task (None: from the broker; see ``docs/workers.md``).
+    LIFELINE_REDELIVERY_GRACE: timedelta | None = None
+    #: How old a PENDING row is before one that no live worker consumes is flagged.
+    UNCONSUMED_AFTER: timedelta = timedelta(minutes=5)
+    #: Settle flagged PENDING rows as FAILURE (off: they are only flagged).
+    SETTLE_UNCONSUMED: bool = False
     #: Distinct values each metrics label keeps; later ones count as "other".
     METRICS_MAX_LABEL_VALUES: int = 100
     #: Who may read results through the JSON views: ``None`` (anyone, as upstream), a
@@ -127,6 +137,16 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
         (int, float),
         "a number of seconds >= 0 and <= 3600 (0: workers do not register)",
     ),
+    "LIFELINE_GRACE": (
+        (timedelta, int, float),
+        f"{_SPAN} of at least two heartbeat intervals and at most 7 days (0: no lifeline)",
+    ),
+    "LIFELINE_REDELIVERY_GRACE": (
+        (timedelta, int, float, type(None)),
+        f"{_SPAN} >= 0 and at most 7 days, or None (from the broker)",
+    ),
+    "UNCONSUMED_AFTER": ((timedelta, int, float), f"{_SPAN} > 0 and {_SPAN_RANGE}"),
+    "SETTLE_UNCONSUMED": ((bool,), "True or False"),
     "METRICS_MAX_LABEL_VALUES": ((int,), "a whole number from 1 to 10000"),
     "RESULT_VIEWS_PERMISSION": (
         (str, type(None), Callable),  # type: ignore[dict-item]
@@ -145,6 +165,9 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "HISTORY_RETENTION": (86_400, MAX_SPAN.total_seconds(), False),
     "HISTORY_INTERVAL": (0, 3600, False),
     "WORKER_HEARTBEAT": (0, 3600, False),
+    "LIFELINE_GRACE": (0, 7 * 86_400, False),
+    "LIFELINE_REDELIVERY_GRACE": (0, 7 * 86_400, False),
+    "UNCONSUMED_AFTER": (0, MAX_SPAN.total_seconds(), True),
     "METRICS_MAX_LABEL_VALUES": (1, 10_000, False),
 }
 _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
@@ -153,6 +176,14 @@ _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
 }
 #: The keys that decide what cleanup deletes: while one is invalid, cleanup deletes nothing.
 DELETION_KEYS = ("RETENTION", "GROUP_RETENTION", "CUSTOM_STATES", "HISTORY_RETENTION")
+#: The keys that decide what the lifeline settles: while one is invalid, it settles nothing.
+LIFELINE_KEYS = (
+    "LIFELINE_GRACE",
+    "LIFELINE_REDELIVERY_GRACE",
+    "UNCONSUMED_AFTER",
+    "SETTLE_UNCONSUMED",
+    "WORKER_HEARTBEAT",
+)
 #: The longest state name the ``status`` column holds.
 STATE_MAX_LENGTH = retention.STATE_MAX_LENGTH
 
@@ -297,6 +328,39 @@ def cleanup_problems() -> list[str]:
     return problems
 
 
+def lifeline_problems() -> list[str]:
+    """Return why the lifeline must settle nothing now: its settings' problems.
+
+    Its own keys, ``WORKER_HEARTBEAT`` (a grace shorter than two heartbeat intervals
+    would declare live workers lost), and a misspelling of one of them.
+    """
+    raw = raw_settings()
+    value = getattr(settings, SETTING_NAME, None)
+    if value is not None and not isinstance(value, dict):
+        return validate(value)
+    problems = validate({key: raw[key] for key in LIFELINE_KEYS if key in raw})
+    for key in raw:
+        name = key.upper() if isinstance(key, str) else ""
+        if key in _EXPECTED or not name:
+            continue
+        near = difflib.get_close_matches(name, LIFELINE_KEYS[:4], n=1, cutoff=0.6)
+        if near or "LIFELINE" in name:
+            problems.append(
+                f"{SETTING_NAME}[{retention.safe_repr(key)}] is not a known key; "
+                f"did you mean {(near or ['LIFELINE_GRACE'])[0]!r}?"
+            )
+    if not problems:
+        grace = seconds_of(raw.get("LIFELINE_GRACE", AppSettings.LIFELINE_GRACE)) or 0.0
+        beat = seconds_of(raw.get("WORKER_HEARTBEAT", AppSettings.WORKER_HEARTBEAT)) or 0.0
+        if 0 < grace < 2 * beat:
+            problems.append(
+                f"{SETTING_NAME}['LIFELINE_GRACE'] is {grace:g} s, shorter than two heartbeat "
+                f"intervals (WORKER_HEARTBEAT is {beat:g} s): a live worker would be "
+                f"declared lost. Make it at least {2 * beat:g} s."
+            )
+    return problems
+
+
 class CleanupRefused(ImproperlyConfigured):
     """A setting that decides what cleanup deletes is invalid, so nothing was deleted."""
 
@@ -402,7 +466,8 @@ def _converted(name: str, value: Any, raw: dict[str, Any]) -> Any:
         return retention.parse(value)
     if name == "GROUP_RETENTION":
         return value if value == "result_expires" else retention.as_keep(value)
-    if name in ("STUCK_AFTER", "HISTORY_RETENTION") and not isinstance(value, timedelta):
+    spans = ("STUCK_AFTER", "HISTORY_RETENTION", "LIFELINE_GRACE", "UNCONSUMED_AFTER")
+    if name in (*spans, "LIFELINE_REDELIVERY_GRACE") and isinstance(value, int | float):
         return timedelta(seconds=value)
     return value
 
@@ -434,7 +499,7 @@ def app_settings() -> AppSettings:
                 "%s The JSON views refuse every request until it is fixed (docs/settings.md).",
                 " ".join(problems),
             )
-        elif field.name not in DELETION_KEYS:
+        elif field.name not in DELETION_KEYS + LIFELINE_KEYS:
             logger.warning(
                 "%s Using the default, %r, until it is fixed (docs/settings.md).",
                 " ".join(problems),

@@ -7,7 +7,9 @@ own ``setting_changed`` receivers aside). What is wired, and why:
 - ``worker_ready`` and ``beat_init``: the startup checks, logged;
 - ``worker_ready`` and ``worker_shutdown``: the history's catch-up thread of a worker
   that stores results with ``django-db`` (``HISTORY_INTERVAL``);
-- ``worker_init``: the worker registry's bootstep, in such a worker (``WORKER_HEARTBEAT``);
+- ``worker_init``: the worker registry's bootstep and this life's id, in such a worker
+  (``WORKER_HEARTBEAT``); ``worker_shutdown``: the worker marked stopped, once its pool
+  is done;
 - before task results are deleted (``TaskResult.objects.delete_expired``): a catch-up;
 - a fork: it waits for the background threads' database step under way
   (``forkguard``); the child forgets its parent's queued rows and notification consumers;
@@ -43,7 +45,7 @@ from .backends.database import DatabaseBackend
 from .conf import app_settings
 from .history import keeper
 from .history.rollup import catch_up
-from .workers import heartbeat
+from .workers import heartbeat, life
 
 #: Every receiver's ``dispatch_uid`` starts with this, so a second install adds nothing.
 UID = "django_celery_results"
@@ -67,6 +69,9 @@ def install() -> None:
     worker_ready.connect(start_history, dispatch_uid=f"{UID}.history", weak=False)
     worker_shutdown.connect(stop_history, dispatch_uid=f"{UID}.history", weak=False)
     worker_init.connect(add_heartbeats, dispatch_uid=f"{UID}.heartbeat", weak=False)
+    worker_shutdown.connect(
+        heartbeat.stop_after_shutdown, dispatch_uid=f"{UID}.heartbeat", weak=False
+    )
     managers.BEFORE_DELETE.append(count_before_delete)
     os.register_at_fork(after_in_child=writers.forget_all)
     os.register_at_fork(after_in_child=notify.forget_in_child)
@@ -109,6 +114,7 @@ def add_heartbeats(sender: Any = None, **kwargs: Any) -> None:
     if app is None or not isinstance(app.backend, DatabaseBackend):
         return
     if app_settings().WORKER_HEARTBEAT > 0:
+        life.begin()  # before the pool forks: every process's STARTED rows carry it
         app.steps["worker"].add(heartbeat.HeartbeatStep)
 
 

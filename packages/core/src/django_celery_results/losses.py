@@ -1,18 +1,19 @@
-"""Lost and retried writes: an ERROR line per lost result, and this process's counts.
+"""Lost and retried writes: an ERROR line per lost result, and the worker's counts.
 
 A write is lost when the database refused it after every retry (or at once, for an
 error that is not transient). Celery logs such a failure once per process, without the
 task's id; here each loss is one log line with the task id, the state, the database
-alias, the error and the attempts made. :data:`COUNTS` is what this process retried and
-lost so far: the seam the worker registry's heartbeats read.
+alias, the error and the attempts made. :data:`COUNTS` is what was retried and lost so
+far, in memory shared with every process forked from this one (a prefork pool's
+children count into their worker's): the worker registry's heartbeats carry it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from dataclasses import dataclass
+import multiprocessing
+from multiprocessing.sharedctypes import Synchronized
 
 logger = logging.getLogger(__name__)
 
@@ -20,23 +21,39 @@ logger = logging.getLogger(__name__)
 _ATTEMPTS = "_django_celery_results_attempts"
 
 
-@dataclass
 class WriteCounts:
-    """How many operations this process retried, and how many writes it lost."""
+    """Operations retried and writes lost, by this process and the processes it forked."""
 
-    retried: int = 0
-    lost: int = 0
+    def __init__(self) -> None:
+        # Shared memory (an anonymous mapping) survives a fork as the same memory.
+        self._retried: Synchronized[int] = multiprocessing.Value("q", 0)
+        self._lost: Synchronized[int] = multiprocessing.Value("q", 0)
+
+    @property
+    def retried(self) -> int:
+        """Operations retried after a transient error."""
+        return int(self._retried.value)
+
+    @property
+    def lost(self) -> int:
+        """Writes the database refused for good."""
+        return int(self._lost.value)
+
+    def add(self, *, retried: int = 0, lost: int = 0) -> None:
+        """Count retries or losses."""
+        for counter, amount in ((self._retried, retried), (self._lost, lost)):
+            if amount:
+                with counter.get_lock():
+                    counter.value += amount
 
 
-#: This process's counts (a forked child starts from its parent's; read differences).
+#: The counts of this process and every process forked from it.
 COUNTS = WriteCounts()
-_lock = threading.Lock()
 
 
 def note_retry() -> None:
     """Count one retry of an operation after a transient error."""
-    with _lock:
-        COUNTS.retried += 1
+    COUNTS.add(retried=1)
 
 
 def note_attempts(error: BaseException, attempts: int) -> None:
@@ -52,8 +69,7 @@ def attempts_of(error: BaseException) -> int:
 
 def note_lost(task_id: str, state: str, alias: str, error: BaseException) -> None:
     """Log a lost write with everything needed to find and redo it, and count it."""
-    with _lock:
-        COUNTS.lost += 1
+    COUNTS.add(lost=1)
     attempts = attempts_of(error)
     logger.error(
         "Lost the %s state of task %s: database %r refused the write after %d attempt%s: %s: %s",

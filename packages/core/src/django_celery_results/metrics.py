@@ -31,8 +31,9 @@ from . import report
 from .conf import app_settings
 from .history.series import Dictionary, Key
 from .history.totals import BOUNDS
-from .models import HistoryTotal, HistoryTotalSpread, TaskResult
+from .models import Counter, HistoryTotal, HistoryTotalSpread, TaskResult
 from .utils import parse_span
+from .workers.lifeline import AWAITING, SETTLED, UNCONSUMED
 from .workers.status import STATES, STOPPED, statuses
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class TotalsCollector:
                 family.add_metric([name], buckets, total)
             yield family
         yield from worker_gauges(self.alias, GaugeMetricFamily)
+        yield from lifeline_counters(self.alias, CounterMetricFamily)
         if self.now is None:
             return
         yield from now_gauges(self.now, GaugeMetricFamily)
@@ -150,18 +152,21 @@ def now_gauges(numbers: report.Report, family: Any) -> Iterator[Metric]:
     """Running and stuck tasks per worker, and the PENDING backlog: what is true now."""
     executing = family(
         "celery_results_worker_executing_tasks",
-        "Tasks STARTED for at most STUCK_AFTER (older ones are stuck), per worker.",
+        "Tasks STARTED and not stuck (see celery_results_stuck_tasks), per worker.",
         labels=["worker"],
     )
     stuck = family(
         "celery_results_stuck_tasks",
-        "Tasks STARTED for longer than STUCK_AFTER (within 7 days), per worker.",
-        labels=["worker"],
+        "Tasks STARTED on a registered worker that is no longer live (reason lost_worker), "
+        "or for longer than their task name's p99 run time of the last day, or STUCK_AFTER "
+        "(reason too_long), per worker.",
+        labels=["worker", "reason"],
     )
     for load in numbers.workers:  # the busiest, and every one with a stuck task
         if load.running or load.stuck:
             executing.add_metric([load.worker], load.running)
-            stuck.add_metric([load.worker], load.stuck)
+            stuck.add_metric([load.worker, "lost_worker"], load.lost)
+            stuck.add_metric([load.worker, "too_long"], load.overdue)
     yield executing
     yield stuck
     if numbers.backlog is not None:
@@ -170,6 +175,13 @@ def now_gauges(numbers: report.Report, family: Any) -> Iterator[Metric]:
             "PENDING rows (TRACK_PENDING): sent, not started (within 7 days).",
             value=numbers.backlog.count,
         )
+        if numbers.backlog.unconsumed is not None:
+            yield family(
+                "celery_results_unconsumed_pending_tasks",
+                "PENDING rows older than UNCONSUMED_AFTER whose routing key no live worker "
+                "consumes.",
+                value=numbers.backlog.unconsumed,
+            )
         oldest = numbers.backlog.oldest
         age = 0.0 if oldest is None else (numbers.until - oldest).total_seconds()
         yield family(
@@ -201,6 +213,41 @@ def worker_gauges(alias: str, family: Any) -> Iterator[Metric]:
     for status in running:
         ages.add_metric([status.worker.hostname], status.age.total_seconds())
     yield ages
+    for column, what in (("writes_retried", "retried after a transient error"),
+                         ("writes_lost", "lost (refused for good)")):  # fmt: skip
+        writes = family(
+            f"celery_results_worker_{column}",
+            f"Result writes each worker not stopped {what} since it started.",
+            labels=["worker"],
+        )
+        for status in running:
+            writes.add_metric([status.worker.hostname], getattr(status.worker, column))
+        yield writes
+
+
+def lifeline_counters(alias: str, family: Any) -> Iterator[Metric]:
+    """What the lifeline settled, and marked awaiting redelivery, ever (``Counter`` rows)."""
+    counted = dict(
+        Counter._default_manager.db_manager(alias)
+        .filter(name__in=(SETTLED, AWAITING, UNCONSUMED))
+        .values_list("name", "value")
+    )
+    yield family(
+        "celery_results_lifeline_settled",
+        "STARTED tasks of lost workers the lifeline stored as FAILURE (WorkerLostError).",
+        value=counted.get(SETTLED, 0),
+    )
+    yield family(
+        "celery_results_lifeline_awaiting_redelivery",
+        "acks_late tasks of lost workers the lifeline marked as awaiting redelivery.",
+        value=counted.get(AWAITING, 0),
+    )
+    yield family(
+        "celery_results_lifeline_unconsumed_settled",
+        "PENDING tasks no live worker consumed that the lifeline stored as FAILURE "
+        "(SETTLE_UNCONSUMED).",
+        value=counted.get(UNCONSUMED, 0),
+    )
 
 
 def running_totals(alias: str) -> list[tuple[Key, int]]:

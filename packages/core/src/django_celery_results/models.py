@@ -145,6 +145,11 @@ class TaskResult(models.Model):
     history_mark = models.CharField(
         max_length=64, null=True, default=None, editable=False, verbose_name=_("History mark")
     )
+    #: Set by a STARTED write of a registered worker: its life's id, and whether the broker
+    #: redelivers the task if the worker is lost (``acks_late``). Read by the lifeline.
+    lifeline = models.CharField(
+        max_length=64, null=True, default=None, editable=False, verbose_name=_("Lifeline")
+    )
 
     objects = managers.TaskResultManager()
 
@@ -521,6 +526,8 @@ class Worker(models.Model):
 
     #: The node name, as Celery names the worker (``celery@host``).
     hostname = models.CharField(max_length=255, unique=True)
+    #: This life's id (a new one at every start): what its STARTED rows carry.
+    boot = models.CharField(max_length=32, default="")
     host = models.CharField(max_length=255, default="")
     pid = models.IntegerField()
     #: The pool's class, and its processes or threads (the most, when autoscaling).
@@ -534,6 +541,9 @@ class Worker(models.Model):
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True)
+    #: Result writes this life retried after a transient error, and lost (every process).
+    writes_retried = models.BigIntegerField(default=0)
+    writes_lost = models.BigIntegerField(default=0)
 
     class Meta:
         """Table information."""
@@ -543,3 +553,39 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"<Worker: {self.hostname} ({self.pid})>"
+
+
+class Lease(models.Model):
+    """One cluster-wide duty (the lifeline's sweep, a cleanup) held by one worker until it expires.
+
+    The election of databases without a lock of their own (``workers.election``).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    holder = models.CharField(max_length=255, default="")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        """Table information."""
+
+        verbose_name = _("lease")
+        verbose_name_plural = _("leases")
+
+    def __str__(self) -> str:
+        return f"<Lease: {self.name} ({self.holder})>"
+
+
+class Counter(models.Model):
+    """A cluster-wide count that only grows (the lifeline's settlements), for the metrics."""
+
+    name = models.CharField(max_length=100, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        """Table information."""
+
+        verbose_name = _("counter")
+        verbose_name_plural = _("counters")
+
+    def __str__(self) -> str:
+        return f"<Counter: {self.name} = {self.value}>"

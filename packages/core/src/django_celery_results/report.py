@@ -15,23 +15,28 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import router
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import stats
 from .conf import app_settings
 from .history import sketch
-from .history.backlog import HORIZON, MAX_BACKLOG, Sample, pending_rows, trend
+from .history.backlog import MAX_BACKLOG, Sample, pending_rows, trend
 from .history.rollup import catch_up
 from .history.windows import Bar, SeriesCount, Window, chart, series_counts, spreads, window
 from .models import HistoryState, TaskResult
 from .states import FAILURE
 from .stats import Spread, TaskStats
+from .workers import running
+from .workers.display import pool_name, queue_names
+from .workers.routing import Consumers
+from .workers.running import running_now
+from .workers.status import LIVE, SILENT, STOPPED, WorkerStatus, statuses
 
 #: The backlog's queues are read from its oldest rows, at most this many.
 BACKLOG_QUEUE_ROWS = 10_000
 #: Stuck tasks counted, at most (the oldest of them).
-MAX_STUCK = 500
+MAX_STUCK = running.MAX_STUCK
 #: Incidents and workers listed, at most.
 TOP = 10
 #: Seconds a report may spend catching the history up before it reads it.
@@ -53,9 +58,10 @@ class Incident:
 
 @dataclass
 class WorkerLoad:
-    """What one worker finished in the window, and its running and stuck tasks now.
+    """What one worker finished in the window, its tasks now, and what its registry row says.
 
-    ``running`` and ``stuck`` do not overlap: a STARTED row older than ``STUCK_AFTER`` is
+    ``running``, ``lost`` and ``overdue`` do not overlap (``workers.running``): a task on a
+    lost worker, or one running longer than its task name's p99 (or ``STUCK_AFTER``), is
     stuck, not running.
     """
 
@@ -63,13 +69,44 @@ class WorkerLoad:
     total: int = 0
     failed: int = 0
     running: int = 0
-    stuck: int = 0
+    #: Running on a registered worker that is no longer live.
+    lost: int = 0
+    #: Running longer than its task name's p99 run time (or ``STUCK_AFTER``).
+    overdue: int = 0
     oldest_stuck: datetime | None = None
+    #: The registry's state (live, silent, stopped), or "" for a worker that never registered.
+    state: str = ""
+    #: Seconds since its last heartbeat (the database's clock); None when unregistered.
+    heartbeat_age: float | None = None
+    pool: str = ""
+    concurrency: int | None = None
+    queues: list[str] = field(default_factory=list)
+    #: Result writes it retried after transient errors, and lost, in its current life.
+    writes_retried: int = 0
+    writes_lost: int = 0
+    #: Its registry row's primary key (its admin page); None when unregistered.
+    registry_id: int | None = None
+
+    @property
+    def stuck(self) -> int:
+        """Tasks on a lost worker and tasks running too long."""
+        return self.lost + self.overdue
 
     @property
     def failure_rate(self) -> float | None:
         """FAILURE over finished tasks; None when none finished."""
         return self.failed / self.total if self.total else None
+
+    def registered(self, status: WorkerStatus) -> None:
+        """Take the registry's row of this worker."""
+        row = status.worker
+        self.state = status.state
+        self.heartbeat_age = status.age.total_seconds()
+        self.pool = pool_name(row.pool)
+        self.concurrency = row.concurrency
+        self.queues = queue_names(row.queues)
+        self.writes_retried, self.writes_lost = row.writes_retried, row.writes_lost
+        self.registry_id = row.pk
 
 
 @dataclass
@@ -85,6 +122,11 @@ class Backlog:
     queues_partial: bool = False
     #: Each queue's samples over the window (``history.backlog``), oldest first.
     trend: dict[str, list[Sample]] = field(default_factory=dict)
+    #: PENDING rows older than ``UNCONSUMED_AFTER`` whose routing key no live worker
+    #: consumes (``workers.routing``); None when that cannot be judged.
+    unconsumed: int | None = None
+    #: Those rows by routing key.
+    unconsumed_queues: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,7 +160,7 @@ class Report:
     bar_seconds: int = 60
     #: The one task the chart counts, or None for every task.
     chart_task: str | None = None
-    #: The stuck count stopped at ``MAX_STUCK``: there are more.
+    #: The tasks now were read up to their bounds (``workers.running``): there are more.
     stuck_capped: bool = False
     #: Tasks by (task name, state, queue): what the metrics' window gauges export.
     counts: list[tuple[str, str, str, int]] = field(default_factory=list)
@@ -139,8 +181,18 @@ class Report:
 
     @property
     def stuck(self) -> int:
-        """STARTED rows older than ``stuck_after``, on every worker."""
+        """Tasks on lost workers and tasks running too long, on every worker."""
         return sum(worker.stuck for worker in self.workers)
+
+    @property
+    def lost(self) -> int:
+        """Tasks running on registered workers that are no longer live."""
+        return sum(worker.lost for worker in self.workers)
+
+    @property
+    def overdue(self) -> int:
+        """Tasks running longer than their task name's p99 (or ``stuck_after``)."""
+        return sum(worker.overdue for worker in self.workers)
 
     @property
     def exceptions(self) -> list[Incident]:
@@ -153,7 +205,10 @@ class Report:
         document["tasks"] = [entry.as_dict() for entry in self.tasks]
         document["previous"] = {name: entry.as_dict() for name, entry in self.previous.items()}
         document["stuck_after"] = self.stuck_after.total_seconds()
-        document.update(total=self.total, failure_rate=self.failure_rate, stuck=self.stuck)
+        document.update(
+            total=self.total, failure_rate=self.failure_rate, stuck=self.stuck,
+            lost=self.lost, overdue=self.overdue,
+        )  # fmt: skip
         return _jsonable(document)  # type: ignore[no-any-return]
 
 
@@ -182,6 +237,8 @@ def build(
     table = TaskResult._default_manager.db_manager(alias).all()
     bar_seconds = span.bar
     charted = chart_task if any(e.key.task_name == chart_task for e in counted) else None
+    registered = statuses(alias)
+    workers, capped = worker_loads(counted, table, until, alias, registered)
     report = Report(
         since=since,
         until=until,
@@ -192,15 +249,17 @@ def build(
         chart_task=charted,
         bar_seconds=bar_seconds,
         incidents=incidents(counted),
-        workers=worker_loads(counted, table, until - stuck_after, until),
+        workers=workers,
+        stuck_capped=capped,
         stuck_after=stuck_after,
         history=_status(alias, progress.remaining or progress.busy),
-        backlog=backlog(table, until, span, alias) if app_settings().TRACK_PENDING else None,
+        backlog=backlog(table, until, span, alias, registered)
+        if app_settings().TRACK_PENDING
+        else None,
         counts=_by_queue(counted),
     )
     for entry in counted:
         report.states[entry.key.state] = report.states.get(entry.key.state, 0) + entry.count
-    report.stuck_capped = report.stuck >= MAX_STUCK
     if compare:
         length = span.end - span.start
         before = Window(span.start - length, span.start)
@@ -276,16 +335,15 @@ def _by_queue(counted: list[SeriesCount]) -> list[tuple[str, str, str, int]]:
 def worker_loads(
     counted: list[SeriesCount],
     table: QuerySet[TaskResult],
-    stuck_before: datetime,
     until: datetime,
-) -> list[WorkerLoad]:
-    """Per worker: finished and failed tasks in the window; running and stuck tasks now.
+    alias: str,
+    registered: list[WorkerStatus],
+) -> tuple[list[WorkerLoad], bool]:
+    """Per worker: finished and failed tasks in the window, its tasks now, its registry row.
 
-    Both are STARTED rows, read through the ``(status, date_done)`` index: running ones
-    were written from ``stuck_before`` on, stuck ones before it (within :data:`HORIZON`;
-    the oldest :data:`MAX_STUCK` are counted). Running tasks are as many as the workers
-    run at once, whatever the table's size; stuck rows of lost workers can pile up, hence
-    the bound.
+    Every registered worker that is live or silent is listed, the busiest of the others
+    (at most :data:`TOP`), and every one with a stuck task. The second value says whether
+    the tasks now were read only up to their bounds (``workers.running``).
     """
     loads: dict[str, WorkerLoad] = {}
     for entry in counted:
@@ -293,26 +351,34 @@ def worker_loads(
         load.total += entry.count
         if entry.key.state == FAILURE:
             load.failed += entry.count
-    started = table.filter(status="STARTED")
-    running = started.filter(date_done__gte=stuck_before)
-    for worker, n in running.values_list("worker").annotate(n=Count("id")).order_by():
-        loads.setdefault(worker or "", WorkerLoad(worker or "")).running = n
-    stuck = (
-        started.filter(date_done__gte=until - HORIZON, date_done__lt=stuck_before)
-        .order_by("date_done")
-        .values_list("worker", "date_done")[:MAX_STUCK]
-    )
-    for worker, written in stuck:  # the oldest first: each worker's first is its oldest
-        load = loads.setdefault(worker or "", WorkerLoad(worker or ""))
-        if load.oldest_stuck is None:
-            load.oldest_stuck = written
-        load.stuck += 1
+    now = running_now(table, until, alias, registered)
+    for worker, found in now.by_worker.items():
+        load = loads.setdefault(worker, WorkerLoad(worker))
+        load.running, load.lost, load.overdue = found.running, found.lost, found.overdue
+        load.oldest_stuck = found.oldest_stuck
+    for status in registered:
+        if status.state != STOPPED or status.worker.hostname in loads:
+            loads.setdefault(status.worker.hostname, WorkerLoad(status.worker.hostname))
+            loads[status.worker.hostname].registered(status)
     ordered = sorted(loads.values(), key=lambda load: (-load.stuck, -load.total, load.worker))
-    return ordered[: max(TOP, sum(1 for load in ordered if load.stuck))]
+    shown = [
+        load for i, load in enumerate(ordered)
+        if i < TOP or load.stuck or load.state in (LIVE, SILENT)
+    ]  # fmt: skip
+    return shown, now.capped
 
 
-def backlog(table: QuerySet[TaskResult], until: datetime, span: Window, alias: str) -> Backlog:
-    """PENDING rows written within :data:`HORIZON`: how many, the oldest, their queues, trend."""
+def backlog(
+    table: QuerySet[TaskResult],
+    until: datetime,
+    span: Window,
+    alias: str,
+    registered: list[WorkerStatus],
+) -> Backlog:
+    """PENDING rows written within :data:`HORIZON`: how many, the oldest, their queues, trend.
+
+    And those no live worker consumes (``workers.routing``), when that can be judged.
+    """
     pending = pending_rows(table, until)
     counted = pending.order_by()[: MAX_BACKLOG + 1].count()
     # The first row of the (status, date_done) index, not MIN() over every PENDING row.
@@ -332,7 +398,28 @@ def backlog(table: QuerySet[TaskResult], until: datetime, span: Window, alias: s
             for queue, samples in trend(alias, span.start, span.end).items()
             if queue in queues or any(sample.count for sample in samples)
         },
+        *unconsumed(pending, until, Consumers.of(registered)),
     )
+
+
+def unconsumed(
+    pending: QuerySet[TaskResult], until: datetime, consumers: Consumers
+) -> tuple[int | None, dict[str, int]]:
+    """PENDING rows older than ``UNCONSUMED_AFTER`` no live worker consumes, by routing key.
+
+    Counted exactly, up to :data:`MAX_BACKLOG` per routing key. ``(None, {})`` when
+    routing keys cannot be judged (no worker registered, or one consumes through a fanout
+    or headers exchange).
+    """
+    if not consumers.judges:
+        return None, {}
+    old = pending.filter(date_done__lt=until - app_settings().UNCONSUMED_AFTER)
+    keys = old.order_by().values_list("queue", flat=True).distinct()
+    by_key: dict[str, int] = {}
+    for key in keys:
+        if key and consumers.unconsumed(key):
+            by_key[key] = old.filter(queue=key).order_by()[:MAX_BACKLOG].count()
+    return sum(by_key.values()), by_key
 
 
 def _status(alias: str, behind: bool) -> HistoryStatus:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 
@@ -28,6 +29,19 @@ class MySQLOperations(SQLOperations):
     """Fragments for MySQL and MariaDB: guarded assignments, the new row's name, codes."""
 
     max_rows_per_statement = MAX_ROWS_PER_STATEMENT
+    #: User-level locks, held by the session; their names are server-wide.
+    session_lock_sql: ClassVar[tuple[str, str] | None] = (
+        "SELECT GET_LOCK(%s, 0)",
+        "SELECT RELEASE_LOCK(%s)",
+    )
+
+    def session_lock_key(self, name: str) -> str:
+        """The lock's name within this database: ``GET_LOCK`` names span the server.
+
+        At most 64 characters (MySQL's limit): a long database name is hashed.
+        """
+        full = f"{self.connection.settings_dict['NAME']}.{name}"
+        return full if len(full) <= 64 else hashlib.sha256(full.encode()).hexdigest()
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__(driver)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_celery_results.drivers import IdUsage, RangeWalk, SQLOperations, TaskRow
 from django_celery_results.states import TERMINAL_STATES
@@ -22,11 +23,21 @@ if TYPE_CHECKING:
 class PostgresOperations(SQLOperations):
     """Fragments for PostgreSQL: the stored row named ``r``, arrays, row addresses."""
 
-    #: Far below PostgreSQL's 65,535 bind parameters (17 per row).
+    #: Far below PostgreSQL's 65,535 bind parameters (18 per row).
     max_rows_per_statement = 1000
+    #: Advisory locks, held by the session, within this database.
+    session_lock_sql: ClassVar[tuple[str, str] | None] = (
+        "SELECT pg_try_advisory_lock(%s)",
+        "SELECT pg_advisory_unlock(%s)",
+    )
     ids_array_match_sql = "= ANY(%s)"
     array_placeholder = "%b"
     delete_chunk_returns_last = True
+
+    def session_lock_key(self, name: str) -> int:
+        """An advisory lock's key: a signed 64-bit number drawn from the name."""
+        digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
 
     def insert_into_sql(self, table: str) -> str:
         """``INSERT INTO t AS r``: the conflict clause names the stored row ``r``."""

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .. import report
+from ..conf import app_settings
 from ..history.backlog import Sample
 from ..history.windows import Bar
 from ..stats import Spread, TaskStats
@@ -240,15 +241,31 @@ def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> Templa
             for incident in numbers.incidents[: report.TOP * 2]
         ],
         "workers": [
-            {"load": load, "failure_rate": _percent(load.failure_rate)} for load in numbers.workers
+            {
+                "load": load,
+                "failure_rate": _percent(load.failure_rate),
+                "state": display.state_badge(load.state, display.WORKER_STATE_CLASSES)
+                if load.state
+                else _("unregistered"),
+                "heartbeat": _seconds_ago(load.heartbeat_age),
+            }
+            for load in numbers.workers
         ],
         "stuck_after": display.duration(numbers.stuck_after),
+        "unconsumed_after": display.duration(app_settings().UNCONSUMED_AFTER),
         "backlog_age": _age(until, numbers.backlog.oldest if numbers.backlog else None),
         "backlog_rows": backlog_rows(numbers.backlog, numbers.covered_since, until),
         "spark_width": SPARK_WIDTH,
         "spark_height": SPARK_HEIGHT,
     }
     return TemplateResponse(request, "admin/django_celery_results/dashboard.html", context)
+
+
+def _seconds_ago(seconds: float | None) -> str:
+    """``12 s ago`` (rounded to the second), or "-" when unknown."""
+    if seconds is None:
+        return "-"
+    return _("%(duration)s ago") % {"duration": display.duration(round(seconds))}
 
 
 @dataclass

@@ -14,7 +14,7 @@ from celery import states
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 logger = logging.getLogger(__name__)
 Shown = TypeVar("Shown")
@@ -128,10 +128,21 @@ def duration(span: timedelta | float | None) -> str:
 WORKER_STATE_CLASSES = {"live": "success", "silent": "failure", "stopped": "pending"}
 
 
+#: A worker state's words (task states are Celery's names, shown as they are).
+WORKER_STATE_LABELS = {
+    "live": gettext_lazy("live"),
+    "silent": gettext_lazy("silent"),
+    "stopped": gettext_lazy("stopped"),
+}
+
+
 def state_badge(state: str, classes: dict[str, str] = STATE_CLASSES) -> SafeString:
     """``state`` (a task's, or with ``WORKER_STATE_CLASSES`` a worker's) as a coloured badge."""
     css = classes.get(state, "other")
-    return format_html('<span class="dcr-state dcr-state-{}">{}</span>', css, state)
+    label = WORKER_STATE_LABELS.get(state, state) if classes is WORKER_STATE_CLASSES else state
+    return format_html(
+        '<span data-state="{}" class="dcr-state dcr-state-{}">{}</span>', state, css, label
+    )
 
 
 def decoded(text: str | None, content_type: str | None = "application/json") -> SafeString:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from celery import states
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Worker
+from ..models import TaskResult, Worker
+from ..workers.display import pool_name, queue_names
 from ..workers.status import state_of
 from . import display
+
+ZERO = timedelta(0)
 
 if TYPE_CHECKING:
     _WorkerAdminBase = admin.ModelAdmin[Worker]
@@ -35,9 +40,24 @@ class WorkerAdmin(_WorkerAdminBase):
     ordering = ("-heartbeat_at",)
     fields = (
         "hostname", "state", "heartbeat", "started", "stopped", "host", "pid", "pool",
-        "concurrency", "queue_names", "versions",
+        "concurrency", "queue_names", "versions", "writes_retried", "writes_lost",
     )  # fmt: skip
     readonly_fields = fields
+    change_form_template = "admin/django_celery_results/worker/change_form.html"
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The worker, then its running tasks and its latest finished ones."""
+        found = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if found is not None:
+            context.update(worker_tasks(found, found.now))  # type: ignore[attr-defined]
+        return super().change_view(request, object_id, form_url, context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         """Each row with the database's clock: states and ages are by its time."""
@@ -65,7 +85,7 @@ class WorkerAdmin(_WorkerAdminBase):
     def heartbeat(self, obj: Worker) -> str:
         """How long ago, by the database's clock."""
         status = state_of(obj, obj.now)  # type: ignore[attr-defined]
-        return f"{display.duration(status.age)} ago"
+        return _("%(duration)s ago") % {"duration": display.duration(status.age)}
 
     @admin.display(description=_("Started"), ordering="started_at")
     def started(self, obj: Worker) -> str:
@@ -80,13 +100,12 @@ class WorkerAdmin(_WorkerAdminBase):
     @admin.display(description=_("Pool"), ordering="pool")
     def pool_name(self, obj: Worker) -> str:
         """Celery's pools by their module (``prefork``, ``thread``…); others by class name."""
-        module, _dot, name = obj.pool.rpartition(".")
-        return module.rsplit(".", 1)[-1] if name == "TaskPool" else name
+        return pool_name(obj.pool)
 
     @admin.display(description=_("Queues"))
     def queue_names(self, obj: Worker) -> str:
-        """The queues it consumes."""
-        return ", ".join(_loaded(obj.queues, []))
+        """The queues it consumes (a queue bound several times, once)."""
+        return ", ".join(queue_names(obj.queues))
 
     @admin.display(description=_("Versions"))
     def versions(self, obj: Worker) -> str:
@@ -102,3 +121,37 @@ def _loaded(text: str, default: Any) -> Any:
         return json.loads(text)
     except (TypeError, ValueError):
         return default
+
+
+#: Tasks listed on a worker's page, at most, running and finished each.
+WORKER_PAGE_TASKS = 50
+
+
+def worker_tasks(worker: Worker, now: datetime) -> dict[str, Any]:
+    """A worker's running tasks and its latest finished ones, for its page.
+
+    Running: its ``worker`` column (``result_extended``), or its life's ``lifeline``.
+    """
+    table = TaskResult._default_manager.using(worker._state.db)
+    started = table.filter(status=states.STARTED)
+    mine = Q(worker=worker.hostname)
+    if worker.boot:
+        mine |= Q(lifeline__startswith=worker.boot)
+    running = started.filter(mine).order_by("date_done")[:WORKER_PAGE_TASKS]
+    recent = table.filter(worker=worker.hostname, status__in=states.READY_STATES).order_by(
+        "-date_done"
+    )[:WORKER_PAGE_TASKS]
+    return {
+        "running_tasks": [
+            {"task": task, "badge": display.state_badge(task.status),
+             "for": display.duration(max(now - (task.date_started or task.date_done), ZERO))}
+            for task in running
+        ],
+        "recent_tasks": [
+            {"task": task, "badge": display.state_badge(task.status),
+             "took": display.duration(task.date_done - task.date_started)
+             if task.date_started else "-"}
+            for task in recent
+        ],
+        "page_tasks": WORKER_PAGE_TASKS,
+    }  # fmt: skip

@@ -27,6 +27,7 @@ from ..failures import exception_type_of
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
 from ..task_requests import ignore_flag, result_ignored, text
+from ..workers import cleanup_duty, life
 from .notify import NotifyWaits
 from .rows import (
     InvalidStateName,
@@ -154,6 +155,7 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
             happened if state == states.STARTED else None,  # date_started
             None,  # date_created: the write's own time
             exception_type_of(result, state),
+            life.marker(self.app, request) if state == states.STARTED else None,
         )
         store.store_task_row(driver_for(self.TaskModel, using), row)
         return encoded
@@ -356,10 +358,15 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
         or 0 keeps every row no rule expires. Counters of dead chords go first, while
         their header results still show that the chord is over. While a setting that
         decides what is deleted is invalid, nothing is: an ERROR line per problem is
-        logged and :class:`~django_celery_results.cleanup.CleanupRefused` raised.
+        logged and :class:`~django_celery_results.cleanup.CleanupRefused` raised. One
+        run per period for the cluster, however many beats send it
+        (:mod:`~django_celery_results.workers.cleanup_duty`).
         """
+        steps = configured_steps(self.expires)  # refused first: a fixed setting runs
+        if not cleanup_duty.elected(self.app):
+            return
         delete_dead_chord_counters(self.expires)
-        run_cleanup(configured_steps(self.expires))
+        run_cleanup(steps)
 
     # -- groups --------------------------------------------------------------------------
 

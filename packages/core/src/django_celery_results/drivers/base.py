@@ -146,6 +146,10 @@ class BaseOperations(Protocol):
     ChordCounter: type[ChordCounterModel]
     #: The placeholder of one array parameter in :meth:`cursor`'s statements.
     array_placeholder: ClassVar[str]
+    #: Statements that take a named session lock without waiting (selecting a true value
+    #: when taken) and release it, with :meth:`session_lock_key`'s parameter; None where
+    #: the database has none (the worker election then leases a row).
+    session_lock_sql: ClassVar[tuple[str, str] | None]
 
     @property
     def alias(self) -> str:
@@ -313,6 +317,12 @@ class BaseOperations(Protocol):
 
     def uses_repeatable_read(self) -> bool:
         """Return True when the connection's isolation level keeps pollers in old snapshots."""
+
+    def session_lock_key(self, name: str) -> Any:
+        """The parameter that names the session lock ``name`` (see :attr:`session_lock_sql`).
+
+        Scoped to this database: two databases on one server must not share a lock.
+        """
 
 
 class BaseDriver:

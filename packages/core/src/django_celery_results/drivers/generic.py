@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.apps import apps
 from django.db import IntegrityError, transaction
@@ -97,6 +97,15 @@ class GenericOperations(ClientCursors):
     they never hold a lock while reading; that is what keeps SQLite's "database is locked"
     away under concurrent writers.
     """
+
+    #: Statements that take a named lock for this session without waiting (selecting a
+    #: true value when it is taken) and release it; None where the database has no such
+    #: lock: the election then holds a lease row (``workers.election``).
+    session_lock_sql: ClassVar[tuple[str, str] | None] = None
+
+    def session_lock_key(self, name: str) -> Any:
+        """The parameter that names the lock ``name`` in :attr:`session_lock_sql`."""
+        return name
 
     def __init__(self, driver: BaseDriver) -> None:
         super().__init__()

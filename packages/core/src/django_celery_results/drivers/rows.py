@@ -17,7 +17,7 @@ class TaskRow:
     """One state change of one task, as it is written to the ``TaskResult`` table.
 
     Every column is already encoded as the backend stores it (text, base64 for binary).
-    Read-only by convention, not frozen: a frozen dataclass sets each of its 18 fields
+    Read-only by convention, not frozen: a frozen dataclass sets each of its 19 fields
     through ``object.__setattr__``, which costs every write more than a microsecond.
     """
 
@@ -47,6 +47,9 @@ class TaskRow:
     #: A FAILURE's exception (``module.Name``, builtins by name alone); None otherwise.
     #: Always replaced, so a later SUCCESS clears it.
     exception_type: str | None = None
+    #: A registered worker's STARTED: its life's id and ``acks_late`` (``workers.life``);
+    #: None on every other write, so only a running task carries it.
+    lifeline: str | None = None
 
     #: The timestamps, last in :attr:`COLUMNS` (drivers adapt them apart from the text).
     DATE_COLUMNS: ClassVar[tuple[str, ...]] = ("date_created", "date_started", "date_done")
@@ -101,6 +104,7 @@ class TaskRow:
             self.retries,
             self.queue,
             self.exception_type,
+            self.lifeline,
             self.date_created or self.date_done,
             self.date_started,
             self.date_done,

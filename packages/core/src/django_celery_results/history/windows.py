@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -131,11 +132,18 @@ def series_counts(
     return counts
 
 
-def spreads(span: Window, alias: str) -> dict[tuple[str, str], sketch.Bins]:
-    """Each task name's wait and run bins in the window: ``(task name, kind) → bins``."""
-    table = HistorySpread._default_manager.db_manager(alias)
+def spreads(
+    span: Window, alias: str, task_names: Collection[str] | None = None
+) -> dict[tuple[str, str], sketch.Bins]:
+    """Each task name's wait and run bins in the window: ``(task name, kind) → bins``.
+
+    Of the ``task_names`` only, when given.
+    """
+    table = HistorySpread._default_manager.db_manager(alias).filter(in_pieces(span.pieces()))
+    if task_names is not None:
+        table = table.filter(task_name__in=sorted(task_names))
     merged: dict[tuple[str, str], sketch.Bins] = defaultdict(dict)
-    rows = table.filter(in_pieces(span.pieces())).values_list("task_name", "bins")
+    rows = table.values_list("task_name", "bins")
     for name, stored in rows.iterator():
         for kind, bins in json.loads(stored).items():
             sketch.merge(merged[(name, kind)], bins)

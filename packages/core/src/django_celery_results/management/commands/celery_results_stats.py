@@ -119,12 +119,23 @@ class Command(BaseCommand):
             )
             lines.append(f"Incidents: {top}")
         stuck_after = int(numbers.stuck_after.total_seconds())
-        stuck = [w for w in numbers.workers if w.stuck]
-        by_worker = ", ".join(f"{w.worker or '(no worker)'}={w.stuck}" for w in stuck)
-        lines.append(
-            f"Stuck (STARTED for more than {stuck_after} s): {numbers.stuck}"
-            + (f" ({by_worker})" if by_worker else "")
-        )
+        for what, count, attribute in (
+            ("on lost workers (registered, no longer live)", numbers.lost, "lost"),
+            (
+                f"running too long (past their task's p99 run time, or {stuck_after} s)",
+                numbers.overdue,
+                "overdue",
+            ),
+        ):
+            by_worker = ", ".join(
+                f"{w.worker or '(no worker)'}={getattr(w, attribute)}"
+                for w in numbers.workers
+                if getattr(w, attribute)
+            )
+            lines.append(
+                f"Stuck {what}: {count}{'+' if numbers.stuck_capped else ''}"
+                + (f" ({by_worker})" if by_worker else "")
+            )
         if numbers.backlog is not None:
             backlog = numbers.backlog
             oldest = (
@@ -135,6 +146,17 @@ class Command(BaseCommand):
             lines.append(
                 f"PENDING backlog: {backlog.count}{'+' if backlog.capped else ''}{oldest}"
             )
+            if backlog.unconsumed is None:
+                lines.append(
+                    "Unconsumed PENDING: not judged (no worker registered, or one consumes "
+                    "through a fanout or headers exchange)"
+                )
+            else:
+                keys = ", ".join(f"{key}={n}" for key, n in backlog.unconsumed_queues.items())
+                lines.append(
+                    f"Unconsumed PENDING (no live worker consumes the routing key): "
+                    f"{backlog.unconsumed}" + (f" ({keys})" if keys else "")
+                )
         return lines
 
     def _table(self, stats: list[TaskStats]) -> str:

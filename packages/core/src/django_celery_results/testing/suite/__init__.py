@@ -14,6 +14,7 @@ from .test_concurrency import *
 from .test_exists import *
 from .test_groups import *
 from .test_history import *
+from .test_lifeline import *
 from .test_pending import *
 from .test_reads import *
 from .test_retention import *

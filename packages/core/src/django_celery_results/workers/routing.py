@@ -1,0 +1,89 @@
+"""Whether any live worker consumes a routing key: the PENDING rows no one will run.
+
+A PENDING row's ``queue`` holds the routing key its task was sent with. Through the
+default exchange (and any direct one) that key is the queue's binding key; through a
+topic exchange a binding pattern matches it (``*`` one word, ``#`` any words). A fanout
+or headers exchange ignores the key, and a row does not say which exchange it went to:
+while a live worker consumes through one, no key can be judged, and none is flagged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+
+from .status import LIVE, WorkerStatus
+
+#: Exchange types whose bindings a routing key alone decides.
+JUDGED_TYPES = frozenset({"direct", "topic"})
+
+
+class Consumers:
+    """The bindings of the live workers, as one judge of routing keys."""
+
+    def __init__(self, bindings: Iterable[dict[str, str]], *, registered: bool) -> None:
+        self.bindings = list(bindings)
+        #: False when no worker ever registered (or a live one's queues are unreadable):
+        #: nothing can be judged.
+        self.registered = registered
+
+    @classmethod
+    def of(cls, statuses: list[WorkerStatus]) -> Consumers:
+        """The consumers among registered workers' statuses (the live ones bind keys)."""
+        bindings: list[dict[str, str]] = []
+        readable = True
+        for status in statuses:
+            if status.state == LIVE:
+                loaded = _loaded(status.worker.queues)
+                readable = readable and loaded is not None
+                bindings.extend(loaded or [])
+        return cls(bindings, registered=bool(statuses) and readable)
+
+    @property
+    def judges(self) -> bool:
+        """Whether routing keys can be judged at all."""
+        return self.registered and all(
+            b.get("type", "direct") in JUDGED_TYPES for b in self.bindings
+        )
+
+    def unconsumed(self, routing_key: str | None) -> bool:
+        """True only when no live worker consumes ``routing_key``, as far as can be told."""
+        if not routing_key or not self.judges:
+            return False
+        for binding in self.bindings:
+            key = binding.get("routing_key", "")
+            if binding.get("type", "direct") == "topic":
+                if topic_matches(key, routing_key):
+                    return False
+            elif key == routing_key:
+                return False
+        return True
+
+
+def topic_matches(binding_key: str, routing_key: str) -> bool:
+    """Whether a topic binding key matches a routing key, as AMQP topic exchanges match."""
+    return _words_match(tuple(binding_key.split(".")), tuple(routing_key.split(".")))
+
+
+@lru_cache(maxsize=4096)
+def _words_match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":  # no word, or one more word and "#" again
+        return _words_match(rest, words) or (bool(words) and _words_match(pattern, words[1:]))
+    if not words:
+        return False
+    return (head == "*" or head == words[0]) and _words_match(rest, words[1:])
+
+
+def _loaded(text: str) -> list[dict[str, str]] | None:
+    """A worker's bindings, or None when its column cannot be read."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(value, list) or not all(isinstance(b, dict) for b in value):
+        return None
+    return value

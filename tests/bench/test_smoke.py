@@ -183,3 +183,13 @@ def test_sqlite_indexes_bench_runs_on_tiny_sizes() -> None:
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| without")]
     assert len(rows) == 4, completed.stdout  # each of the three indexes, then all of them
     assert "| every index |" in completed.stdout
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres", "mariadb"])
+def test_heartbeat_bench_runs_on_tiny_sizes(db: str) -> None:
+    require(db)
+    completed = run_bench(
+        "heartbeat.py", "--db", db, "--beats", "5", "--workers", "3", "--started", "5"
+    )
+    assert "| elected (beat and sweep) |" in completed.stdout
+    assert "| not elected (beat, election lost) |" in completed.stdout

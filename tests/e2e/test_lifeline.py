@@ -67,7 +67,7 @@ class Cluster:
             extra_env={**FAST, **env},
         )  # fmt: skip
         worker.start()
-        self.stack.callback(worker.stop)
+        self.stack.callback(worker.kill)  # its state is the test's, not a shutdown's
         wait_until(lambda: row_of(worker), what=f"worker {name} to register")
         return worker
 

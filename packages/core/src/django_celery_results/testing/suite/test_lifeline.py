@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.models.functions import Now
 from django.test import override_settings
+from django.utils import timezone
 
 from ...models import Counter, TaskResult, Worker
 from ...workers import election, life, lifeline, registry
@@ -25,7 +26,7 @@ from ...workers.registry import WorkerInfo
 from .helpers import new_id, request
 
 #: What a driver's ``from django_celery_results.testing.suite import *`` takes.
-__all__ = ["TestElection", "TestLifeline", "lifeline_boot"]
+__all__ = ["TestElection", "TestLifeline", "TestUnconsumed", "lifeline_boot"]
 
 STARTED_META = {"pid": 1, "hostname": "celery@lost"}
 
@@ -229,6 +230,31 @@ class TestLifeline:
             assert lifeline.sweep(backend.app, db_alias, "sweeper") is None
         assert stored(task_id).status == states.STARTED
         assert "The lifeline settles nothing" in caplog.text
+
+
+class TestUnconsumed:
+    """PENDING rows no live worker consumes: settled only with ``SETTLE_UNCONSUMED``."""
+
+    def test_only_rows_of_unconsumed_keys_are_settled_when_asked(
+        self, backend: Any, db_alias: str
+    ) -> None:
+        bound = {"queue": "celery", "exchange": "", "type": "direct", "routing_key": "celery"}
+        registry.register(WorkerInfo("celery@a", "h", 1, queues=(bound,), boot="a" * 32), db_alias)
+        old = timezone.now() - timedelta(minutes=10)
+        rows = {"consumed": "celery", "stranded": "reports", "recent": "reports"}
+        for task_id, key in rows.items():
+            TaskResult.objects.create(task_id=task_id, status=states.PENDING, queue=key)
+        TaskResult.objects.exclude(task_id="recent").update(date_done=old)
+        with lifeline_settings(TRACK_PENDING=True):
+            assert sweep(backend, db_alias).unconsumed == 0  # off by default
+            with lifeline_settings(SETTLE_UNCONSUMED=True):
+                assert sweep(backend, db_alias).unconsumed == 1
+        assert stored("stranded").status == states.FAILURE
+        assert "No live worker consumes the routing key 'reports'" in str(
+            backend.get_task_meta("stranded")["result"]
+        )
+        assert stored("consumed").status == stored("recent").status == states.PENDING
+        assert counted(lifeline.UNCONSUMED) == 1
 
 
 @pytest.mark.requires_feature("supports_concurrent_processes")

@@ -2,8 +2,9 @@
 
 PostgreSQL's advisory locks and MySQL's ``GET_LOCK`` are held by a session and released
 when it ends, even by a killed worker: the driver names the statements
-(``session_lock_sql``). Elsewhere (SQLite, a generic driver) a worker leases the duty's
-row for a term and renews it while it keeps the duty; a lost holder's lease expires.
+(``session_lock_sql``). Elsewhere (SQLite, a generic driver, a database behind a
+transaction-mode pooler) a worker leases the duty's row for a term and renews it while
+it keeps the duty; a lost holder's lease expires.
 The duty itself must still be safe to run twice (the lifeline settles a row with a
 conditional update): an election only keeps the work from being done twice.
 """
@@ -14,7 +15,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
@@ -29,7 +30,7 @@ def elected(duty: str, alias: str, holder: str, term: timedelta) -> Iterator[boo
     ``term`` is how long a lease row stays ``holder``'s without renewal.
     """
     ops = driver_for(Lease, alias).ops
-    if ops.session_lock_sql is None:
+    if ops.session_lock_sql is None or behind_transaction_pooler(alias):
         yield lease(duty, alias, holder, term)
         return
     take, release = ops.session_lock_sql
@@ -41,6 +42,16 @@ def elected(duty: str, alias: str, holder: str, term: timedelta) -> Iterator[boo
     finally:
         if taken:
             ops.fetch_one(release, [key])
+
+
+def behind_transaction_pooler(alias: str) -> bool:
+    """Whether ``alias`` is reached through a transaction-mode pooler (PgBouncer's).
+
+    Django's sign of one is ``DISABLE_SERVER_SIDE_CURSORS``. There, two statements of one
+    client may run in two server sessions: a session lock could be taken in one and
+    never released, so the election leases a row instead.
+    """
+    return bool(connections[alias].settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"))
 
 
 def lease(duty: str, alias: str, holder: str, term: timedelta) -> bool:

@@ -287,6 +287,21 @@ class TestElection:
             thread.join(timeout=30)
         assert seen == [True, False]
 
+    def test_behind_a_transaction_pooler_a_row_is_leased(self, db_alias: str) -> None:
+        """No session lock where two statements may reach two sessions (PgBouncer)."""
+        from ...models import Lease
+
+        settings_dict = connections[db_alias].settings_dict
+        before = dict(settings_dict)
+        settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = True
+        try:
+            with election.elected("duty", db_alias, "first", timedelta(minutes=1)) as chosen:
+                assert chosen
+        finally:
+            settings_dict.clear()
+            settings_dict.update(before)
+        assert Lease.objects.filter(name="duty", holder="first").exists()
+
     def test_a_lease_expires_and_its_holder_renews_it(self, db_alias: str) -> None:
         term = timedelta(minutes=1)
         assert election.lease("duty", db_alias, "first", term)

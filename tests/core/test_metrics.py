@@ -132,9 +132,11 @@ def test_the_worker_registry_by_state_and_heartbeat_age(
     from django_celery_results.workers import registry
     from django_celery_results.workers.registry import WorkerInfo
 
-    for name in ("celery@live", "celery@silent", "celery@stopped"):
-        registry.register(WorkerInfo(name, "host", 1), db_alias)
-    registry.stop(WorkerInfo("celery@stopped", "host", 1), db_alias)
+    names = ("celery@live", "celery@silent", "celery@stopped")
+    infos = {name.split("@")[1]: WorkerInfo(name, "host", 1) for name in names}
+    for info in infos.values():
+        registry.register(info, db_alias)
+    registry.stop(infos["stopped"], db_alias)
     Worker.objects.filter(hostname="celery@silent").update(
         heartbeat_at=timezone.now() - timedelta(minutes=5)
     )

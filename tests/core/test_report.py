@@ -119,8 +119,9 @@ def test_registered_workers_are_listed_with_their_state(db_alias: str) -> None:
     from django_celery_results.workers.registry import WorkerInfo
 
     registry.register(WorkerInfo("celery@idle", "h", 1, "x.prefork.TaskPool", 4), db_alias)
-    registry.register(WorkerInfo("celery@gone", "h", 2), db_alias)
-    registry.stop(WorkerInfo("celery@gone", "h", 2), db_alias)
+    gone = WorkerInfo("celery@gone", "h", 2)
+    registry.register(gone, db_alias)
+    registry.stop(gone, db_alias)
     put("unregistered", "SUCCESS", task_name="proj.add", worker="celery@old")
     loads = {
         load.worker: load for load in report.build(timezone.now() - timedelta(hours=1)).workers

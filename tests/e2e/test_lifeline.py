@@ -81,7 +81,9 @@ class Cluster:
 
 
 def row_of(worker: Worker) -> WorkerRow | None:
-    return WorkerRow.objects.filter(hostname__startswith=f"{worker.node}@").first()
+    """This worker process's life (a restart under its node name is another row)."""
+    pid = worker.process.pid if worker.process else -1
+    return WorkerRow.objects.filter(hostname__startswith=f"{worker.node}@", pid=pid).first()
 
 
 def status(task_id: str) -> str | None:

@@ -40,7 +40,9 @@ def worker(
 
 
 def row_of(worker: Worker) -> WorkerRow | None:
-    return WorkerRow.objects.filter(hostname__startswith=f"{worker.queue}@").first()
+    """This worker process's life (a restart under its node name is another row)."""
+    pid = worker.process.pid if worker.process else -1
+    return WorkerRow.objects.filter(hostname__startswith=f"{worker.queue}@", pid=pid).first()
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)

@@ -357,17 +357,44 @@ class TestGroupResultPages:
         response = admin_client.get(changelist_url(GroupResult), {"q": group_result.group_id})
         assert list(response.context["cl"].result_list) == [group_result]
 
-    def test_change_page_keeps_ids_editable(
+    def test_the_group_page_is_read_only(
         self, admin_client: Client, group_result: GroupResult
     ) -> None:
-        # Upstream never applied ALLOW_EDITS to groups.
+        """Like a task's: no field to edit, no save button, no "Add group result"."""
         response = admin_client.get(change_url(group_result))
         assert response.status_code == 200
+        assert set(response.context["adminform"].form.fields) == set()
+        html = response.content.decode()
+        assert 'name="_save"' not in html
+        listing = admin_client.get(changelist_url(GroupResult)).content.decode()
+        assert "Add group result" not in listing
+
+    def test_with_allow_edits_a_group_is_editable(
+        self, admin_client: Client, group_result: GroupResult, allow_edits: None
+    ) -> None:
+        response = admin_client.get(change_url(group_result))
         assert set(response.context["adminform"].form.fields) == {
             "group_id",
             "content_type",
             "content_encoding",
         }
+
+    def test_the_group_page_lists_its_members_and_progress(self, admin_client: Client) -> None:
+        ids = [f"5d7e1f1a-0000-4000-8000-00000000010{n}" for n in range(4)]
+        nodes = ", ".join(f'[["{task_id}", null], null]' for task_id in ids)
+        group = GroupResult.objects.create(
+            group_id="grp", content_type="application/json", content_encoding="utf-8",
+            result=f'[["grp", null], [{nodes}]]',
+        )  # fmt: skip
+        for task_id, state in zip(ids, ["SUCCESS", "FAILURE", "STARTED"], strict=False):
+            TaskResult.objects.create(task_id=task_id, status=state, task_name="proj.add")
+        html = admin_client.get(change_url(group)).content.decode()
+        assert "2 of 4 done, 1 failed" in html
+        members = html.split('id="dcr-group-members"')[1]
+        for task_id in ids:
+            assert f'data-task-id="{task_id}"' in members
+        assert members.count("/admin/django_celery_results/taskresult/") == 3  # one has no row
+        assert 'data-state="FAILURE"' in members
 
 
 class TestReadonlyFields:

@@ -16,15 +16,31 @@ from django_celery_results.workers import cleanup_duty
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 
+def elected(app: Celery) -> bool:
+    with cleanup_duty.elected(app) as chosen:
+        return chosen
+
+
 def test_a_second_cleanup_in_the_period_is_skipped_and_logged(
     app: Celery, db_alias: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert cleanup_duty.elected(app)
+    assert elected(app)
     with caplog.at_level(logging.INFO, logger="django_celery_results.cleanup"):
-        assert not cleanup_duty.elected(app)
+        assert not elected(app)
     assert "Cleanup skipped" in caplog.text
     Lease.objects.update(expires_at=datetime(2000, 1, 1, tzinfo=UTC))  # the period is over
-    assert cleanup_duty.elected(app)
+    assert elected(app)
+
+
+def test_a_failed_cleanup_gives_the_lease_back(app: Celery, db_alias: str) -> None:
+    def fail_while_elected() -> None:
+        with cleanup_duty.elected(app) as chosen:
+            assert chosen
+            raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        fail_while_elected()
+    assert elected(app)  # the next run may try again
 
 
 def test_the_backend_s_cleanup_runs_once_per_period(app: Celery, db_alias: str) -> None:
@@ -46,7 +62,7 @@ def test_the_backend_s_cleanup_runs_once_per_period(app: Celery, db_alias: str) 
         (600, timedelta(minutes=10)),
         (timedelta(hours=2), timedelta(hours=2)),
         (schedule(timedelta(minutes=30)), timedelta(minutes=30)),
-        (crontab(minute=0, hour=4), timedelta(days=1)),
+        (crontab(minute=0, hour=4), None),  # not known: a short lease
     ],
 )
 def test_the_period_comes_from_the_beat_schedule(app: Celery, every: Any, period: Any) -> None:
@@ -54,5 +70,5 @@ def test_the_period_comes_from_the_beat_schedule(app: Celery, every: Any, period
     assert cleanup_duty.period(app) == period
 
 
-def test_without_an_entry_the_period_is_beat_s_default_day(app: Celery) -> None:
-    assert cleanup_duty.period(app) == timedelta(days=1)
+def test_without_an_entry_the_period_is_not_known(app: Celery) -> None:
+    assert cleanup_duty.period(app) is None

@@ -80,23 +80,28 @@ def test_a_heartbeat_is_one_statement(db_alias: str) -> None:
     assert len(captured) == 1
 
 
-def test_a_warm_shutdown_marks_the_worker_stopped_and_a_restart_clears_it(db_alias: str) -> None:
+def test_a_warm_shutdown_marks_the_life_stopped_and_a_restart_is_a_new_life(
+    db_alias: str,
+) -> None:
     registry.register(INFO, db_alias)
     registry.stop(INFO, db_alias)
     assert Worker.objects.get().stopped_at is not None
-    registry.register(INFO, db_alias)
-    assert Worker.objects.get().stopped_at is None
-    assert Worker.objects.count() == 1  # one row per node name
+    again = WorkerInfo("celery@a", "host-a", 102, boot="b" * 32)
+    ended = registry.register(again, db_alias)
+    assert [row.boot for row in ended] == [INFO.boot]  # stopped: its orphans are settled now
+    lives = dict(Worker.objects.values_list("boot", "stopped_at"))
+    assert lives[INFO.boot] is not None
+    assert lives[again.boot] is None
 
 
-def test_a_row_taken_by_a_twin_is_written_again(db_alias: str) -> None:
-    """Another process started under the same node name: the latest one keeps the row."""
+def test_twins_under_one_node_name_each_keep_their_row(db_alias: str) -> None:
+    """Another process started under the same node name: neither takes the other's row."""
     registry.register(INFO, db_alias)
     twin = WorkerInfo("celery@a", "host-b", 202, boot="b" * 32)
-    assert registry.register(twin, db_alias) is None  # the first may run: nothing to settle
+    assert registry.register(twin, db_alias) == []  # the first may be running: not ended
     registry.beat(INFO, db_alias)
-    row = Worker.objects.get()
-    assert (row.host, row.pid) == ("host-a", 101)
+    registry.beat(twin, db_alias)
+    assert sorted(Worker.objects.values_list("host", "pid")) == [("host-a", 101), ("host-b", 202)]
 
 
 def test_cleanup_forgets_workers_silent_for_a_week(db_alias: str) -> None:
@@ -129,7 +134,7 @@ def test_a_heartbeat_carries_the_write_counts(db_alias: str) -> None:
         pytest.param({"stopped_at": True}, True, id="stopped"),
         pytest.param({"silent": True}, True, id="silent"),
         pytest.param({"pid": 999_999_999}, True, id="same host, its pid no longer runs"),
-        pytest.param({"pid": "mine"}, True, id="same host, this very pid (a container)"),
+        pytest.param({"pid": "mine"}, False, id="same host and pid: maybe another namespace"),
         pytest.param({"host": "elsewhere"}, False, id="a fresh twin on another host"),
         pytest.param({"pid": 1}, False, id="a fresh twin on this host, its pid running"),
     ],
@@ -153,7 +158,5 @@ def test_a_restart_judges_whether_its_earlier_life_ended(
     Worker.objects.update(**changes)
     again = WorkerInfo("celery@a", "host-a", os.getpid(), boot="2" * 32)
     found = registry.register(again, db_alias)
-    assert (found is not None) is gone
-    if gone:
-        assert getattr(found, "boot", None) == "1" * 32
-    assert Worker.objects.get().boot == "2" * 32
+    assert [row.boot for row in found] == (["1" * 32] if gone else [])
+    assert Worker.objects.count() == 2  # each life keeps its row

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-from multiprocessing.sharedctypes import Synchronized
+import threading
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -22,29 +23,65 @@ _ATTEMPTS = "_django_celery_results_attempts"
 
 
 class WriteCounts:
-    """Operations retried and writes lost, by this process and the processes it forked."""
+    """Operations retried and writes lost, by this process and the processes it forked.
+
+    In shared memory (an anonymous mapping survives a fork as the same memory) where the
+    system has it; in this process's memory where it does not (no ``/dev/shm``, as on
+    AWS Lambda). A lock is never waited on for long: a process killed while holding it
+    (a hard time limit, the OOM killer) must not stop the heartbeat that reads the counts.
+    """
 
     def __init__(self) -> None:
-        # Shared memory (an anonymous mapping) survives a fork as the same memory.
-        self._retried: Synchronized[int] = multiprocessing.Value("q", 0)
-        self._lost: Synchronized[int] = multiprocessing.Value("q", 0)
+        self._retried: Any
+        self._lost: Any
+        try:
+            self._retried = multiprocessing.Value("q", 0)
+            self._lost = multiprocessing.Value("q", 0)
+        except OSError:  # no shared memory or semaphores here: this process's counts
+            self._retried, self._lost = _Local(), _Local()
 
     @property
     def retried(self) -> int:
         """Operations retried after a transient error."""
-        return int(self._retried.value)
+        # The raw value: an aligned 64-bit read is whole without the lock (``.value``
+        # would wait on it).
+        return int(self._retried.get_obj().value)
 
     @property
     def lost(self) -> int:
         """Writes the database refused for good."""
-        return int(self._lost.value)
+        return int(self._lost.get_obj().value)
 
     def add(self, *, retried: int = 0, lost: int = 0) -> None:
         """Count retries or losses."""
         for counter, amount in ((self._retried, retried), (self._lost, lost)):
-            if amount:
-                with counter.get_lock():
-                    counter.value += amount
+            if not amount:
+                continue
+            lock = counter.get_lock()
+            taken = lock.acquire(timeout=LOCK_WAIT)
+            try:
+                counter.get_obj().value += amount  # a lock never given back: count anyway
+            finally:
+                if taken:
+                    lock.release()
+
+
+class _Local:
+    """A counter of this process only, shaped as a ``multiprocessing.Value``."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def get_lock(self) -> threading.Lock:
+        return self._lock
+
+    def get_obj(self) -> _Local:
+        return self
+
+
+#: Longest wait for a counter's lock, in seconds.
+LOCK_WAIT = 0.5
 
 
 #: The counts of this process and every process forked from it.

@@ -34,7 +34,7 @@ from .history.totals import BOUNDS
 from .models import Counter, HistoryTotal, HistoryTotalSpread, TaskResult
 from .utils import parse_span
 from .workers.lifeline import AWAITING, SETTLED, UNCONSUMED
-from .workers.status import STATES, STOPPED, statuses
+from .workers.status import STATES, STOPPED, latest_lives, statuses
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -193,10 +193,11 @@ def now_gauges(numbers: report.Report, family: Any) -> Iterator[Metric]:
 
 def worker_gauges(alias: str, family: Any) -> Iterator[Metric]:
     """The worker registry: workers by state, and each running worker's heartbeat age."""
-    found = statuses(alias)
+    found = latest_lives(statuses(alias))  # a node name's earlier lives are history
     by_state = family(
         "celery_results_workers",
-        "Registered workers by state: live, silent (missed 3 heartbeats) or stopped.",
+        "Registered workers (each node name's latest start) by state: live, silent (missed 3 "
+        "heartbeats) or stopped.",
         labels=["state"],
     )
     for state in STATES:

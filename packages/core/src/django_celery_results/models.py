@@ -517,30 +517,35 @@ class HistoryState(models.Model):
 
 
 class Worker(models.Model):
-    """A worker as it registered and last beat: the worker registry (``workers``).
+    """A worker's life as it registered and last beat: the worker registry (``workers``).
 
-    One row per node name, written by the worker itself (no task events needed): at its
-    start, then a heartbeat every ``WORKER_HEARTBEAT`` seconds, stamped with the database's
-    clock, and ``stopped_at`` at a warm shutdown.
+    One row per life (each start of a worker draws a new ``boot``), written by the worker
+    itself (no task events needed): at its start, then a heartbeat every
+    ``WORKER_HEARTBEAT`` seconds, stamped with the database's clock, and ``stopped_at`` at
+    a warm shutdown. Cleanup forgets lives silent for a week.
     """
 
-    #: The node name, as Celery names the worker (``celery@host``).
-    hostname = models.CharField(max_length=255, unique=True)
+    #: The node name, as Celery names the worker (``celery@host``): each of its lives.
+    hostname = models.CharField(max_length=255, db_index=True)
     #: This life's id (a new one at every start): what its STARTED rows carry.
-    boot = models.CharField(max_length=32, default="")
+    boot = models.CharField(max_length=32, unique=True)
     host = models.CharField(max_length=255, default="")
     pid = models.IntegerField()
     #: The pool's class, and its processes or threads (the most, when autoscaling).
     pool = models.CharField(max_length=255, default="")
     concurrency = models.IntegerField(null=True)
-    #: The queues consumed, as JSON (a list of names).
+    #: The queues consumed, as JSON: ``{"queue", "exchange", "type", "routing_key"}`` each.
     queues = models.TextField(default="[]")
     #: Software versions, as JSON (``{"celery": "5.5.3", …}``).
     software = models.TextField(default="{}")
+    #: Its seconds between heartbeats (``WORKER_HEARTBEAT`` where it runs).
+    interval = models.FloatField(default=15.0)
     #: The database's clock at its registration, its last heartbeat, and its warm shutdown.
     started_at = models.DateTimeField()
     heartbeat_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True)
+    #: When the lifeline found this life gone and nothing of it left to settle.
+    swept_at = models.DateTimeField(null=True)
     #: Result writes this life retried after a transient error, and lost (every process).
     writes_retried = models.BigIntegerField(default=0)
     writes_lost = models.BigIntegerField(default=0)
@@ -548,6 +553,7 @@ class Worker(models.Model):
     class Meta:
         """Table information."""
 
+        ordering = ["-heartbeat_at"]
         verbose_name = _("worker")
         verbose_name_plural = _("workers")
 

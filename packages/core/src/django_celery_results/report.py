@@ -29,9 +29,9 @@ from .states import FAILURE
 from .stats import Spread, TaskStats
 from .workers import running
 from .workers.display import pool_name, queue_names
-from .workers.routing import Consumers
+from .workers.routing import Consumers, unconsumed_keys
 from .workers.running import running_now
-from .workers.status import LIVE, SILENT, STOPPED, WorkerStatus, statuses
+from .workers.status import LIVE, SILENT, STOPPED, WorkerStatus, latest_lives, statuses
 
 #: The backlog's queues are read from its oldest rows, at most this many.
 BACKLOG_QUEUE_ROWS = 10_000
@@ -127,6 +127,8 @@ class Backlog:
     unconsumed: int | None = None
     #: Those rows by routing key.
     unconsumed_queues: dict[str, int] = field(default_factory=dict)
+    #: The routing keys were judged among the oldest 10,000 such rows only.
+    unconsumed_partial: bool = False
 
 
 @dataclass
@@ -356,7 +358,7 @@ def worker_loads(
         load = loads.setdefault(worker, WorkerLoad(worker))
         load.running, load.lost, load.overdue = found.running, found.lost, found.overdue
         load.oldest_stuck = found.oldest_stuck
-    for status in registered:
+    for status in latest_lives(registered):
         if status.state != STOPPED or status.worker.hostname in loads:
             loads.setdefault(status.worker.hostname, WorkerLoad(status.worker.hostname))
             loads[status.worker.hostname].registered(status)
@@ -404,22 +406,20 @@ def backlog(
 
 def unconsumed(
     pending: QuerySet[TaskResult], until: datetime, consumers: Consumers
-) -> tuple[int | None, dict[str, int]]:
+) -> tuple[int | None, dict[str, int], bool]:
     """PENDING rows older than ``UNCONSUMED_AFTER`` no live worker consumes, by routing key.
 
-    Counted exactly, up to :data:`MAX_BACKLOG` per routing key. ``(None, {})`` when
-    routing keys cannot be judged (no worker registered, or one consumes through a fanout
-    or headers exchange).
+    Counted exactly, up to :data:`MAX_BACKLOG` per routing key; the keys are those of the
+    oldest such rows (``routing.unconsumed_keys``: the third value says the read stopped
+    at its bound). ``(None, {}, False)`` when routing keys cannot be judged (no worker
+    registered, or one consumes through a fanout or headers exchange).
     """
     if not consumers.judges:
-        return None, {}
+        return None, {}, False
     old = pending.filter(date_done__lt=until - app_settings().UNCONSUMED_AFTER)
-    keys = old.order_by().values_list("queue", flat=True).distinct()
-    by_key: dict[str, int] = {}
-    for key in keys:
-        if key and consumers.unconsumed(key):
-            by_key[key] = old.filter(queue=key).order_by()[:MAX_BACKLOG].count()
-    return sum(by_key.values()), by_key
+    keys, partial = unconsumed_keys(old, consumers)
+    by_key = {key: old.filter(queue=key).order_by()[:MAX_BACKLOG].count() for key in keys}
+    return sum(by_key.values()), by_key, partial
 
 
 def _status(alias: str, behind: bool) -> HistoryStatus:

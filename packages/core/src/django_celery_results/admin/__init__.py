@@ -23,7 +23,7 @@ from ..cleanup import as_timedelta
 from ..conf import app_settings
 from ..history.rollup import catch_up
 from ..models import GroupResult, TaskResult, Worker
-from . import dashboard, display, filters, paging, search
+from . import dashboard, display, filters, groups, paging, search
 from .workers import WorkerAdmin
 
 __all__ = ["ALLOW_EDITS", "GroupResultAdmin", "TaskResultAdmin", "WorkerAdmin", "celery_app"]
@@ -428,6 +428,47 @@ class GroupResultAdmin(_GroupResultAdminBase):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = paging.ResultPaginator
+    change_form_template = "admin/django_celery_results/groupresult/change_form.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Groups are saved by the app that runs them: adding one needs ``ALLOW_EDITS``."""
+        return ALLOW_EDITS and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: GroupResult | None = None) -> bool:
+        """Without ``ALLOW_EDITS`` the detail page is for viewing: no save buttons."""
+        return ALLOW_EDITS and super().has_change_permission(request, obj)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: GroupResult | None = None
+    ) -> tuple[str, ...]:
+        """Every field, unless ``ALLOW_EDITS`` is on."""
+        return self.readonly_fields if ALLOW_EDITS else self.fields
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The group, then its members with their states, and how far it is."""
+        found = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if found is not None:
+            listed = groups.members(found)
+            context.update(
+                members=[
+                    {
+                        "task_id": task_id,
+                        "row": row,
+                        "badge": display.state_badge(row.status if row else "PENDING"),
+                    }
+                    for task_id, row in listed.rows
+                ],
+                progress=listed,
+                max_members=groups.MAX_MEMBERS,
+            )
+        return super().change_view(request, object_id, form_url, context)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[GroupResult], search_term: str

@@ -9,17 +9,19 @@ from typing import TYPE_CHECKING, Any
 from celery import states
 from django.contrib import admin
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..models import TaskResult, Worker
+from ..workers.clock import DatabaseNow
 from ..workers.display import pool_name, queue_names
 from ..workers.status import state_of
 from . import display
 
 ZERO = timedelta(0)
+#: How far a worker's clock (``date_done``) may be behind the database's (``started_at``).
+CLOCK_SLACK = timedelta(minutes=5)
 
 if TYPE_CHECKING:
     _WorkerAdminBase = admin.ModelAdmin[Worker]
@@ -61,7 +63,7 @@ class WorkerAdmin(_WorkerAdminBase):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         """Each row with the database's clock: states and ages are by its time."""
-        return super().get_queryset(request).annotate(now=Now())
+        return super().get_queryset(request).annotate(now=DatabaseNow())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Workers register themselves."""
@@ -128,9 +130,10 @@ WORKER_PAGE_TASKS = 50
 
 
 def worker_tasks(worker: Worker, now: datetime) -> dict[str, Any]:
-    """A worker's running tasks and its latest finished ones, for its page.
+    """A worker life's running tasks and its latest finished ones, for its page.
 
-    Running: its ``worker`` column (``result_extended``), or its life's ``lifeline``.
+    Running: its ``worker`` column (``result_extended``), or this life's ``lifeline``.
+    Finished: those naming it (``result_extended``) since this life started.
     """
     table = TaskResult._default_manager.using(worker._state.db)
     started = table.filter(status=states.STARTED)
@@ -138,9 +141,12 @@ def worker_tasks(worker: Worker, now: datetime) -> dict[str, Any]:
     if worker.boot:
         mine |= Q(lifeline__startswith=worker.boot)
     running = started.filter(mine).order_by("date_done")[:WORKER_PAGE_TASKS]
-    recent = table.filter(worker=worker.hostname, status__in=states.READY_STATES).order_by(
-        "-date_done"
-    )[:WORKER_PAGE_TASKS]
+    # This life's, read back along the date_done index no further than its start.
+    recent = table.filter(
+        worker=worker.hostname,
+        status__in=states.READY_STATES,
+        date_done__gte=worker.started_at - CLOCK_SLACK,
+    ).order_by("-date_done")[:WORKER_PAGE_TASKS]
     return {
         "running_tasks": [
             {"task": task, "badge": display.state_badge(task.status),

@@ -155,7 +155,10 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
             happened if state == states.STARTED else None,  # date_started
             None,  # date_created: the write's own time
             exception_type_of(result, state),
-            life.marker(self.app, request) if state == states.STARTED else None,
+            # A running task's states: STARTED, and the project's own (``PROGRESS``).
+            life.marker(self.app, request)
+            if state == states.STARTED or state not in states.ALL_STATES
+            else None,
         )
         store.store_task_row(driver_for(self.TaskModel, using), row)
         return encoded
@@ -363,10 +366,10 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
         (:mod:`~django_celery_results.workers.cleanup_duty`).
         """
         steps = configured_steps(self.expires)  # refused first: a fixed setting runs
-        if not cleanup_duty.elected(self.app):
-            return
-        delete_dead_chord_counters(self.expires)
-        run_cleanup(steps)
+        with cleanup_duty.elected(self.app) as chosen:
+            if chosen:
+                delete_dead_chord_counters(self.expires)
+                run_cleanup(steps)
 
     # -- groups --------------------------------------------------------------------------
 

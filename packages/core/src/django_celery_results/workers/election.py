@@ -17,10 +17,10 @@ from datetime import timedelta
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
-from django.db.models.functions import Now
 
 from ..drivers import driver_for
 from ..models import Lease
+from .clock import DatabaseNow
 
 
 @contextlib.contextmanager
@@ -57,12 +57,12 @@ def behind_transaction_pooler(alias: str) -> bool:
 def lease(duty: str, alias: str, holder: str, term: timedelta) -> bool:
     """Take or renew ``duty``'s lease for ``holder``; False while another holds it."""
     table = Lease._default_manager.db_manager(alias)
-    free = Q(expires_at__lt=Now()) | Q(holder=holder)
-    if table.filter(free, name=duty).update(holder=holder, expires_at=Now() + term):
+    free = Q(expires_at__lt=DatabaseNow()) | Q(holder=holder)
+    if table.filter(free, name=duty).update(holder=holder, expires_at=DatabaseNow() + term):
         return True
     try:
         with transaction.atomic(using=alias):
-            table.create(name=duty, holder=holder, expires_at=Now() + term)
+            table.create(name=duty, holder=holder, expires_at=DatabaseNow() + term)
     except IntegrityError:  # held by another, or taken by another at the same moment
         return False
     return True

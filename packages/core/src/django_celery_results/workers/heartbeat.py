@@ -48,23 +48,26 @@ class Heartbeat(threading.Thread):
         self.connected_since: float | None = None
 
     def run(self) -> None:
-        """Register (settling an earlier life's orphans), then beat and sweep, until stopped."""
+        """Register (settling earlier lives' orphans), then beat and sweep, until stopped."""
         guarded(self.register, "worker registry: registering")
         while not self.stopped.wait(self.interval):
-            guarded(self.beat, "worker registry: a heartbeat")
-            guarded(self.sweep, "lifeline: a sweep")
+            # A sweep only after this turn's heartbeat was written: a worker that cannot
+            # reach the database judges no one by heartbeats it could not read either.
+            if guarded(self.beat, "worker registry: a heartbeat"):
+                guarded(self.sweep, "lifeline: a sweep")
 
     def register(self) -> None:
-        """Register this life; settle the orphans of the life it replaces, if that one ended."""
-        earlier = registry.register(self.info, self.alias)
+        """Register this life; settle the orphans of earlier lives that certainly ended."""
+        ended = registry.register(self.info, self.alias)
         self.reached_database()
-        if earlier is not None and app_settings().LIFELINE_GRACE and not lifeline.refused():
-            lifeline.settle_lives(self.app, self.alias, {earlier.boot: earlier})
+        if ended and app_settings().LIFELINE_GRACE and not lifeline.refused():
+            lifeline.settle_lives(self.app, self.alias, {row.boot: row for row in ended})
 
-    def beat(self) -> None:
-        """One heartbeat (registering again if the row was lost)."""
+    def beat(self) -> bool:
+        """One heartbeat (registering again if the row was lost); True once written."""
         registry.beat(self.info, self.alias)
         self.reached_database()
+        return True
 
     def reached_database(self) -> None:
         """Note a written heartbeat; one after a gap starts a new connected stretch."""
@@ -132,7 +135,7 @@ def info_of(worker: Any) -> WorkerInfo:
     }
     return WorkerInfo(
         worker.hostname, socket.gethostname(), os.getpid(), pool_name, concurrency, queues,
-        software, life.BOOT or life.begin(),
+        software, life.BOOT or life.begin(), app_settings().WORKER_HEARTBEAT,
     )  # fmt: skip
 
 

@@ -31,7 +31,6 @@ from celery import states
 from celery.exceptions import WorkerLostError
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from ..conf import app_settings, lifeline_problems
@@ -39,7 +38,9 @@ from ..failures import exception_type_of
 from ..history.backlog import HORIZON
 from ..models import Counter, TaskResult, Worker
 from . import election, life
-from .routing import Consumers
+from .clock import DatabaseNow
+from .registry import MISSED_BEATS
+from .routing import Consumers, unconsumed_keys
 from .status import statuses
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ DUTY = "lifeline"
 MAX_ROWS = 1000
 #: Broker transports that redeliver an unacknowledged message only after a visibility
 #: timeout, and that timeout's default (kombu's).
-VISIBILITY_TIMEOUTS = {"redis": 3600.0, "rediss": 3600.0, "sentinel": 3600.0, "sqs": 30.0}
+VISIBILITY_TIMEOUTS = {"redis": 3600.0, "rediss": 3600.0, "sentinel": 3600.0, "sqs": 1800.0}
+#: Broker transports that redeliver a lost consumer's unacknowledged messages at once.
+IMMEDIATE_REDELIVERY = frozenset({"amqp", "amqps", "pyamqp", "librabbitmq"})
 SETTLED, AWAITING = "lifeline.settled", "lifeline.awaiting"
 UNCONSUMED = "lifeline.unconsumed"
 
@@ -94,80 +97,92 @@ def sweep(app: Any, alias: str, holder: str) -> Sweep | None:
     with election.elected(DUTY, alias, holder, term) as chosen:
         if not chosen:
             return None
-        gone = gone_workers(alias, grace)
-        done = settle_lives(app, alias, gone)
-        done.settled += settle_overdue(app, alias, redelivery_grace(app))
+        done = settle_lives(app, alias, gone_lives(alias, grace), redelivery_grace(app))
         if app_settings().SETTLE_UNCONSUMED and app_settings().TRACK_PENDING:
             done.unconsumed = settle_unconsumed(app, alias)
         return done
 
 
-def gone_workers(alias: str, grace: timedelta) -> dict[str, Worker]:
-    """The registered lives whose last heartbeat is older than ``grace``, by boot id."""
+def gone_lives(alias: str, grace: timedelta) -> dict[str, Worker]:
+    """The lives not yet swept whose heartbeats stopped, by boot id.
+
+    Gone: the last heartbeat is older than ``grace`` and than :data:`MISSED_BEATS` of the
+    life's own heartbeat intervals (a worker may beat less often than the sweeper does).
+    """
     rows = (
         Worker._default_manager.db_manager(alias)
-        .filter(heartbeat_at__lt=Now() - grace)
-        .exclude(boot="")
+        .filter(swept_at__isnull=True, heartbeat_at__lt=DatabaseNow() - grace)
+        .annotate(now=DatabaseNow())
     )
-    return {row.boot: row for row in rows}
+    return {
+        row.boot: row
+        for row in rows
+        if row.now - row.heartbeat_at > timedelta(seconds=MISSED_BEATS * row.interval)
+    }
 
 
-def settle_lives(app: Any, alias: str, lives: dict[str, Worker]) -> Sweep:
-    """Settle (or mark awaiting redelivery) the STARTED rows the ``lives`` wrote."""
+def settle_lives(
+    app: Any, alias: str, lives: dict[str, Worker], redelivery: timedelta | None = None
+) -> Sweep:
+    """Settle what the ``lives`` left running; mark their ``acks_late`` tasks awaiting.
+
+    A row awaiting redelivery for longer than ``redelivery`` is settled too (None: never,
+    the broker's redelivery is not known). A life with nothing left is marked swept.
+    """
     done = Sweep()
     if not lives:
         return done
-    marks = [str(life.Lifeline(boot, mark)) for boot in lives for mark in ("", life.ACKS_LATE)]
-    rows = _started(alias).filter(lifeline__in=marks).values_list("task_id", "lifeline")
+    marks = [
+        str(life.Lifeline(boot, mark))
+        for boot in lives
+        for mark in ("", life.ACKS_LATE, life.AWAITING)
+    ]
+    columns = ("task_id", "status", "lifeline", "worker", "date_done")
+    rows = list(running(alias).filter(lifeline__in=marks).values_list(*columns)[: MAX_ROWS + 1])
     now = timezone.now()
-    for task_id, value in rows[:MAX_ROWS]:
+    left = set()
+    for task_id, status, value, worker_name, since in rows[:MAX_ROWS]:
         line = life.parse(value)
-        if line is None:
+        if line is None or line.boot not in lives:
             continue
-        worker = lives[line.boot]
+        lost = lives[line.boot]
+        if worker_name and worker_name != lost.hostname:
+            continue  # run again by a worker that leaves the lifeline column as it is
         if line.mark == life.ACKS_LATE:
+            left.add(line.boot)
             awaiting = str(life.Lifeline(line.boot, life.AWAITING))
-            if (
-                _started(alias)
-                .filter(task_id=task_id, lifeline=value)
-                .update(lifeline=awaiting, date_done=now)
-            ):
+            if _as_read(alias, task_id, status, value).update(lifeline=awaiting, date_done=now):
                 done.awaiting += 1
                 logger.warning(
                     "Lifeline: task %s awaits redelivery: worker %s was lost (last heartbeat "
                     "%s) and the broker delivers acks_late tasks again",
-                    task_id, worker.hostname, _when(worker.heartbeat_at),
+                    task_id, lost.hostname, _when(lost.heartbeat_at),
                 )  # fmt: skip
             continue
-        message = (
-            f"Worker {worker.hostname} (pid {worker.pid} on {worker.host}) was lost: its last "
-            f"heartbeat was at {_when(worker.heartbeat_at)}. Settled by the lifeline."
+        if line.mark == life.AWAITING:
+            if redelivery is None or since > now - redelivery:
+                left.add(line.boot)
+                continue
+            message = (
+                f"Worker {lost.hostname} was lost and the broker did not deliver the task "
+                f"again within {redelivery.total_seconds():g} s (awaited since "
+                f"{_when(since)}). Settled by the lifeline."
+            )
+        else:
+            message = (
+                f"Worker {lost.hostname} (pid {lost.pid} on {lost.host}) was lost: its last "
+                f"heartbeat was at {_when(lost.heartbeat_at)}. Settled by the lifeline."
+            )
+        rows_as_read = _as_read(alias, task_id, status, value)
+        done.settled += settle(app, rows_as_read, task_id, WorkerLostError(message), now)
+    if len(rows) <= MAX_ROWS:  # every row of these lives was read: the others are done
+        swept = [boot for boot in lives if boot not in left]
+        Worker._default_manager.db_manager(alias).filter(boot__in=swept).update(
+            swept_at=DatabaseNow()
         )
-        if settle_lost(app, alias, task_id, value, message, now):
-            done.settled += 1
     count(alias, SETTLED, done.settled)
     count(alias, AWAITING, done.awaiting)
     return done
-
-
-def settle_overdue(app: Any, alias: str, grace: timedelta) -> int:
-    """Settle the rows awaiting a redelivery that did not start within ``grace``."""
-    now = timezone.now()
-    rows = (
-        _started(alias)
-        .filter(lifeline__endswith=f" {life.AWAITING}", date_done__lt=now - grace)
-        .values_list("task_id", "lifeline", "date_done")
-    )
-    settled = 0
-    for task_id, value, since in rows[:MAX_ROWS]:
-        message = (
-            f"The task's worker was lost and the broker did not deliver it again within "
-            f"{grace.total_seconds():g} s (awaited since {_when(since)}). Settled by the "
-            "lifeline."
-        )
-        settled += settle_lost(app, alias, task_id, value, message, now)
-    count(alias, SETTLED, settled)
-    return settled
 
 
 def settle_unconsumed(app: Any, alias: str) -> int:
@@ -183,9 +198,8 @@ def settle_unconsumed(app: Any, alias: str) -> int:
         date_done__lt=now - app_settings().UNCONSUMED_AFTER,
     )
     settled = 0
-    for key in old.order_by().values_list("queue", flat=True).distinct():
-        if not key or not consumers.unconsumed(key):
-            continue
+    keys, _partial = unconsumed_keys(old, consumers)
+    for key in keys:
         error = Unconsumed(
             f"No live worker consumes the routing key {key!r}: the task was sent and no "
             "worker could take it. Settled by the lifeline (SETTLE_UNCONSUMED)."
@@ -193,6 +207,10 @@ def settle_unconsumed(app: Any, alias: str) -> int:
         for task_id in old.filter(queue=key).values_list("task_id", flat=True)[:MAX_ROWS]:
             pending = table.filter(task_id=task_id, status=states.PENDING)
             settled += settle(app, pending, task_id, error, now)
+            if settled >= MAX_ROWS:  # the rest wait for the next sweep
+                break
+        if settled >= MAX_ROWS:
+            break
     count(alias, UNCONSUMED, settled)
     return settled
 
@@ -213,28 +231,27 @@ def settle(app: Any, rows: Any, task_id: str, error: Exception, now: datetime) -
     return bool(changed)
 
 
-def settle_lost(
-    app: Any, alias: str, task_id: str, lifeline: str, message: str, now: datetime
-) -> bool:
-    """Settle a lost worker's task (``WorkerLostError``) if it still runs as it was read."""
-    rows = _started(alias).filter(task_id=task_id, lifeline=lifeline)
-    return settle(app, rows, task_id, WorkerLostError(message), now)
+def redelivery_grace(app: Any) -> timedelta | None:
+    """How long a lost worker's ``acks_late`` task may take to start again; None: unknown.
 
-
-def redelivery_grace(app: Any) -> timedelta:
-    """How long a lost worker's ``acks_late`` task may take to start again.
-
-    ``LIFELINE_REDELIVERY_GRACE``, or the grace plus the broker's visibility timeout
-    (Redis and SQS redeliver only after it; RabbitMQ at once, when the connection drops).
+    ``LIFELINE_REDELIVERY_GRACE``, or the grace plus the broker's visibility timeout:
+    RabbitMQ redelivers at once (the connection dropped), Redis and SQS only after their
+    visibility timeout. For another transport it is not known, and a row awaiting its
+    redelivery is never settled unless the setting says how long to wait.
     """
     settings = app_settings()
     if settings.LIFELINE_REDELIVERY_GRACE is not None:
         return settings.LIFELINE_REDELIVERY_GRACE
-    transport = str(app.conf.broker_url or "").partition("://")[0].partition("+")[0]
-    timeout = VISIBILITY_TIMEOUTS.get(transport, 0.0)
-    if timeout:
-        options = app.conf.broker_transport_options or {}
-        timeout = float(options.get("visibility_timeout", timeout))
+    url = app.conf.broker_url
+    if isinstance(url, list | tuple):  # failover URLs: the first one's transport
+        url = url[0] if url else ""
+    transport = str(url or "").partition("://")[0].partition("+")[0]
+    if transport in IMMEDIATE_REDELIVERY:
+        return settings.LIFELINE_GRACE
+    if transport not in VISIBILITY_TIMEOUTS:
+        return None
+    options = app.conf.broker_transport_options or {}
+    timeout = float(options.get("visibility_timeout", VISIBILITY_TIMEOUTS[transport]))
     return settings.LIFELINE_GRACE + timedelta(seconds=timeout)
 
 
@@ -252,8 +269,16 @@ def count(alias: str, name: str, amount: int) -> None:
         table.filter(name=name).update(value=F("value") + amount)
 
 
-def _started(alias: str) -> Any:
-    return TaskResult._default_manager.db_manager(alias).filter(status=states.STARTED)
+def running(alias: str) -> Any:
+    """Rows in a state a running task writes: STARTED, and the project's own states."""
+    watched = (states.STARTED, *app_settings().CUSTOM_STATES)
+    return TaskResult._default_manager.db_manager(alias).filter(status__in=watched)
+
+
+def _as_read(alias: str, task_id: str, status: str, lifeline: str) -> Any:
+    """The row, if it is still as the sweep read it."""
+    table = TaskResult._default_manager.db_manager(alias)
+    return table.filter(task_id=task_id, status=status, lifeline=lifeline)
 
 
 def _when(moment: datetime) -> str:

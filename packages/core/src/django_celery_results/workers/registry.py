@@ -1,7 +1,10 @@
-"""The registry's rows: a worker registers, beats and stops, on the database's clock.
+"""The registry's rows: a worker's life registers, beats and stops, on the database's clock.
 
-Every time is the database's (``Now()``), never the worker's: a worker whose clock is off
-still beats on time, and one row's age compares with another's.
+Every time is the database's (``clock.DatabaseNow()``, in UTC), never the worker's: a
+worker whose clock is off still beats on time, and one row's age compares with another's.
+A row is one life of a worker (``boot``): a restart under the same node name writes a new
+row, so an earlier life stays until the lifeline has settled what it left running, and two
+live workers under one node name (Celery only warns of those) each keep their own.
 """
 
 from __future__ import annotations
@@ -9,23 +12,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.db.models.functions import Now
 
 from .. import losses
 from ..models import Worker
-from .status import silent_after
+from .clock import DatabaseNow
 
 logger = logging.getLogger(__name__)
 
-#: A worker silent this long (stopped, or gone without a word) is deleted by cleanup: node
+#: A life silent this long (stopped, or gone without a word) is deleted by cleanup: node
 #: names are often short-lived pod names, and the table must not grow with them.
 FORGOTTEN_AFTER = timedelta(days=7)
+#: Heartbeats a live worker may miss before it reads as silent (``status``).
+MISSED_BEATS = 3
 
 
 @dataclass(frozen=True)
@@ -40,62 +45,64 @@ class WorkerInfo:
     #: The queues consumed: ``{"queue", "exchange", "type", "routing_key"}`` each.
     queues: tuple[dict[str, str], ...] = ()
     software: dict[str, str] = field(default_factory=dict)
-    #: This life's id (``workers.life``).
-    boot: str = ""
+    #: This life's id (``workers.life``; a new one by default).
+    boot: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Its seconds between heartbeats.
+    interval: float = 15.0
 
     def columns(self) -> dict[str, Any]:
-        """The row's columns but the node name and the times."""
+        """The row's columns but the life id and the times."""
         return {
+            "hostname": self.hostname,
             "host": self.host,
             "pid": self.pid,
             "pool": self.pool,
             "concurrency": self.concurrency,
             "queues": json.dumps(sorted(self.queues, key=lambda q: q["queue"]), sort_keys=True),
             "software": json.dumps(self.software, sort_keys=True),
-            "boot": self.boot,
+            "interval": self.interval,
         }
 
 
-def register(info: WorkerInfo, alias: str) -> Worker | None:
-    """Write the worker's row as started now (a node name has one row: its latest start).
+def register(info: WorkerInfo, alias: str) -> list[Worker]:
+    """Write this life's row as started now; return the earlier lives that certainly ended.
 
-    Returns the row of an earlier life of this node name that is gone (see
-    :func:`earlier_life_gone`), as it was, so that its orphans can be settled; None when
-    there was none, or when it may still run (a twin under the same name).
+    Those are the lives of the same node name not yet swept that :func:`ended` judges
+    over, so that their orphans can be settled at once (a lone worker has no one else
+    to sweep for it). The others are left to the lifeline's sweeps.
     """
     table = Worker._default_manager.db_manager(alias)
+    now = DatabaseNow()
     started = {
-        **info.columns(), "started_at": Now(), "heartbeat_at": Now(), "stopped_at": None,
+        **info.columns(), "started_at": now, "heartbeat_at": now, "stopped_at": None,
         "writes_retried": 0, "writes_lost": 0,
     }  # fmt: skip
-    with transaction.atomic(using=alias):
-        earlier = (
-            table.select_for_update().filter(hostname=info.hostname).annotate(now=Now()).first()
-        )
-        if earlier is not None:
-            table.filter(pk=earlier.pk).update(**started)
-            return earlier if earlier_life_gone(earlier, info, earlier.now) else None
+    if not table.filter(boot=info.boot).update(**started):
         try:
             with transaction.atomic(using=alias):
-                table.create(hostname=info.hostname, **started)
-        except IntegrityError:  # registered by another process at the same moment
-            table.filter(hostname=info.hostname).update(**started)
-        return None
+                table.create(boot=info.boot, **started)
+        except IntegrityError:  # written by this life's other thread at the same moment
+            table.filter(boot=info.boot).update(**started)
+    earlier = (
+        table.filter(hostname=info.hostname, swept_at__isnull=True)
+        .exclude(boot=info.boot)
+        .annotate(now=DatabaseNow())
+    )
+    return [row for row in earlier if ended(row, info, row.now)]
 
 
-def earlier_life_gone(earlier: Worker, info: WorkerInfo, now: datetime) -> bool:
-    """Whether the life ``earlier`` recorded has ended, as ``info``'s worker starts.
+def ended(earlier: Worker, info: WorkerInfo, now: Any) -> bool:
+    """Whether the life ``earlier`` recorded is over, as ``info``'s life starts.
 
-    It has when it said so (a warm shutdown), when its heartbeats stopped, or when it ran
-    on this host as a process that no longer runs (or as this very process: a container
-    restarted with the same pid). Otherwise a twin may be running under the same node
-    name (Celery only warns about those), and its tasks are not ours to settle.
+    It is when it said so (a warm shutdown), when it missed :data:`MISSED_BEATS` of its
+    own heartbeats, or when it ran on this host as a process that no longer runs.
+    Otherwise it may be a twin, running now under the same node name.
     """
-    if not earlier.boot or earlier.boot == info.boot:
-        return False
-    if earlier.stopped_at is not None or now - earlier.heartbeat_at > silent_after():
+    if earlier.stopped_at is not None:
         return True
-    return earlier.host == info.host and (earlier.pid == info.pid or not running(earlier.pid))
+    if now - earlier.heartbeat_at > timedelta(seconds=MISSED_BEATS * earlier.interval):
+        return True
+    return earlier.host == info.host and earlier.pid != info.pid and not running(earlier.pid)
 
 
 def running(pid: int) -> bool:
@@ -109,36 +116,34 @@ def running(pid: int) -> bool:
     return True
 
 
-def beat(info: WorkerInfo, alias: str, counts: losses.WriteCounts | None = None) -> None:
-    """One heartbeat: one statement, or the row written again if it is not this worker's."""
+def beat(info: WorkerInfo, alias: str, counts: losses.WriteCounts | None = None) -> bool:
+    """One heartbeat: one statement (or the row written again if cleanup deleted it).
+
+    Returns True once the heartbeat is written.
+    """
     counts = counts or losses.COUNTS
-    written = _mine(info, alias).update(
-        heartbeat_at=Now(), stopped_at=None,
+    written = mine(info, alias).update(
+        heartbeat_at=DatabaseNow(), stopped_at=None,
         writes_retried=counts.retried, writes_lost=counts.lost,
     )  # fmt: skip
-    if written:
-        return
-    # Pruned by cleanup, or taken by another worker started under the same node name.
-    logger.warning(
-        "Worker registry: the row of %s was gone or another process's; registering again",
-        info.hostname,
-    )
-    register(info, alias)
+    if not written:
+        logger.warning("Worker registry: the row of %s was gone; registering again", info.hostname)
+        register(info, alias)
+    return True
 
 
 def stop(info: WorkerInfo, alias: str) -> None:
-    """Mark the worker stopped now (a warm shutdown)."""
-    _mine(info, alias).update(heartbeat_at=Now(), stopped_at=Now())
+    """Mark this life stopped now (a warm shutdown)."""
+    mine(info, alias).update(heartbeat_at=DatabaseNow(), stopped_at=DatabaseNow())
 
 
-def _mine(info: WorkerInfo, alias: str) -> QuerySet[Worker]:
-    """The row as this life wrote it (not a twin's under the same node name)."""
-    table = Worker._default_manager.db_manager(alias)
-    return table.filter(hostname=info.hostname, boot=info.boot)
+def mine(info: WorkerInfo, alias: str) -> QuerySet[Worker]:
+    """This life's row."""
+    return Worker._default_manager.db_manager(alias).filter(boot=info.boot)
 
 
 def prune(alias: str) -> int:
-    """Delete the rows of workers silent for :data:`FORGOTTEN_AFTER`; return how many."""
+    """Delete the rows of lives silent for :data:`FORGOTTEN_AFTER`; return how many."""
     table = Worker._default_manager.db_manager(alias)
-    deleted, _ = table.filter(heartbeat_at__lt=Now() - FORGOTTEN_AFTER).delete()
+    deleted, _ = table.filter(heartbeat_at__lt=DatabaseNow() - FORGOTTEN_AFTER).delete()
     return deleted

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import timedelta
 from functools import lru_cache
 
+from django.db.models import QuerySet
+
+from ..conf import app_settings
+from ..models import TaskResult
 from .status import LIVE, WorkerStatus
 
 #: Exchange types whose bindings a routing key alone decides.
@@ -29,12 +34,17 @@ class Consumers:
         self.registered = registered
 
     @classmethod
-    def of(cls, statuses: list[WorkerStatus]) -> Consumers:
-        """The consumers among registered workers' statuses (the live ones bind keys)."""
+    def of(cls, statuses: list[WorkerStatus], seen_within: timedelta | None = None) -> Consumers:
+        """The consumers among registered lives: the live ones, and those seen lately.
+
+        Lately: within ``seen_within`` (``UNCONSUMED_AFTER`` by default), so that a worker
+        restarting in a deploy, or briefly down, still counts.
+        """
+        recent = seen_within if seen_within is not None else app_settings().UNCONSUMED_AFTER
         bindings: list[dict[str, str]] = []
         readable = True
         for status in statuses:
-            if status.state == LIVE:
+            if status.state == LIVE or status.age <= recent:
                 loaded = _loaded(status.worker.queues)
                 readable = readable and loaded is not None
                 bindings.extend(loaded or [])
@@ -52,6 +62,8 @@ class Consumers:
         if not routing_key or not self.judges:
             return False
         for binding in self.bindings:
+            if binding.get("queue") == routing_key:
+                return False  # the default exchange routes a queue's name to it
             key = binding.get("routing_key", "")
             if binding.get("type", "direct") == "topic":
                 if topic_matches(key, routing_key):
@@ -59,6 +71,26 @@ class Consumers:
             elif key == routing_key:
                 return False
         return True
+
+
+#: The oldest PENDING rows whose routing keys are judged, at most.
+KEYS_FROM_ROWS = 10_000
+
+
+def unconsumed_keys(
+    old_pending: QuerySet[TaskResult], consumers: Consumers
+) -> tuple[list[str], bool]:
+    """The routing keys no live worker consumes among the oldest :data:`KEYS_FROM_ROWS` rows.
+
+    Read along the ``(status, date_done)`` index, never the whole backlog. The second
+    value says the rows read stopped at that bound: a key only newer rows hold is missed.
+    """
+    keys = list(
+        old_pending.order_by("date_done").values_list("queue", flat=True)[: KEYS_FROM_ROWS + 1]
+    )
+    partial = len(keys) > KEYS_FROM_ROWS
+    found = {key for key in keys[:KEYS_FROM_ROWS] if key and consumers.unconsumed(key)}
+    return sorted(found), partial
 
 
 def topic_matches(binding_key: str, routing_key: str) -> bool:

@@ -1,9 +1,9 @@
 """Whether a registered worker is live, silent or stopped: its heartbeat's age, by the DB's clock.
 
-A worker is *live* while its last heartbeat is younger than :data:`MISSED_BEATS`
-heartbeat intervals, *silent* past that (lost, or cut off from the database), and
-*stopped* once a warm shutdown said so. Silent is not yet gone: the lifeline (issue 36)
-decides that, with its own grace period.
+A worker's life is *live* while its last heartbeat is younger than :data:`MISSED_BEATS` of
+its own heartbeat intervals, *silent* past that (lost, or cut off from the database), and
+*stopped* once a warm shutdown said so. Silent is not yet gone: the lifeline decides
+that, with its own grace period.
 """
 
 from __future__ import annotations
@@ -11,46 +11,55 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models.functions import Now
-
-from ..conf import app_settings
 from ..models import Worker
+from .clock import DatabaseNow
+from .registry import MISSED_BEATS
 
-#: Heartbeats a live worker may miss before it reads as silent.
-MISSED_BEATS = 3
 LIVE, SILENT, STOPPED = "live", "silent", "stopped"
 STATES = (LIVE, SILENT, STOPPED)
 
 
 @dataclass(frozen=True)
 class WorkerStatus:
-    """A registered worker, its state and its heartbeat's age."""
+    """A registered worker's life, its state and its heartbeat's age."""
 
     worker: Worker
     state: str
     age: timedelta
 
 
-def silent_after(interval: float | None = None) -> timedelta:
+def silent_after(interval: float) -> timedelta:
     """How old a heartbeat may be for its worker to still read as live."""
-    seconds = app_settings().WORKER_HEARTBEAT if interval is None else interval
-    return timedelta(seconds=MISSED_BEATS * seconds)
+    return timedelta(seconds=MISSED_BEATS * interval)
 
 
-def state_of(worker: Worker, now: datetime, interval: float | None = None) -> WorkerStatus:
+def state_of(worker: Worker, now: datetime) -> WorkerStatus:
     """``worker``'s state at ``now`` (the database's clock)."""
     age = max(now - worker.heartbeat_at, timedelta(0))
     if worker.stopped_at is not None:
         return WorkerStatus(worker, STOPPED, age)
-    return WorkerStatus(worker, LIVE if age <= silent_after(interval) else SILENT, age)
+    return WorkerStatus(worker, LIVE if age <= silent_after(worker.interval) else SILENT, age)
 
 
 def statuses(alias: str) -> list[WorkerStatus]:
-    """Every registered worker's status, the latest heartbeat first."""
+    """Every registered life's status, the latest heartbeat first."""
     rows = list(
-        Worker._default_manager.db_manager(alias).annotate(now=Now()).order_by("-heartbeat_at")
+        Worker._default_manager.db_manager(alias)
+        .annotate(now=DatabaseNow())
+        .order_by("-heartbeat_at")
     )
     if not rows:
         return []
     now = rows[0].now
     return [state_of(row, now) for row in rows]
+
+
+def latest_lives(found: list[WorkerStatus]) -> list[WorkerStatus]:
+    """Each node name's latest life, from :func:`statuses` (the latest heartbeat first)."""
+    seen: set[str] = set()
+    latest = []
+    for status in found:
+        if status.worker.hostname not in seen:
+            seen.add(status.worker.hostname)
+            latest.append(status)
+    return latest

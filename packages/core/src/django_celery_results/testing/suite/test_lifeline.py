@@ -28,7 +28,9 @@ from .helpers import new_id, request
 #: What a driver's ``from django_celery_results.testing.suite import *`` takes.
 __all__ = ["TestElection", "TestLifeline", "TestUnconsumed", "lifeline_boot"]
 
-STARTED_META = {"pid": 1, "hostname": "celery@lost"}
+#: The worker the suite's requests name (``helpers.request``).
+WORKER = "celery@conformance"
+STARTED_META = {"pid": 1, "hostname": WORKER}
 
 
 @pytest.fixture
@@ -47,8 +49,8 @@ def lifeline_boot(result_app: Any) -> Iterator[str]:
 
 
 def register(alias: str, boot: str, *, silent_for: timedelta | None = None) -> Worker:
-    """Register ``celery@lost`` as the life ``boot``; backdate its heartbeat if asked."""
-    registry.register(WorkerInfo("celery@lost", "host-x", 7, boot=boot), alias)
+    """Register the worker ``request()`` names as the life ``boot``; backdate its heartbeat."""
+    registry.register(WorkerInfo(WORKER, "host-x", 7, boot=boot), alias)
     if silent_for is not None:
         Worker.objects.filter(boot=boot).update(heartbeat_at=Now() - silent_for)
     return Worker.objects.get(boot=boot)
@@ -110,7 +112,7 @@ class TestLifeline:
         assert row.status == states.FAILURE
         assert str(row.exception_type).endswith("WorkerLostError")
         meta = backend.get_task_meta(task_id)
-        assert "Worker celery@lost (pid 7 on host-x) was lost" in str(meta["result"])
+        assert f"Worker {WORKER} (pid 7 on host-x) was lost" in str(meta["result"])
         assert task_id in caplog.text
         assert counted(lifeline.SETTLED) == before + 1
         assert sweep(backend, db_alias).settled == 0  # settled already
@@ -133,6 +135,39 @@ class TestLifeline:
         register(db_alias, "f" * 32, silent_for=timedelta(hours=1))
         assert sweep(backend, db_alias).settled == 0
         assert stored(unregistered).status == stored(upstream).status == states.STARTED
+
+    def test_a_custom_state_of_a_running_task_is_watched_too(
+        self, backend: Any, db_alias: str, lifeline_boot: str
+    ) -> None:
+        task_id = start(backend)
+        backend.store_result(task_id, {"done": 1}, "PROGRESS", request=request(task_id))
+        assert stored(task_id).lifeline == lifeline_boot
+        register(db_alias, lifeline_boot, silent_for=timedelta(minutes=5))
+        with lifeline_settings(CUSTOM_STATES=["PROGRESS"]):
+            assert sweep(backend, db_alias).settled == 1
+        assert stored(task_id).status == states.FAILURE
+
+    def test_a_run_written_by_another_worker_is_left_alone(
+        self, backend: Any, db_alias: str, lifeline_boot: str
+    ) -> None:
+        """A worker that does not know the column (upstream's) ran the task again."""
+        task_id = start(backend)
+        TaskResult.objects.filter(task_id=task_id).update(worker="celery@upstream")
+        register(db_alias, lifeline_boot, silent_for=timedelta(minutes=5))
+        assert sweep(backend, db_alias).settled == 0
+        assert stored(task_id).status == states.STARTED
+
+    def test_a_life_is_gone_by_its_own_heartbeat_interval(
+        self, backend: Any, db_alias: str, lifeline_boot: str
+    ) -> None:
+        """A worker beating every 5 minutes, silent for 10: three beats not yet missed."""
+        task_id = start(backend)
+        register(db_alias, lifeline_boot, silent_for=timedelta(minutes=10))
+        Worker.objects.filter(boot=lifeline_boot).update(interval=300)
+        assert sweep(backend, db_alias).settled == 0
+        Worker.objects.filter(boot=lifeline_boot).update(interval=15)
+        assert sweep(backend, db_alias).settled == 1
+        assert stored(task_id).status == states.FAILURE
 
     def test_retry_rows_are_not_settled(
         self, backend: Any, db_alias: str, lifeline_boot: str

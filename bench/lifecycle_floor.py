@@ -93,14 +93,15 @@ def child(db: str, tasks: int, rounds: int) -> None:
         now: Any = timezone.now()
         if adapt is not None:
             now = adapt(now)
-        extended = self._extended_columns(request, traceback)  # then exception_type: None
+        # Then exception_type and lifeline: None.
+        extended = self._extended_columns(request, traceback)
         meta = '{"children": []}'
         if state == "STARTED":
-            cursor.execute(upsert, [tid, state, content_type, content_encoding, encoded,
-                                    traceback, meta, *extended, None, now, now, now])  # fmt: skip
+            cursor.execute(upsert, [tid, state, content_type, content_encoding, encoded, traceback,
+                                    meta, *extended, None, None, now, now, now])  # fmt: skip
         else:
-            cursor.execute(update, [state, content_type, content_encoding, encoded,
-                                    traceback, meta, *extended, None, None, now, tid])  # fmt: skip
+            cursor.execute(update, [state, content_type, content_encoding, encoded, traceback,
+                                    meta, *extended, None, None, None, now, tid])  # fmt: skip
             if not cursor.rowcount:
                 raise RuntimeError("the lean UPDATE found no row")
         return encoded

@@ -211,7 +211,8 @@ def ours(message: Any) -> bool:
     return bool((message.id or "").startswith("django_celery_results."))
 
 
-def test_an_undeclared_state_is_a_warning_not_an_error() -> None:
+def test_an_undeclared_state_is_a_warning_not_an_error(app: Celery) -> None:
+    app.conf.task_track_started = True  # the lifeline has STARTED rows to watch (W006)
     setting = {"RETENTION": [{"status": "PROGRESS", "keep": 60}]}
     with override_settings(DJANGO_CELERY_RESULTS=setting):
         messages = [
@@ -225,7 +226,8 @@ def test_an_undeclared_state_is_a_warning_not_an_error() -> None:
     assert "CUSTOM_STATES" in (messages[0].hint or "")
 
 
-def test_a_declared_state_is_known() -> None:
+def test_a_declared_state_is_known(app: Celery) -> None:
+    app.conf.task_track_started = True  # the lifeline has STARTED rows to watch (W006)
     setting = {"CUSTOM_STATES": ["PROGRES"], "RETENTION": [{"status": "PROGRES", "keep": 60}]}
     with override_settings(DJANGO_CELERY_RESULTS=setting):
         ids = {

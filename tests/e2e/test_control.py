@@ -70,7 +70,7 @@ def workers(
         worker.start()
     app = client_app(combo, queue)
     try:
-        nodes = wait_until(lambda: ours(app.control.ping(timeout=1), queue),
+        nodes = wait_until(lambda: ours(ping(app), queue),
                            what=f"{WORKERS} workers to answer a ping")  # fmt: skip
         yield Workers(started, nodes)
     finally:
@@ -83,6 +83,19 @@ def workers(
 def worker(workers: Workers) -> Worker:
     """The first worker: the ``app`` fixture sends to its queue, which all of them read."""
     return workers.started[0]
+
+
+def ping(app: Any) -> list[dict[str, Any]] | None:
+    """The workers' answers to a ping; none when the broker connection dropped.
+
+    A dropped connection is closed, and the next ping opens a new one: the fixture waits
+    for its workers, not for one connection.
+    """
+    try:
+        return app.control.ping(timeout=1)  # type: ignore[no-any-return]
+    except (ConnectionError, OSError):
+        app.pool.force_close_all()
+        return None
 
 
 def ours(replies: list[dict[str, Any]] | None, queue: str) -> list[str] | None:

@@ -62,3 +62,32 @@ def test_empty_window() -> None:
 def test_bad_since_says_what_is_accepted() -> None:
     with pytest.raises(CommandError, match="90m, 24h or 7d"):
         run("--since", "yesterday")
+
+
+def test_stuck_tasks_and_unconsumed_pending_are_told_apart() -> None:
+    from django.test import override_settings
+
+    from django_celery_results.models import TaskResult, Worker
+    from django_celery_results.workers import registry
+    from django_celery_results.workers.registry import WorkerInfo
+
+    bound = {"queue": "celery", "exchange": "", "type": "direct", "routing_key": "celery"}
+    lost = WorkerInfo("celery@lost", "h", 1, queues=(bound,), boot="1" * 32)
+    registry.register(lost, "default")
+    registry.register(WorkerInfo("celery@live", "h", 2, queues=(bound,)), "default")
+    Worker.objects.filter(boot=lost.boot).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    ops = get_driver(connections["default"]).ops
+    started = timezone.now() - timedelta(seconds=30)
+    on_lost = row(new_id(), states.STARTED, date_done=started, date_started=started,
+                  worker="celery@lost", lifeline=lost.boot)  # fmt: skip
+    ops.store_task_results([on_lost])
+    stranded = new_id()
+    ops.store_pending_results([row(stranded, states.PENDING, queue="reports")])
+    TaskResult.objects.filter(task_id=stranded).update(
+        date_done=timezone.now() - timedelta(minutes=10)
+    )
+    with override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}):
+        output = run("--since", "1h")
+    assert "Stuck on lost workers (registered, no longer live): 1 (celery@lost=1)" in output
+    assert "Stuck running too long" in output
+    assert "Unconsumed PENDING (no live worker consumes the routing key): 1 (reports=1)" in output

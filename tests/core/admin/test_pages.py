@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -712,3 +713,59 @@ class TestReadOnlyDetailPage:
         assert f">{timezone.localtime(task_result.date_done):%H:%M:%S}<" in html
         assert "proj.<wbr>tasks.<wbr>add" in html
         assert '<small class="dcr-second">every-minute</small>' in html
+
+
+@pytest.mark.django_db
+class TestTaskSummary:
+    """The top of a task's page: what happened, how long it took, what it links to."""
+
+    def test_a_failure_shows_its_exception_times_children_and_worker(
+        self, admin_client: Client
+    ) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from django_celery_results.models import Worker
+        from django_celery_results.workers import registry
+        from django_celery_results.workers.registry import WorkerInfo
+
+        registry.register(WorkerInfo("celery@w1", "h", 1), "default")
+        child = TaskResult.objects.create(task_id="child-1", status="SUCCESS")
+        done = timezone.now()
+        failed = TaskResult.objects.create(
+            task_id="parent-1", task_name="proj.charge", status="FAILURE", worker="celery@w1",
+            content_type="application/json", content_encoding="utf-8",
+            result=json.dumps({"exc_type": "ValueError", "exc_message": ["no card"]}),
+            exception_type="ValueError", meta='{"children": [[["child-1", null], null]]}',
+            date_created=done - timedelta(seconds=5), date_started=done - timedelta(seconds=2),
+        )  # fmt: skip
+        html = admin_client.get(change_url(failed)).content.decode()
+        top = html.split('id="dcr-task-summary"')[1].split("</div>")[0]
+        assert "ValueError</b>: no card" in top
+        assert "Waited" in top
+        assert change_url(child) in top
+        worker = Worker.objects.get(hostname="celery@w1")
+        assert reverse("admin:django_celery_results_worker_change", args=[worker.pk]) in top
+        assert "<h2>proj.charge parent-1</h2>" in html  # the heading, not <Task: …>
+
+    def test_a_running_task_runs_for_a_while(self, admin_client: Client) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        running = TaskResult.objects.create(
+            task_id="running-1", task_name="proj.slow", status="STARTED",
+            date_started=timezone.now() - timedelta(minutes=4, seconds=50),
+        )  # fmt: skip
+        html = admin_client.get(change_url(running)).content.decode()
+        assert "Running for 4 min 50 s" in html
+
+    def test_an_unreadable_result_still_shows_the_page(self, admin_client: Client) -> None:
+        broken = TaskResult.objects.create(
+            task_id="broken-1", status="FAILURE", content_type="application/json",
+            result="{not json", meta="[1, 2",
+        )  # fmt: skip
+        response = admin_client.get(change_url(broken))
+        assert response.status_code == 200
+        assert 'id="dcr-task-summary"' in response.content.decode()

@@ -23,7 +23,7 @@ from ..cleanup import as_timedelta
 from ..conf import app_settings
 from ..history.rollup import catch_up
 from ..models import GroupResult, TaskResult, Worker
-from . import dashboard, display, filters, groups, paging, search
+from . import dashboard, display, filters, groups, paging, search, summary
 from .workers import WorkerAdmin
 
 __all__ = ["ALLOW_EDITS", "GroupResultAdmin", "TaskResultAdmin", "WorkerAdmin", "celery_app"]
@@ -202,6 +202,24 @@ class TaskResultAdmin(_TaskResultAdminBase):
     ) -> HttpResponse:
         """The list; 400 for a query string no database can run (``paging.refused_query``)."""
         return paging.refused_query(request) or super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The task, with a summary on top and its name and id as the heading."""
+        context = dict(extra_context or {})
+        found = self.get_object(request, object_id)
+        if found is not None and not ALLOW_EDITS:
+            try:
+                context["summary"] = summary.summary(found, timezone.now())
+            except Exception:  # one unreadable row never takes its page down
+                logger.exception("The summary of task %s could not be read", found.task_id)
+            context["subtitle"] = f"{found.task_name or gettext('Task')} {found.task_id}"
+        return super().change_view(request, object_id, form_url, context)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """The list with keyset pages past the numbered ones (``?before=``)."""

@@ -1,0 +1,111 @@
+"""The top of a task's detail page: what happened, how long it took, and what it links to."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from celery import states
+from django.utils.safestring import SafeString
+
+from ..models import TaskResult, Worker
+from ..workers import life
+from . import display
+
+#: Children linked at most.
+MAX_CHILDREN = 100
+
+
+@dataclass
+class Summary:
+    """A task row, read for people; every part may be missing, none raises."""
+
+    state: str
+    task_name: str
+    #: The exception's type and message of a FAILURE stored as JSON.
+    exception: str = ""
+    message: str = ""
+    waited: timedelta | None = None
+    ran: timedelta | None = None
+    #: How long a running task has run, by the database's clock.
+    running_for: timedelta | None = None
+    #: The lifeline marked the task awaiting its broker's redelivery (its worker was lost).
+    awaiting_redelivery: bool = False
+    #: ``(task id, primary key or None)`` of the child tasks Celery stored.
+    children: list[tuple[str, int | None]] = field(default_factory=list)
+    #: The worker's registry row (its latest life), for a link.
+    worker_id: int | None = None
+
+    @property
+    def badge(self) -> SafeString:
+        """The state as a coloured badge."""
+        return display.state_badge(self.state)
+
+    @property
+    def times(self) -> dict[str, str]:
+        """The durations as people read them ("-" where unknown)."""
+        return {
+            "waited": display.duration(self.waited),
+            "ran": display.duration(self.ran),
+            "running_for": display.duration(self.running_for),
+        }
+
+
+def summary(task: TaskResult, now: datetime) -> Summary:
+    """What the top of ``task``'s page shows."""
+    found = Summary(task.status, task.task_name or "")
+    if task.status == states.FAILURE:
+        found.exception, found.message = exception_of(task)
+    if task.status in states.READY_STATES:
+        found.waited, found.ran = task.waiting_time, task.processing_time
+    elif task.date_started is not None:
+        found.waited = task.waiting_time
+        found.running_for = max(now - task.date_started, timedelta(0))
+    line = life.parse(task.lifeline)
+    found.awaiting_redelivery = line is not None and line.mark == life.AWAITING
+    database = task._state.db
+    ids = child_ids(task)
+    if ids:
+        table = TaskResult._default_manager.using(database)
+        keys = dict(table.filter(task_id__in=ids).values_list("task_id", "pk"))
+        found.children = [(child, keys.get(child)) for child in ids]
+    if task.worker:
+        registry = Worker._default_manager.using(database).filter(hostname=task.worker)
+        found.worker_id = registry.order_by("-heartbeat_at").values_list("pk", flat=True).first()
+    return found
+
+
+def exception_of(task: TaskResult) -> tuple[str, str]:
+    """A JSON FAILURE's exception type and message; the type column alone otherwise."""
+    kind = task.exception_type or ""
+    if task.content_type != "application/json" or not task.result:
+        return kind, ""
+    try:
+        stored = json.loads(task.result)
+    except (ValueError, RecursionError):
+        return kind, ""
+    if not isinstance(stored, dict):
+        return kind, ""
+    message = stored.get("exc_message")
+    if isinstance(message, list | tuple):
+        message = ", ".join(str(part) for part in message)
+    return kind or str(stored.get("exc_type") or ""), str(message or "")
+
+
+def child_ids(task: TaskResult) -> list[str]:
+    """The ids of the child tasks Celery stored in the row's meta (JSON only)."""
+    if not task.meta:
+        return []
+    try:
+        meta = json.loads(task.meta)
+        children = meta.get("children") or [] if isinstance(meta, dict) else []
+        ids = []
+        for child in children[:MAX_CHILDREN]:
+            node = child[0] if isinstance(child, list | tuple) else child
+            head = node[0] if isinstance(node, list | tuple) else node
+            if isinstance(head, str):
+                ids.append(head)
+        return ids
+    except (ValueError, TypeError, IndexError, RecursionError, AttributeError):
+        return []

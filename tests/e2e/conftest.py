@@ -26,6 +26,7 @@ from celery import Celery
 from django.conf import settings
 from django.db import connections
 from django.test import override_settings
+from kombu.pools import ProducerPool
 
 from django_celery_results.testing.router import use_alias
 from tests.brokers import RABBITMQ_URL, REDIS_URL
@@ -181,7 +182,10 @@ class Worker:
 
 
 def client_app(combo: Combo, queue: str) -> Celery:
-    """The sender's Celery app: same broker and queue, results read through ``django-db``."""
+    """The sender's Celery app: same broker and queue, results read through ``django-db``.
+
+    It publishes through pools of its own (:func:`own_pools`).
+    """
     app = Celery("e2e", set_as_current=False)
     app.conf.update(
         broker_url=BROKERS[combo.broker],
@@ -190,7 +194,20 @@ def client_app(combo: Combo, queue: str) -> Celery:
         task_default_queue=queue,
         broker_connection_retry_on_startup=True,
     )
+    own_pools(app)
     return app
+
+
+def own_pools(app: Celery) -> None:
+    """Give ``app`` new connection and producer pools, not kombu's process-wide ones.
+
+    Celery publishes (and broadcasts control commands) through kombu's producer pool,
+    which is global to the process and keyed by the broker's URL: a connection left idle
+    there by an earlier test (minutes earlier, when the tests of one combination are
+    spread over the run) may be gone, and the next publish fails on it.
+    """
+    app._pool = None  # the next ``app.pool`` is a new one
+    app.amqp._producer_pool = ProducerPool(app.pool, limit=app.pool.limit)  # type: ignore[no-untyped-call]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> Any:

@@ -32,7 +32,16 @@ from django_celery_results.history.rollup import catch_up
 from django_celery_results.history.windows import series_counts, window
 from django_celery_results.models import ChordCounter, TaskResult
 
-from .conftest import TIMEOUT, Brokers, Combo, Worker, client_app, combo_params, wait_until
+from .conftest import (
+    TIMEOUT,
+    Brokers,
+    Combo,
+    Worker,
+    client_app,
+    combo_params,
+    own_pools,
+    wait_until,
+)
 
 T = "demo_app.tasks."
 WORKERS = 3
@@ -88,13 +97,12 @@ def worker(workers: Workers) -> Worker:
 def ping(app: Any) -> list[dict[str, Any]] | None:
     """The workers' answers to a ping; none when the broker connection dropped.
 
-    A dropped connection is closed, and the next ping opens a new one: the fixture waits
-    for its workers, not for one connection.
+    The app's pools are then replaced, so the next ping opens a new connection.
     """
     try:
         return app.control.ping(timeout=1)  # type: ignore[no-any-return]
     except (ConnectionError, OSError):
-        app.pool.force_close_all()
+        own_pools(app)
         return None
 
 

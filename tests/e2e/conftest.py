@@ -186,7 +186,7 @@ def client_app(combo: Combo, queue: str) -> Celery:
 
     It publishes through pools of its own (:func:`own_pools`).
     """
-    app = Celery("e2e", set_as_current=False)
+    app = SenderApp("e2e", set_as_current=False)
     app.conf.update(
         broker_url=BROKERS[combo.broker],
         result_backend="django-db",
@@ -198,6 +198,23 @@ def client_app(combo: Combo, queue: str) -> Celery:
     return app
 
 
+class SenderApp(Celery):
+    """The tests' sending app: its own pools (:func:`own_pools`), closed with it."""
+
+    def close(self) -> None:
+        """Close this app's own pools, then the app."""
+        close_pools(self)
+        super().close()
+
+
+def close_pools(app: Celery) -> None:
+    """Close the connections of ``app``'s own pools (a dropped one closes quietly)."""
+    for pool in (app._pool, app.amqp._producer_pool):
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                pool.force_close_all()
+
+
 def own_pools(app: Celery) -> None:
     """Give ``app`` new connection and producer pools, not kombu's process-wide ones.
 
@@ -206,8 +223,11 @@ def own_pools(app: Celery) -> None:
     there by an earlier test (minutes earlier, when the tests of one combination are
     spread over the run) may be gone, and the next publish fails on it.
     """
-    app._pool = None  # the next ``app.pool`` is a new one
-    app.amqp._producer_pool = ProducerPool(app.pool, limit=app.pool.limit)  # type: ignore[no-untyped-call]
+    close_pools(app)
+    limit = app.conf.broker_pool_limit
+    connections = app.connection_for_write().Pool(limit=limit)  # not kombu.pools'
+    app._pool = connections
+    app.amqp._producer_pool = ProducerPool(connections, limit=limit)  # type: ignore[no-untyped-call]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = TIMEOUT, what: str = "") -> Any:

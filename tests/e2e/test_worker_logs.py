@@ -108,8 +108,8 @@ def test_a_worker_names_each_result_it_loses(brokers: Brokers, tmp_path: Path) -
     sent: list[str] = []
 
     def send() -> None:
-        app = client_app(combo, queue)
-        sent.append(app.send_task("demo_app.tasks.add", args=(1, 2)).id)
+        with client_app(combo, queue) as app:
+            sent.append(app.send_task("demo_app.tasks.add", args=(1, 2)).id)
 
     text = run_until(command, env, log, "Lost the ", meanwhile=send)
     (task_id,) = sent

@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from unittest import mock
 
 import pytest
@@ -33,7 +32,9 @@ from django_celery_results.admin import (
     filters,
     paging,
 )
-from django_celery_results.models import ChordCounter, GroupResult, TaskResult
+from django_celery_results.models import AdminJob, ChordCounter, GroupResult, TaskResult
+
+from . import operating
 
 TERMINATE = "django_celery_results.admin.celery_app.control.terminate"
 LANGUAGES = ["es", "pt_BR", "ru", "zh_Hans"]
@@ -465,46 +466,61 @@ class TestProxyModelReadonlyFields:
 
 @pytest.mark.django_db
 class TestTerminateAction:
-    def post_action(self, client: Client, *objs: TaskResult) -> Any:
-        return client.post(
-            changelist_url(TaskResult),
-            {"action": "terminate_task", "_selected_action": [obj.pk for obj in objs]},
-            follow=True,
-        )
-
-    def test_terminates_the_selected_tasks(
+    def test_the_list_previews_before_terminating(
         self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
     ) -> None:
+        task_result.status = "STARTED"
+        task_result.save()
         with mock.patch(TERMINATE) as terminate:
-            response = self.post_action(admin_client, task_result, other_task_result)
-        terminate.assert_called_once()
-        (task_ids,), _ = terminate.call_args
-        assert sorted(task_ids) == sorted([task_result.task_id, other_task_result.task_id])
-        sent = [(m.level, m.message) for m in response.context["messages"]]
-        assert sent == [(messages.SUCCESS, "2 task(s) was terminated successfully.")]
+            page = operating.preview(
+                admin_client, "terminate_task", [task_result.pk, other_task_result.pk]
+            )
+        terminate.assert_not_called()
+        html = page.content.decode()
+        assert "Task results that match: 2." in html
+        assert 'name="signal"' in html
 
-    def test_only_the_selected_tasks(
+    def test_terminates_the_selected_running_tasks_with_the_chosen_signal(
         self, admin_client: Client, task_result: TaskResult, other_task_result: TaskResult
     ) -> None:
+        TaskResult.objects.filter(pk=task_result.pk).update(status="STARTED")
         with mock.patch(TERMINATE) as terminate:
-            self.post_action(admin_client, other_task_result)
-        terminate.assert_called_once_with([other_task_result.task_id])
+            response = operating.confirm(
+                admin_client,
+                "terminate_task",
+                [task_result.pk, other_task_result.pk],
+                signal="SIGKILL",
+            )
+        # The other task had finished: it is skipped, not signalled.
+        terminate.assert_called_once_with([task_result.task_id], signal="SIGKILL")
+        job = AdminJob.objects.get()
+        assert (job.state, job.total, job.done, job.skipped) == ("done", 2, 1, 1)
+        assert response.redirect_chain[-1][0].endswith(f"/adminjob/{job.pk}/change/")
 
-    def test_error_is_logged_and_shown(
+    def test_an_unknown_signal_is_sigterm(
+        self, admin_client: Client, task_result: TaskResult
+    ) -> None:
+        TaskResult.objects.filter(pk=task_result.pk).update(status="STARTED")
+        with mock.patch(TERMINATE) as terminate:
+            operating.confirm(admin_client, "terminate_task", [task_result.pk], signal="SIGNUKE")
+        terminate.assert_called_once_with([task_result.task_id], signal="SIGTERM")
+
+    def test_a_broker_error_fails_the_rows_and_is_logged(
         self,
         admin_client: Client,
         task_result: TaskResult,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
+        TaskResult.objects.filter(pk=task_result.pk).update(status="STARTED")
         with (
             mock.patch(TERMINATE, side_effect=ConnectionError("broker unreachable")),
-            caplog.at_level(logging.ERROR, logger="django_celery_results.admin"),
+            caplog.at_level(logging.ERROR),
         ):
-            response = self.post_action(admin_client, task_result)
-        sent = [(m.level, m.message) for m in response.context["messages"]]
-        assert sent == [(messages.ERROR, "Error while terminating tasks: broker unreachable")]
-        assert "Error while terminating tasks" in caplog.text
+            response = operating.confirm(admin_client, "terminate_task", [task_result.pk])
+        job = AdminJob.objects.get()
+        assert (job.done, job.failed) == (0, 1)
         assert "broker unreachable" in caplog.text
+        assert "1 failed" in response.content.decode()
         assert TaskResult.objects.filter(pk=task_result.pk).exists()
 
     def test_direct_call(self, task_result: TaskResult, rf: RequestFactory) -> None:
@@ -519,6 +535,18 @@ class TestTerminateAction:
         terminate.assert_called_once_with([task_result.task_id])
         message_user.assert_called_once_with(
             request, "1 task(s) was terminated successfully.", messages.SUCCESS
+        )
+
+    def test_direct_call_error_is_shown(self, task_result: TaskResult, rf: RequestFactory) -> None:
+        model_admin = TaskResultAdmin(model=TaskResult, admin_site=admin.site)
+        request = rf.post("/")
+        with (
+            mock.patch(TERMINATE, side_effect=ConnectionError("broker unreachable")),
+            mock.patch.object(model_admin, "message_user") as message_user,
+        ):
+            model_admin.terminate_task(request, TaskResult.objects.all())
+        message_user.assert_called_once_with(
+            request, "Error while terminating tasks: broker unreachable", messages.ERROR
         )
 
 

@@ -6,6 +6,7 @@ such action needs its own. Each cell is a real request (GET and POST) through th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -15,9 +16,11 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from django_celery_results.models import GroupResult, TaskResult
+from django_celery_results.models import AdminJob, GroupResult, TaskResult
 
 TERMINATE = "django_celery_results.admin.celery_app.control.terminate"
+REVOKE = "django_celery_results.admin.celery_app.control.revoke"
+SEND_TASK = "django_celery_results.admin.celery_app.send_task"
 
 #: The users of the matrix: (name, is_staff, is_superuser, permission codenames).
 USERS = {
@@ -26,6 +29,8 @@ USERS = {
     "staff, no permission": (True, False, []),
     "staff, view": (True, False, ["view_taskresult", "view_groupresult"]),
     "staff, view + terminate": (True, False, ["view_taskresult", "terminate_taskresult"]),
+    "staff, view + retry": (True, False, ["view_taskresult", "retry_taskresult"]),
+    "staff, view + revoke": (True, False, ["view_taskresult", "revoke_taskresult"]),
     "staff, view + delete": (
         True,
         False,
@@ -86,6 +91,7 @@ PAGES: list[tuple[str, Callable[[TaskResult, GroupResult], str], str]] = [
     ("dashboard", lambda t, g: admin_url("dashboard"), "view_taskresult"),
     ("group list", lambda t, g: admin_url("groupresult_changelist"), "view_groupresult"),
     ("group detail", lambda t, g: admin_url("groupresult_change", g.pk), "view_groupresult"),
+    ("job list", lambda t, g: admin_url("adminjob_changelist"), "view_taskresult"),
 ]
 
 
@@ -109,12 +115,68 @@ def test_terminating_needs_the_terminate_permission(
     rows: tuple[TaskResult, GroupResult], user: str
 ) -> None:
     task, _ = rows
+    client = client_for(user)
     with mock.patch(TERMINATE) as terminate:
-        client_for(user).post(
+        client.post(
             admin_url("taskresult_changelist"),
             {"action": "terminate_task", "_selected_action": [task.pk]},
         )
+        confirm(client, "terminate_task", task)
     assert terminate.called == has(user, "terminate_taskresult"), user
+
+
+def confirm(client: Client, action: str, task: TaskResult) -> None:
+    """POST a confirmed preview (with a token of our own: the preview may be refused)."""
+    client.post(
+        admin_url("taskresult_changelist"),
+        {
+            "action": action,
+            "index": "0",
+            "select_across": "0",
+            "_selected_action": [task.pk],
+            "dcr_confirm": "f" * 32,
+            "succeeded": "1",
+        },
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user", list(USERS))
+def test_revoking_needs_the_revoke_permission(
+    rows: tuple[TaskResult, GroupResult], user: str
+) -> None:
+    task, _ = rows
+    with mock.patch(REVOKE) as revoke:
+        confirm(client_for(user), "revoke_tasks", task)
+    assert revoke.called == has(user, "revoke_taskresult"), user
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user", list(USERS))
+def test_retrying_needs_the_retry_permission(
+    rows: tuple[TaskResult, GroupResult], user: str
+) -> None:
+    task, _ = rows
+    TaskResult.objects.filter(pk=task.pk).update(
+        status="FAILURE",
+        content_type="application/json",
+        meta=json.dumps({"children": [], "stored_call": {"body": "[[], {}]",
+                         "content_type": "application/json", "content_encoding": "utf-8",
+                         "serializer": "json"}}),
+    )  # fmt: skip
+    with mock.patch(SEND_TASK) as send_task:
+        confirm(client_for(user), "retry_tasks", task)
+    assert send_task.called == has(user, "retry_taskresult"), user
+    assert TaskResult.objects.filter(retry_of=task.task_id).exists() == send_task.called
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user", list(USERS))
+def test_cancelling_a_job_needs_its_action_permission(user: str) -> None:
+    job = AdminJob.objects.create(token="t" * 32, action="revoke", state="running")
+    client_for(user).post(admin_url("adminjob_cancel", job.pk))
+    job.refresh_from_db()
+    assert (job.state == "cancelling") == has(user, "revoke_taskresult"), user
 
 
 @pytest.mark.django_db
@@ -130,6 +192,8 @@ def test_deleting_needs_the_delete_permission(
         admin_url(f"{model}_changelist"),
         {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"},
     )
+    if isinstance(obj, TaskResult):
+        confirm(client, "delete_tasks", obj)
     exists = type(obj).objects.filter(pk=obj.pk).exists()
     assert exists != has(user, f"delete_{model}"), user
 

@@ -17,7 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_celery_results.admin import TaskResultAdmin, filters, paging
-from django_celery_results.models import GroupResult, TaskResult
+from django_celery_results.models import AdminJob, AdminJobItem, GroupResult, TaskResult
+
+from . import operating
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 LIST = "admin:django_celery_results_taskresult_changelist"
@@ -136,19 +138,23 @@ def test_a_new_search_starts_from_the_newest_rows(admin_client: Client, db_alias
 
 
 @pytest.mark.usefixtures("small_bounds")
-def test_an_action_on_all_rows_past_the_bound_is_refused(
+def test_an_action_on_all_rows_past_the_bound_previews_then_takes_them_all(
     admin_client: Client, db_alias: str
 ) -> None:
     add(8)
-    with mock.patch("django_celery_results.admin.celery_app.control.terminate") as terminate:
-        response = admin_client.post(
-            reverse(LIST),
-            {"action": "terminate_task", "select_across": "1", "index": "0",
-             "_selected_action": [TaskResult.objects.first().pk]},  # type: ignore[union-attr]
-            follow=True,
-        )  # fmt: skip
-    terminate.assert_not_called()
-    assert "An action runs on at most 5 results" in response.content.decode()
+    first = TaskResult.objects.first()
+    assert first is not None
+    with mock.patch("django_celery_results.admin.celery_app.control.revoke") as revoke:
+        page = operating.preview(admin_client, "revoke_tasks", [first.pk], across=True)
+        revoke.assert_not_called()
+        assert "More than 5 task results match" in page.content.decode()
+        with mock.patch("django_celery_results.operations.jobs.run_admin_job.apply_async") as sent:
+            operating.confirm(admin_client, "revoke_tasks", [first.pk], across=True)
+    # Past one chunk of hand-picked rows, a worker runs the job: all 8 rows are fixed.
+    job = AdminJob.objects.get()
+    sent.assert_called_once_with((job.pk, db_alias))
+    assert job.total == 8
+    assert AdminJobItem.objects.filter(job=job).count() == 8
 
 
 def test_a_group_search_is_an_exact_id(admin_client: Client, db_alias: str) -> None:

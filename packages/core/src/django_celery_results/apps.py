@@ -23,6 +23,9 @@ class CeleryResultConfig(AppConfig):
         from . import lifecycle  # its checks module registers them on import
 
         lifecycle.install()
+        # Registers the Celery task that runs the admin's jobs (in every worker).
+        from .operations import jobs  # noqa: F401
+
         if django.VERSION >= (6, 0):
             # Registers the Celery task that runs django.tasks tasks (in every worker).
             from . import tasks  # noqa: F401

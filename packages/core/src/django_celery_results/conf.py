@@ -94,6 +94,11 @@ class AppSettings:
     #: Who may read results through the JSON views: ``None`` (anyone, as upstream), a
     #: permission (``"django_celery_results.view_taskresult"``) or a callable(request).
     RESULT_VIEWS_PERMISSION: str | Callable[[Any], bool] | None = None
+    #: Store each call's real args and kwargs (encoded with the task's serializer) so the
+    #: admin can retry it: ``True`` for every task, or a list of task names.
+    STORE_CALLS: bool | tuple[str, ...] = False
+    #: Rows per second the admin's background jobs act on (retry, revoke, terminate, delete).
+    ADMIN_ACTION_RATE: float = 50.0
 
 
 _SPAN = "a timedelta or a number of seconds"
@@ -153,6 +158,8 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
         "None (anyone may read), a permission such as 'django_celery_results.view_taskresult', "
         "or a function that takes the request and returns True to allow it",
     ),
+    "STORE_CALLS": ((bool, list, tuple), "True, False or a list of task names"),
+    "ADMIN_ACTION_RATE": ((int, float), "a number of rows per second > 0 and <= 100000"),
 }
 #: Numeric keys: (smallest, largest, whether the smallest itself is refused).
 _RANGES: dict[str, tuple[float, float, bool]] = {
@@ -169,6 +176,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "LIFELINE_REDELIVERY_GRACE": (0, 7 * 86_400, False),
     "UNCONSUMED_AFTER": (0, MAX_SPAN.total_seconds(), True),
     "METRICS_MAX_LABEL_VALUES": (1, 10_000, False),
+    "ADMIN_ACTION_RATE": (0, 100_000, True),
 }
 _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
     "max_delay_ms": ((int, float), "a number of milliseconds > 0 and <= 60000", 60_000),
@@ -259,7 +267,8 @@ def _key_problems(key: Any, value: Any, raw: dict[str, Any]) -> list[str]:
     bad = f"{SETTING_NAME}[{key!r}] must be {description}, not {retention.safe_repr(value)}."
     if key in _RANGES and value is not None and not in_range(value, key):
         return [bad]
-    if key == "DISABLED_DRIVERS" and not all(isinstance(v, str) for v in value):
+    listed = key in ("DISABLED_DRIVERS", "STORE_CALLS") and isinstance(value, list | tuple)
+    if listed and not all(isinstance(v, str) and v for v in value):
         return [bad]
     if key == "CUSTOM_STATES" and not all(
         isinstance(v, str) and 0 < len(v) <= STATE_MAX_LENGTH for v in value
@@ -458,7 +467,9 @@ def _with_context(name: str, raw: dict[str, Any]) -> dict[str, Any]:
 
 def _converted(name: str, value: Any, raw: dict[str, Any]) -> Any:
     """Turn a valid value into the type :class:`AppSettings` holds."""
-    if name in ("DISABLED_DRIVERS", "CUSTOM_STATES"):
+    if name in ("DISABLED_DRIVERS", "CUSTOM_STATES") or (
+        name == "STORE_CALLS" and not isinstance(value, bool)
+    ):
         return tuple(value)
     if name == "BATCH_WRITES":
         return _batch_writes(value)

@@ -18,6 +18,9 @@ from . import managers
 ALL_STATES = sorted(states.ALL_STATES)
 TASK_STATE_CHOICES = sorted(zip(ALL_STATES, ALL_STATES, strict=True))
 
+#: PostgreSQL's operator class that serves ``LIKE 'prefix%'`` whatever the collation.
+PATTERN = ["varchar_pattern_ops"]
+
 #: Length of every task and group id column; 191 suits old MySQL utf8mb4 key limits.
 TASK_ID_MAX_LENGTH: int = getattr(settings, "DJANGO_CELERY_RESULTS_TASK_ID_MAX_LENGTH", 255)
 
@@ -150,6 +153,15 @@ class TaskResult(models.Model):
     lifeline = models.CharField(
         max_length=64, null=True, default=None, editable=False, verbose_name=_("Lifeline")
     )
+    #: The task id of the run this one retries, when the admin's Retry sent it; the run's
+    #: retries are the rows naming it here (an index finds them).
+    retry_of = models.CharField(
+        max_length=TASK_ID_MAX_LENGTH,
+        null=True,
+        default=None,
+        editable=False,
+        verbose_name=_("Retry of"),
+    )
 
     objects = managers.TaskResultManager()
 
@@ -159,17 +171,36 @@ class TaskResult(models.Model):
         ordering = ["-date_done"]
         verbose_name = _("task result")
         verbose_name_plural = _("task results")
-        # Acting on workers is not viewing: the admin's Terminate needs this permission.
-        permissions = [("terminate_taskresult", _("Can terminate running tasks"))]
-        # Explicit names to solve https://code.djangoproject.com/ticket/33483
+        # Acting on tasks is not viewing: each of the admin's actions has its permission
+        # (deleting has Django's own, ``delete_taskresult``).
+        permissions = [
+            ("terminate_taskresult", _("Can terminate running tasks")),
+            ("retry_taskresult", _("Can retry tasks")),
+            ("revoke_taskresult", _("Can revoke tasks")),
+        ]
+        # Explicit names to solve https://code.djangoproject.com/ticket/33483. The columns
+        # the admin's search matches by prefix are indexed with PostgreSQL's pattern
+        # operators (migration 0022): outside the C collation a plain index cannot serve
+        # ``LIKE 'prefix%'``. Other databases ignore ``opclasses``.
         indexes = [
-            models.Index(fields=["task_name"], name="django_cele_task_na_08aec9_idx"),
+            models.Index(
+                fields=["task_name"], name="django_cele_task_na_08aec9_idx", opclasses=PATTERN
+            ),
             models.Index(fields=["status"], name="django_cele_status_9b6201_idx"),
-            models.Index(fields=["worker"], name="django_cele_worker_d54dd8_idx"),
+            models.Index(
+                fields=["worker"], name="django_cele_worker_d54dd8_idx", opclasses=PATTERN
+            ),
             models.Index(fields=["date_created"], name="django_cele_date_cr_f04a50_idx"),
             models.Index(fields=["date_done"], name="django_cele_date_do_f59aad_idx"),
-            models.Index(fields=["periodic_task_name"], name="django_cele_periodi_1993cf_idx"),
-            models.Index(fields=["exception_type"], name="django_cele_excepti_0c5e3a_idx"),
+            models.Index(
+                fields=["periodic_task_name"],
+                name="django_cele_periodi_1993cf_idx",
+                opclasses=PATTERN,
+            ),
+            models.Index(
+                fields=["exception_type"], name="django_cele_excepti_0c5e3a_idx", opclasses=PATTERN
+            ),
+            models.Index(fields=["retry_of"], name="django_cele_retry_of_idx"),
             # The rows in one state, oldest first: the backlog, running and stuck tasks.
             models.Index(fields=["status", "date_done"], name="django_cele_status_done_idx"),
             # The history's queue of rows to count; MySQL, which has no partial index,
@@ -595,3 +626,62 @@ class Counter(models.Model):
 
     def __str__(self) -> str:
         return f"<Counter: {self.name} = {self.value}>"
+
+
+class AdminJob(models.Model):
+    """An admin action on a fixed set of task results, run in the background (``operations``).
+
+    Its rows are fixed when the operator confirms the preview (``AdminJobItem``); a Celery
+    task acts on them in chunks at ``ADMIN_ACTION_RATE``, counting its progress here.
+    """
+
+    #: Drawn by the preview and posted back with the confirmation: a re-POST finds the job.
+    token = models.CharField(max_length=32, unique=True)
+    #: What the job does and the filter it matches, while it runs (then NULL): the same job
+    #: confirmed twice (two operators) runs once.
+    key = models.CharField(max_length=64, unique=True, null=True, default=None)
+    action = models.CharField(max_length=20)
+    #: The action's options as JSON (``{"signal": "SIGTERM"}``, ``{"succeeded": true}``).
+    options = models.TextField(default="{}")
+    #: What the operator saw: the list's query string, or the ids they selected.
+    query = models.TextField(default="")
+    user_id = models.IntegerField(null=True)
+    username = models.CharField(max_length=150, default="")
+    #: queued, running, done, cancelling, cancelled or failed.
+    state = models.CharField(max_length=20, default="queued")
+    total = models.IntegerField(default=0)
+    #: Rows the action was done to, skipped (with why, in ``skipped_why``), and failed.
+    done = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    skipped_why = models.TextField(default="{}")
+    error = models.TextField(default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        """Table information."""
+
+        ordering = ["-created_at"]
+        verbose_name = _("admin job")
+        verbose_name_plural = _("admin jobs")
+
+    def __str__(self) -> str:
+        return f"{self.action} #{self.pk} ({self.state})"
+
+
+class AdminJobItem(models.Model):
+    """One task result a job has still to act on; deleted as it is claimed."""
+
+    job = models.ForeignKey(AdminJob, on_delete=models.CASCADE, related_name="items")
+    #: The ``TaskResult`` primary key (no foreign key: a row may be deleted meanwhile).
+    result_id = models.BigIntegerField()
+
+    class Meta:
+        """Table information."""
+
+        verbose_name = _("admin job item")
+        verbose_name_plural = _("admin job items")
+
+    def __str__(self) -> str:
+        return f"<AdminJobItem: {self.job_id} {self.result_id}>"

@@ -60,3 +60,69 @@ class AddIndexOnline(migrations.AddIndex):
 def condition_columns(condition: models.Q) -> list[str]:
     """The columns a simple ``Q(column=value, …)`` condition names, in order."""
     return [child[0] for child in condition.children if isinstance(child, tuple)]
+
+
+class PatternIndexOnline(migrations.operations.base.Operation):
+    """Give an existing index PostgreSQL's pattern operators, without blocking writes.
+
+    The state swaps ``old`` for ``new`` (same name and column, ``opclasses`` added). Only
+    PostgreSQL has operator classes: it builds the new index ``CONCURRENTLY`` under a
+    temporary name, drops the old one and renames the new one. Other databases ignore
+    ``opclasses``, so their index is already what the state describes.
+    """
+
+    reduces_to_sql = False
+    reversible = True
+
+    def __init__(self, model_name: str, old: models.Index, new: models.Index) -> None:
+        self.model_name = model_name
+        self.old = old
+        self.new = new
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        """The operation as the migration file writes it."""
+        kwargs = {"model_name": self.model_name, "old": self.old, "new": self.new}
+        return type(self).__qualname__, [], kwargs
+
+    def state_forwards(self, app_label: str, state: Any) -> None:
+        """Swap the index in the migration state."""
+        state.remove_index(app_label, self.model_name.lower(), self.old.name)
+        state.add_index(app_label, self.model_name.lower(), self.new)
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        """Rebuild the index with the new operator classes (PostgreSQL only)."""
+        self._swap(app_label, schema_editor, to_state, self.old, self.new)
+
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        """Rebuild the index as it was (PostgreSQL only)."""
+        self._swap(app_label, schema_editor, to_state, self.new, self.old)
+
+    def _swap(
+        self,
+        app_label: str,
+        schema_editor: Any,
+        state: Any,
+        current: models.Index,
+        wanted: models.Index,
+    ) -> None:
+        model = state.apps.get_model(app_label, self.model_name)
+        if schema_editor.connection.vendor != "postgresql" or not self.allow_migrate_model(
+            schema_editor.connection.alias, model
+        ):
+            return
+        building = models.Index(
+            fields=wanted.fields, name=f"{wanted.name[:24]}_new", opclasses=wanted.opclasses
+        )
+        quote = schema_editor.quote_name
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(building.name)}")
+        schema_editor.add_index(model, building, concurrently=True)
+        schema_editor.remove_index(model, current, concurrently=True)
+        schema_editor.execute(f"ALTER INDEX {quote(building.name)} RENAME TO {quote(wanted.name)}")
+
+    def describe(self) -> str:
+        """Say what changes."""
+        return f"Index {self.new.name} on {self.model_name} with {self.new.opclasses}, online"

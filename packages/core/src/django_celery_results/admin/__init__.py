@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from celery import current_app as celery_app
+from celery.states import READY_STATES
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
@@ -22,11 +23,20 @@ from .. import retention
 from ..cleanup import as_timedelta
 from ..conf import app_settings
 from ..history.rollup import catch_up
-from ..models import GroupResult, TaskResult, Worker
-from . import dashboard, display, filters, groups, paging, search, summary
+from ..models import AdminJob, GroupResult, TaskResult, Worker
+from ..operations import actions as operations
+from . import dashboard, display, filters, groups, operate, paging, search, summary
+from .operate import AdminJobAdmin
 from .workers import WorkerAdmin
 
-__all__ = ["ALLOW_EDITS", "GroupResultAdmin", "TaskResultAdmin", "WorkerAdmin", "celery_app"]
+__all__ = [
+    "ALLOW_EDITS",
+    "AdminJobAdmin",
+    "GroupResultAdmin",
+    "TaskResultAdmin",
+    "WorkerAdmin",
+    "celery_app",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +128,8 @@ class TaskResultAdmin(_TaskResultAdminBase):
     # Sort only where an index serves the order (the rest would sort the whole table).
     sortable_by = ("task", "done")
     paginator = paging.ResultPaginator
-    actions = ["terminate_task"]
+    # Each shows a preview, then runs as a job (``operate``); each has its own permission.
+    actions = ["retry_tasks", "revoke_tasks", "terminate_task", "delete_tasks"]
     #: The fieldsets with ``ALLOW_EDITS`` on: the stored columns, as upstream's admin edits them.
     fieldsets = (
         (
@@ -200,8 +211,20 @@ class TaskResultAdmin(_TaskResultAdminBase):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """The list; 400 for a query string no database can run (``paging.refused_query``)."""
-        return paging.refused_query(request) or super().changelist_view(request, extra_context)
+        """The list; 400 for a query string no database can run (``paging.refused_query``).
+
+        A search that finds nothing suggests the task names that contain its term.
+        """
+        refused = paging.refused_query(request)
+        if refused is not None:
+            return refused
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        changelist = (context or {}).get("cl")
+        if changelist is not None and changelist.query and not changelist.result_count:
+            database = changelist.queryset.db
+            context["suggestions"] = search.suggested_names(database, changelist.query)  # type: ignore[index]
+        return response
 
     def change_view(
         self,
@@ -219,7 +242,24 @@ class TaskResultAdmin(_TaskResultAdminBase):
             except Exception:  # one unreadable row never takes its page down
                 logger.exception("The summary of task %s could not be read", found.task_id)
             context["subtitle"] = f"{found.task_name or gettext('Task')} {found.task_id}"
+            context["buttons"] = self.buttons(request, found)
+            context["runs"] = summary.runs(found)
         return super().change_view(request, object_id, form_url, context)
+
+    def buttons(self, request: HttpRequest, task: TaskResult) -> list[dict[str, Any]]:
+        """The detail page's actions the user may take on ``task``, and why others can't."""
+        shown = []
+        for action, name in operate.NAMES.items():
+            if not operate.has_action_permission(request, action):
+                continue
+            why = None
+            if action == "retry":
+                code = operations.why_not_retried(task, celery_app, succeeded=True)
+                why = operations.SKIPPED.get(code, code) if code else None
+            elif action in ("revoke", "terminate") and task.status in READY_STATES:
+                why = operations.SKIPPED["finished"]
+            shown.append({"action": name, "label": operate.LABELS[action], "why_not": why})
+        return shown
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         """The list with keyset pages past the numbered ones (``?before=``)."""
@@ -241,20 +281,11 @@ class TaskResultAdmin(_TaskResultAdminBase):
         own = [path("dashboard/", view, name="django_celery_results_dashboard")]
         return own + super().get_urls()
 
-    def response_action(
-        self, request: HttpRequest, queryset: QuerySet[TaskResult], *args: Any, **kwargs: Any
-    ) -> Any:
-        """Run an action, but not on "all N" rows past the bound a list counts to."""
-        across = request.POST.get("select_across") == "1"
-        if across and queryset.order_by()[: paging.COUNT_LIMIT + 1].count() > paging.COUNT_LIMIT:
-            self.message_user(
-                request,
-                gettext("An action runs on at most %(n)s results: filter the list first.")
-                % {"n": f"{paging.COUNT_LIMIT:,}"},
-                messages.ERROR,
-            )
-            return None
-        return super().response_action(request, queryset, *args, **kwargs)
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """The actions, without Django's ``delete_selected`` (``delete_tasks`` replaces it)."""
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[TaskResult], search_term: str
@@ -392,14 +423,37 @@ class TaskResultAdmin(_TaskResultAdminBase):
             return gettext("at the next cleanup (%(rule)s)") % {"rule": name}
         return gettext("in %(time)s (%(rule)s)") % {"time": timeuntil(when, depth=1), "rule": name}
 
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        """Retrying sends tasks again: it needs ``retry_taskresult``."""
+        return operate.has_action_permission(request, "retry")
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        """Revoking acts on the workers: it needs ``revoke_taskresult``."""
+        return operate.has_action_permission(request, "revoke")
+
     def has_terminate_permission(self, request: HttpRequest) -> bool:
         """Terminating tasks acts on the workers: it needs ``terminate_taskresult``."""
-        opts = self.opts
-        return bool(request.user.has_perm(f"{opts.app_label}.terminate_{opts.model_name}"))
+        return operate.has_action_permission(request, "terminate")
+
+    @admin.action(description=_("Retry selected tasks…"), permissions=["retry"])
+    def retry_tasks(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> Any:
+        """Preview, then send the selected finished tasks again (``operations.actions.retry``)."""
+        return operate.preview(self, request, queryset, "retry")
+
+    @admin.action(description=_("Revoke selected tasks…"), permissions=["revoke"])
+    def revoke_tasks(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> Any:
+        """Preview, then revoke the selected unfinished tasks."""
+        return operate.preview(self, request, queryset, "revoke")
 
     @admin.action(description=_("Terminate selected tasks"), permissions=["terminate"])
-    def terminate_task(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
-        """Ask the workers to terminate the selected tasks (``control.terminate``)."""
+    def terminate_task(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> Any:
+        """Preview, then revoke the selected tasks and signal the processes running them.
+
+        Called as upstream's tests and code call it (not from the list's form), it
+        terminates the tasks at once, as upstream's did.
+        """
+        if "action" in request.POST:
+            return operate.preview(self, request, queryset, "terminate")
         task_ids = list(queryset.values_list("task_id", flat=True))
         try:
             celery_app.control.terminate(task_ids)
@@ -416,6 +470,11 @@ class TaskResultAdmin(_TaskResultAdminBase):
             gettext("%(count)d task(s) was terminated successfully.") % {"count": len(task_ids)},
             messages.SUCCESS,
         )
+
+    @admin.action(description=_("Delete selected task results…"), permissions=["delete"])
+    def delete_tasks(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> Any:
+        """Preview, then delete the selected results (the history keeps counting them)."""
+        return operate.preview(self, request, queryset, "delete")
 
 
 class GroupResultAdmin(_GroupResultAdminBase):
@@ -509,3 +568,4 @@ class GroupResultAdmin(_GroupResultAdminBase):
 admin.site.register(TaskResult, TaskResultAdmin)
 admin.site.register(GroupResult, GroupResultAdmin)
 admin.site.register(Worker, WorkerAdmin)
+admin.site.register(AdminJob, AdminJobAdmin)

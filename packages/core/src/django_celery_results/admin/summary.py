@@ -109,3 +109,32 @@ def child_ids(task: TaskResult) -> list[str]:
         return ids
     except (ValueError, TypeError, IndexError, RecursionError, AttributeError):
         return []
+
+
+#: Retries of one run linked at most.
+MAX_RETRIES = 50
+
+
+@dataclass
+class Runs:
+    """A task's other runs: the run it retries, and its retries (the admin's Retry)."""
+
+    #: ``(task id, primary key or None)`` of the run this one retries.
+    retry_of: tuple[str, int | None] | None = None
+    #: ``(task id, primary key, badge)`` of the runs that retry this one, newest first.
+    retries: list[tuple[str, int, SafeString]] = field(default_factory=list)
+
+
+def runs(task: TaskResult) -> Runs:
+    """The runs linked to ``task`` (two index lookups)."""
+    table = TaskResult._default_manager.using(task._state.db)
+    found = Runs()
+    if task.retry_of:
+        earlier = table.filter(task_id=task.retry_of).values_list("pk", flat=True).first()
+        found.retry_of = (task.retry_of, earlier)
+    later = table.filter(retry_of=task.task_id).order_by("-pk")[:MAX_RETRIES]
+    found.retries = [
+        (task_id, pk, display.state_badge(state))
+        for task_id, pk, state in later.values_list("task_id", "pk", "status")
+    ]
+    return found

@@ -21,11 +21,13 @@ from kombu.exceptions import DecodeError
 from .. import losses, store
 from ..cleanup import configured_steps, delete_dead_chord_counters
 from ..cleanup import run as run_cleanup
+from ..conf import app_settings
 from ..drivers import BaseDriver, TaskRow, driver_for
 from ..drivers.rows import task_meta_values
 from ..failures import exception_type_of
 from ..models import ChordCounter, TaskResult
 from ..models import GroupResult as GroupResultModel
+from ..operations import calls
 from ..task_requests import ignore_flag, result_ignored, text
 from ..workers import cleanup_duty, life
 from .notify import NotifyWaits
@@ -140,6 +142,10 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
             **self._get_meta_from_request(request),
             "children": self.current_task_children(request),
         }
+        if request is not None and app_settings().STORE_CALLS:
+            call = calls.encode(self.app, request)
+            if call is not None:
+                meta[calls.META_KEY] = call
         happened = timezone.now()
         # By position, in field order: keywords cost every write a microsecond.
         row = TaskRow(
@@ -227,6 +233,8 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
             "worker": worker,
         }
         meta = decode(encoding, meta) or {}
+        if calls.META_KEY in meta:  # the admin's, not Celery's
+            meta = {key: value for key, value in meta.items() if key != calls.META_KEY}
         result = decode(encoding, result)
         try:
             task_args = decode(encoding, task_args)

@@ -112,7 +112,7 @@ def test_upstream_database_migrates_forward(
     assert len(before["django_celery_results_taskresult"]) == 3
 
     applied = probe(ours, "migrate", engine, upstream_db)["applied"]
-    assert applied[-10:] == [
+    assert applied[-11:] == [
         "0012_taskresult_date_started",
         "0013_taskresult_django_cele_periodi_1993cf_idx",
         "0014_alter_taskresult_status",
@@ -123,6 +123,7 @@ def test_upstream_database_migrates_forward(
         "0019_history_backlog",
         "0020_history_tiers",
         "0021_worker_registry",
+        "0022_admin_operations",
     ]
     after = probe(ours, "dump", engine, upstream_db)
     for table, rows in before.items():
@@ -149,7 +150,7 @@ def test_upstream_keeps_working_after_our_migrations(
     """Our 0015 adds nullable columns, 0016 a permission: upstream 2.6.0's code still works."""
     engine, database, _ = databases
     ours = Path(sys.executable)
-    assert probe(ours, "migrate", engine, database)["applied"][-7:] == [
+    assert probe(ours, "migrate", engine, database)["applied"][-8:] == [
         "0015_taskresult_retries_queue",
         "0016_taskresult_terminate_permission",
         "0017_history",
@@ -157,6 +158,7 @@ def test_upstream_keeps_working_after_our_migrations(
         "0019_history_backlog",
         "0020_history_tiers",
         "0021_worker_registry",
+        "0022_admin_operations",
     ]
     assert probe(ours, "ours-write", engine, database) == {"queue": "billing", "retries": 2}
     used = probe(latest_upstream_python, "upstream-use", engine, database)

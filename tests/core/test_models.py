@@ -56,6 +56,7 @@ def test_index_names() -> None:
         "django_cele_excepti_0c5e3a_idx",
         "django_cele_status_done_idx",
         "django_cele_rolled_up_idx",
+        "django_cele_retry_of_idx",
     }
     assert {index.name for index in GroupResult._meta.indexes} == {
         "django_cele_date_cr_bd6c1d_idx",

@@ -10,6 +10,7 @@ one ``ALGORITHM=INPLACE, LOCK=NONE``. Writes go on while a large table is indexe
 """
 
 import django.db.models.deletion
+from django.conf import settings
 from django.db import migrations, models
 
 from django_celery_results.schema import AddIndexOnline, PatternIndexOnline
@@ -68,7 +69,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='taskresult',
             name='retry_of',
-            field=models.CharField(default=None, editable=False, max_length=255, null=True, verbose_name='Retry of'),
+            field=models.CharField(default=None, editable=False, max_length=getattr(settings, 'DJANGO_CELERY_RESULTS_TASK_ID_MAX_LENGTH', 255), null=True, verbose_name='Retry of'),
         ),
         PatternIndexOnline(
             model_name='taskresult',

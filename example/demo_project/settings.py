@@ -25,6 +25,8 @@ variables point it elsewhere (the end-to-end tests use them):
 - ``DEMO_LIFELINE_GRACE``, ``DEMO_LIFELINE_REDELIVERY_GRACE``: the lifeline's graces, in
   seconds (defaults: 60, and from the broker);
 - ``DEMO_DATABASE_PORT``: the PostgreSQL or MariaDB port (a test's TCP proxy, say);
+- ``DEMO_STORE_CALLS``: ``0`` stops storing calls for Retry; ``DEMO_ADMIN_ACTION_RATE``: rows
+  a second of the admin's jobs;
 - ``DEMO_CLOCK_SKEW``, ``DEMO_ELECTION_RACE``: test knobs, see ``celery.py``.
 
 On Django 6.0+, ``django.tasks`` tasks (``demo_library.jobs``) run on the Celery workers.
@@ -139,6 +141,9 @@ DJANGO_CELERY_RESULTS = {
         for key in ("LIFELINE_GRACE", "LIFELINE_REDELIVERY_GRACE")
         if f"DEMO_{key}" in os.environ
     },
+    # Each call's args and kwargs are stored so the admin's Retry can send it again.
+    "STORE_CALLS": os.environ.get("DEMO_STORE_CALLS", "1") == "1",
+    "ADMIN_ACTION_RATE": float(os.environ.get("DEMO_ADMIN_ACTION_RATE", "50")),
     # The JSON views under results/ answer staff who may view results, not anyone.
     "RESULT_VIEWS_PERMISSION": "django_celery_results.view_taskresult",
 }

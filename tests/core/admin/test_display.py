@@ -33,8 +33,8 @@ def test_durations_are_humanized(span: timedelta | None, shown: str) -> None:
 @override_settings(USE_TZ=True, TIME_ZONE="Europe/Madrid")
 def test_dates_show_seconds_in_the_current_zone() -> None:
     moment = datetime(2026, 12, 2, 15, 42, 7, 123_456, tzinfo=UTC)
-    assert display.to_the_second(moment) == "2026-12-02 16:42:07"
-    assert display.with_milliseconds(moment) == "2026-12-02 16:42:07.123"
+    assert display.to_the_second(moment) == "2026-12-02 16:42:07 CET"
+    assert display.with_milliseconds(moment) == "2026-12-02 16:42:07.123 CET"
 
 
 def test_a_long_id_is_cut_and_whole_on_hover() -> None:

@@ -61,6 +61,7 @@ COMPUTED = (
     "name",
     "worker_name",
     "state",
+    "exception",
     "done",
     "waiting",
     "processing",
@@ -88,6 +89,7 @@ class TaskResultAdmin(_TaskResultAdminBase):
         "task",
         "name",
         "state",
+        "exception",
         "done",
         "worker_name",
         "queue",
@@ -333,6 +335,12 @@ class TaskResultAdmin(_TaskResultAdminBase):
     def state(self, obj: TaskResult) -> SafeString:
         """The state as a coloured badge."""
         return display.state_badge(obj.status)
+
+    @admin.display(description=_("Exception"))
+    @display.guarded
+    def exception(self, obj: TaskResult) -> SafeString:
+        """A failure's exception type, by its class name (the module on hover)."""
+        return display.exception_name(obj.exception_type)
 
     @admin.display(description=_("Done"), ordering="date_done")
     @display.guarded

@@ -57,6 +57,13 @@ def breakable(name: str | None, second: str | None = None) -> SafeString:
     return shown
 
 
+def exception_name(kind: str | None) -> SafeString:
+    """An exception type by its class name, the whole ``module.Name`` on hover."""
+    if not kind:
+        return format_html("{}", "")
+    return format_html('<span title="{}">{}</span>', kind, kind.rsplit(".", 1)[-1])
+
+
 def local(value: datetime) -> datetime:
     """``value`` in the current time zone; as stored where that zone is past the calendar.
 
@@ -86,7 +93,8 @@ def to_the_second(value: datetime | None) -> str:
     """``value`` in the current time zone, to the second (task timing lives in seconds)."""
     if value is None:
         return "-"
-    return local(value).strftime("%Y-%m-%d %H:%M:%S")
+    value = local(value)
+    return with_zone(value.strftime("%Y-%m-%d %H:%M:%S"), value)
 
 
 def with_milliseconds(value: datetime | None) -> str:
@@ -94,7 +102,14 @@ def with_milliseconds(value: datetime | None) -> str:
     if value is None:
         return "-"
     value = local(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+    shown = value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+    return with_zone(shown, value)
+
+
+def with_zone(shown: str, value: datetime) -> str:
+    """``shown`` followed by ``value``'s time zone (``UTC``, ``CET``), when it has one."""
+    zone = value.tzname() if timezone.is_aware(value) else None
+    return f"{shown} {zone}" if zone else shown
 
 
 def duration(span: timedelta | float | None) -> str:

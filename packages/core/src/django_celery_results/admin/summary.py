@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import states
 from django.utils.safestring import SafeString
 
-from ..models import TaskResult, Worker
+from ..models import GroupResult, TaskResult, Worker
 from ..workers import life
 from . import display
 
@@ -36,6 +37,9 @@ class Summary:
     children: list[tuple[str, int | None]] = field(default_factory=list)
     #: The worker's registry row (its latest life), for a link.
     worker_id: int | None = None
+    #: ``(group id, primary key or None)`` of its group, and of its parent task.
+    group: tuple[str, int | None] | None = None
+    parent: tuple[str, int | None] | None = None
 
     @property
     def badge(self) -> SafeString:
@@ -70,6 +74,14 @@ def summary(task: TaskResult, now: datetime) -> Summary:
         table = TaskResult._default_manager.using(database)
         keys = dict(table.filter(task_id__in=ids).values_list("task_id", "pk"))
         found.children = [(child, keys.get(child)) for child in ids]
+    meta = stored_meta(task)
+    group_id, parent_id = meta.get("group_id"), meta.get("parent_id")
+    if isinstance(group_id, str) and group_id:
+        saved = GroupResult._default_manager.using(database).filter(group_id=group_id)
+        found.group = (group_id, saved.values_list("pk", flat=True).first())
+    if isinstance(parent_id, str) and parent_id:
+        rows = TaskResult._default_manager.using(database).filter(task_id=parent_id)
+        found.parent = (parent_id, rows.values_list("pk", flat=True).first())
     if task.worker:
         registry = Worker._default_manager.using(database).filter(hostname=task.worker)
         found.worker_id = registry.order_by("-heartbeat_at").values_list("pk", flat=True).first()
@@ -91,6 +103,17 @@ def exception_of(task: TaskResult) -> tuple[str, str]:
     if isinstance(message, list | tuple):
         message = ", ".join(str(part) for part in message)
     return kind or str(stored.get("exc_type") or ""), str(message or "")
+
+
+def stored_meta(task: TaskResult) -> dict[str, Any]:
+    """The row's meta, when it is a JSON object; empty otherwise (never decodes pickle)."""
+    if not task.meta or task.content_type != "application/json":
+        return {}
+    try:
+        meta = json.loads(task.meta)
+    except (ValueError, RecursionError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def child_ids(task: TaskResult) -> list[str]:

@@ -142,6 +142,14 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
             **self._get_meta_from_request(request),
             "children": self.current_task_children(request),
         }
+        # Celery's own backends store these too: the admin links a task to its group
+        # and its parent. A task sent on its own has neither (the usual, constant meta).
+        if request is not None:
+            group, parent = getattr(request, "group", None), getattr(request, "parent_id", None)
+            if group:
+                meta["group_id"] = group
+            if parent:
+                meta["parent_id"] = parent
         if request is not None and app_settings().STORE_CALLS:
             call = calls.encode(self.app, request)
             if call is not None:

@@ -118,6 +118,7 @@ class TestConfiguration:
             "task",
             "name",
             "state",
+            "exception",
             "done",
             "worker_name",
             "queue",
@@ -797,3 +798,68 @@ class TestTaskSummary:
         response = admin_client.get(change_url(broken))
         assert response.status_code == 200
         assert 'id="dcr-task-summary"' in response.content.decode()
+
+
+@pytest.mark.django_db
+class TestOperatingPages:
+    """The detail page's buttons and links, the list's columns and counts, the job's page."""
+
+    def test_buttons_follow_permissions_and_say_why_not(self, client: Client) -> None:
+        from django.contrib.auth.models import Permission, User
+
+        user = User.objects.create_user("op", password="pw", is_staff=True)
+        user.user_permissions.set(
+            Permission.objects.filter(codename__in=["view_taskresult", "retry_taskresult"])
+        )
+        client.force_login(user)
+        done = TaskResult.objects.create(task_id="b-1", status="SUCCESS", task_name="t")
+        html = client.get(change_url(done)).content.decode()
+        assert 'id="dcr-retry_tasks"' in html
+        assert "no call was stored for it" in html  # greyed, with why
+        assert 'id="dcr-revoke_tasks"' not in html  # no permission: no button
+        # The buttons' form is outside the read-only change form (forms don't nest).
+        assert html.index('id="dcr-actions"') < html.index('id="taskresult_form"')
+
+    def test_group_parent_and_retry_links(self, admin_client: Client) -> None:
+        group = GroupResult.objects.create(group_id="g-1", result="[]")
+        parent = TaskResult.objects.create(task_id="p-1", status="SUCCESS")
+        first = TaskResult.objects.create(
+            task_id="r-0", status="FAILURE", content_type="application/json",
+            meta=json.dumps({"children": [], "group_id": "g-1", "parent_id": "p-1"}),
+        )  # fmt: skip
+        retry = TaskResult.objects.create(task_id="r-1", status="PENDING", retry_of="r-0")
+        html = admin_client.get(change_url(first)).content.decode()
+        assert change_url(group) in html.split('id="dcr-family"')[1].split("</p>")[0]
+        assert change_url(parent) in html.split('id="dcr-family"')[1].split("</p>")[0]
+        assert change_url(retry) in html.split('id="dcr-retries"')[1].split("</p>")[0]
+        back = admin_client.get(change_url(retry)).content.decode()
+        assert change_url(first) in back.split('id="dcr-retry-of"')[1].split("</p>")[0]
+
+    def test_the_list_shows_the_exception_and_labels_its_counts(
+        self, admin_client: Client
+    ) -> None:
+        TaskResult.objects.create(
+            task_id="e-1", status="FAILURE", exception_type="billing.errors.CardDeclined"
+        )
+        html = admin_client.get(changelist_url(TaskResult), {"q": "e-1"}).content.decode()
+        assert '<span title="billing.errors.CardDeclined">CardDeclined</span>' in html
+        assert "results: 1" in html
+        assert "clear the search" in html
+        assert "Show all" not in html
+        assert "times in UTC" in html
+
+    def test_the_job_page_shows_progress_and_cancel(self, admin_client: Client) -> None:
+        job = AdminJob.objects.create(
+            token="j" * 32, action="retry", state="running", total=10, done=4, skipped=1,
+            skipped_why=json.dumps({"no-call": 1}),
+        )  # fmt: skip
+        html = admin_client.get(
+            reverse("admin:django_celery_results_adminjob_change", args=[job.pk])
+        ).content.decode()
+        assert "4 done, 1 skipped, 0 failed of 10" in html
+        assert "no call was stored for it (STORE_CALLS): 1" in html
+        assert 'id="dcr-cancel"' in html
+        assert 'http-equiv="refresh"' in html
+        admin_client.post(reverse("admin:django_celery_results_adminjob_cancel", args=[job.pk]))
+        job.refresh_from_db()
+        assert job.state == "cancelling"

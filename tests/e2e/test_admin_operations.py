@@ -20,7 +20,7 @@ from django_celery_results.testing.router import use_alias
 
 from .conftest import TIMEOUT, Brokers, Combo, Worker, combo_params, running_worker, sender_app
 from .conftest import wait_until as wait_for
-from .test_admin_browser import PASSWORD, T, browser, listed_ids  # noqa: F401 (fixtures)
+from .test_admin_browser import PASSWORD, T, browser, listed_ids, shoot  # noqa: F401 (fixtures)
 
 COMBOS = [
     Combo("default", "generic", "redis", "prefork"),
@@ -90,6 +90,7 @@ def test_retry_from_the_detail_page_links_both_runs(
     failed.get(timeout=TIMEOUT, propagate=False)
     row = TaskResult.objects.get(task_id=failed.id)
     page.goto(f"{live_server.url}/admin/django_celery_results/taskresult/{row.pk}/change/")
+    shoot(page, f"admin-detail-actions-{combo.alias}")
     page.click("#dcr-retry_tasks")
     page.wait_for_selector("#dcr-preview")
     assert page.inner_text("#dcr-preview-count") == "Task results that match: 1."
@@ -186,12 +187,10 @@ def test_bulk_retry_of_every_matching_failure_at_a_rate(
     page.click("button[name=index]")
     page.wait_for_selector("#dcr-preview")
     assert page.inner_text("#dcr-preview-count") == f"Task results that match: {BULK}."
+    shoot(page, f"admin-preview-{combo.alias}")
     page.click("#dcr-confirm")
     page.wait_for_selector("#dcr-job-progress")
-    # The same confirmation posted again (a re-POST) starts nothing more.
-    page.go_back()
-    page.click("#dcr-confirm")
-    page.wait_for_selector("#dcr-job-progress")
+    shoot(page, f"admin-job-{combo.alias}")
     job = wait_for(
         lambda: AdminJob.objects.filter(state__in=("done", "failed", "cancelled")).first(),
         what="the bulk job's end",
@@ -212,3 +211,51 @@ def test_bulk_retry_of_every_matching_failure_at_a_rate(
     assert f"on {BULK} task result(s)" in entries[0].change_message
     assert "status__exact=FAILURE" in entries[0].change_message
     assert f"retry done: {BULK} done, 0 skipped, 0 failed of {BULK}" in entries[1].change_message
+
+
+#: What the layout check reads: the page's width, and every cell whose text overflows it.
+LAYOUT = """() => ({
+    width: document.documentElement.scrollWidth,
+    overflowing: [...document.querySelectorAll('#result_list th, #result_list td')]
+        .filter(cell => cell.scrollWidth > cell.clientWidth + 1)
+        .map(cell => cell.className + ': ' + cell.textContent.trim()),
+    breaking: [...document.querySelectorAll('#result_list th, #result_list td, .dcr-summary')]
+        .map(cell => getComputedStyle(cell))
+        .filter(style => style.wordBreak === 'break-all' || style.overflowWrap === 'anywhere')
+        .length,
+})"""
+
+
+def test_the_russian_admin_fits_1440_pixels_without_breaking_words(
+    browser: Any,  # noqa: F811
+    live_server: Any,
+    sender: Celery,
+    worker: Worker,
+    combo: Combo,
+    django_user_model: Any,
+) -> None:
+    failed = sender.send_task(T + "fail", args=("Недостаточно средств на карте",))
+    failed.get(timeout=TIMEOUT, propagate=False)
+    django_user_model.objects.create_superuser("ru", "ru@example.com", PASSWORD)
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="ru-RU")
+    opened = context.new_page()
+    try:
+        opened.goto(f"{live_server.url}/admin/login/")
+        opened.fill("#id_username", "ru")
+        opened.fill("#id_password", PASSWORD)
+        opened.click("input[type=submit]")
+        opened.goto(f"{live_server.url}/admin/django_celery_results/taskresult/")
+        assert "Задача" in opened.inner_text("#result_list thead") or "ID" in opened.inner_text(
+            "#result_list thead"
+        )
+        measured = opened.evaluate(LAYOUT)
+        assert measured["width"] <= 1440, measured
+        assert measured["overflowing"] == [], measured
+        assert measured["breaking"] == 0, measured
+        shoot(opened, "admin-list-ru")
+        row = TaskResult.objects.get(task_id=failed.id)
+        opened.goto(f"{live_server.url}/admin/django_celery_results/taskresult/{row.pk}/change/")
+        assert opened.evaluate("document.documentElement.scrollWidth") <= 1440
+        assert "Повторить" in opened.inner_text("#dcr-actions")
+    finally:
+        context.close()

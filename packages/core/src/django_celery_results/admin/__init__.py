@@ -228,25 +228,25 @@ class TaskResultAdmin(_TaskResultAdminBase):
             context["suggestions"] = search.suggested_names(database, changelist.query)  # type: ignore[index]
         return response
 
-    def change_view(
+    def render_change_form(
         self,
         request: HttpRequest,
-        object_id: str,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
         form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+        obj: TaskResult | None = None,
     ) -> HttpResponse:
         """The task, with a summary on top and its name and id as the heading."""
-        context = dict(extra_context or {})
-        found = self.get_object(request, object_id)
-        if found is not None and not ALLOW_EDITS:
+        if obj is not None and not ALLOW_EDITS:
             try:
-                context["summary"] = summary.summary(found, timezone.now())
+                context["summary"] = summary.summary(obj, timezone.now())
             except Exception:  # one unreadable row never takes its page down
-                logger.exception("The summary of task %s could not be read", found.task_id)
-            context["subtitle"] = f"{found.task_name or gettext('Task')} {found.task_id}"
-            context["buttons"] = self.buttons(request, found)
-            context["runs"] = summary.runs(found)
-        return super().change_view(request, object_id, form_url, context)
+                logger.exception("The summary of task %s could not be read", obj.task_id)
+            context["subtitle"] = f"{obj.task_name or gettext('Task')} {obj.task_id}"
+            context["buttons"] = self.buttons(request, obj)
+            context["runs"] = summary.runs(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def buttons(self, request: HttpRequest, task: TaskResult) -> list[dict[str, Any]]:
         """The detail page's actions the user may take on ``task``, and why others can't."""
@@ -529,18 +529,18 @@ class GroupResultAdmin(_GroupResultAdminBase):
         """Every field, unless ``ALLOW_EDITS`` is on."""
         return self.readonly_fields if ALLOW_EDITS else self.fields
 
-    def change_view(
+    def render_change_form(
         self,
         request: HttpRequest,
-        object_id: str,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
         form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+        obj: GroupResult | None = None,
     ) -> HttpResponse:
         """The group, then its members with their states, and how far it is."""
-        found = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if found is not None:
-            listed = groups.members(found)
+        if obj is not None:
+            listed = groups.members(obj)
             context.update(
                 members=[
                     {
@@ -553,7 +553,7 @@ class GroupResultAdmin(_GroupResultAdminBase):
                 progress=listed,
                 max_members=groups.MAX_MEMBERS,
             )
-        return super().change_view(request, object_id, form_url, context)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[GroupResult], search_term: str

@@ -207,28 +207,27 @@ class AdminJobAdmin(_AdminJobAdminBase):
         own = [path("<int:job_id>/cancel/", view, name="django_celery_results_adminjob_cancel")]
         return own + super().get_urls()
 
-    def change_view(
+    def render_change_form(
         self,
         request: HttpRequest,
-        object_id: str,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
         form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+        obj: AdminJob | None = None,
     ) -> HttpResponse:
         """The job, with its progress and, for who may run its action, Cancel."""
-        context = dict(extra_context or {})
-        found = self.get_object(request, object_id)
-        if found is not None:
+        if obj is not None:
+            handled = obj.done + obj.skipped + obj.failed
             context.update(
-                job=found,
-                percent=int(
-                    100 * (found.done + found.skipped + found.failed) / max(found.total, 1)
-                ),
-                skipped_reasons=_reasons(found),
-                can_cancel=found.state in ("queued", "running")
-                and has_action_permission(request, found.action),
-                running=found.state not in jobs.FINISHED,
+                job=obj,
+                percent=int(100 * handled / max(obj.total, 1)),
+                skipped_reasons=_reasons(obj),
+                can_cancel=obj.state in ("queued", "running")
+                and has_action_permission(request, obj.action),
+                running=obj.state not in jobs.FINISHED,
             )
-        return super().change_view(request, object_id, form_url, context)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def cancel_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
         """POST: ask the job to stop (needs its action's permission)."""

@@ -47,19 +47,19 @@ class WorkerAdmin(_WorkerAdminBase):
     readonly_fields = fields
     change_form_template = "admin/django_celery_results/worker/change_form.html"
 
-    def change_view(
+    def render_change_form(
         self,
         request: HttpRequest,
-        object_id: str,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
         form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+        obj: Worker | None = None,
     ) -> HttpResponse:
         """The worker, then its running tasks and its latest finished ones."""
-        found = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if found is not None:
-            context.update(worker_tasks(found, found.now))  # type: ignore[attr-defined]
-        return super().change_view(request, object_id, form_url, context)
+        if obj is not None:
+            context.update(worker_tasks(obj, obj.now))  # type: ignore[attr-defined]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         """Each row with the database's clock: states and ages are by its time."""

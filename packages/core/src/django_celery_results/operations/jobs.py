@@ -210,6 +210,13 @@ def finish(job_id: int, database: str, state: str, *, error: str = "") -> None:
     AdminJobItem._default_manager.using(database).filter(job_id=job_id).delete()
     if ended:
         job = jobs.get(pk=job_id)
+        lost = job.total - job.done - job.skipped - job.failed
+        if state == "done" and lost > 0:
+            # Claimed by a runner that was lost before it acted: never acted on twice.
+            job.error = (
+                f"{lost} row(s) were claimed by a runner that was lost; they were not acted on."
+            )
+            jobs.filter(pk=job_id).update(error=job.error)
         audit(job, CHANGE, describe_end(job))
 
 
@@ -259,7 +266,11 @@ def selection_query(keys: Sequence[Any]) -> str:
     return f"selected ids: {shown}{more}"
 
 
-@shared_task(name=TASK_NAME, bind=True, ignore_result=True)
+# acks_late: a worker lost mid-slice leaves the message with the broker, which delivers
+# it again; the next runner goes on from the items left.
+@shared_task(
+    name=TASK_NAME, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True
+)
 def run_admin_job(self: Any, job_id: int, database: str = "default") -> None:
     """Run an admin job for a slice of time; a new task continues it."""
     if run(job_id, database):

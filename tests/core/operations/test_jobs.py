@@ -139,3 +139,17 @@ def test_a_job_no_broker_can_take_fails_and_says_so(user: User) -> None:
     assert job.state == "failed"
     assert "could not be sent to a worker" in job.error
     assert job.key is None
+
+
+def test_rows_a_lost_runner_claimed_are_reported_not_acted_on_twice(
+    app: Celery, user: User
+) -> None:
+    add(3)
+    job, _ = start(user)
+    assert len(jobs.claim(job.pk, "default", 1)) == 1  # a runner that died after claiming
+    with mock.patch.object(app.control, "revoke") as revoke:
+        jobs.run(job.pk, "default", budget=None)
+    assert sum(len(call.args[0]) for call in revoke.call_args_list) == 2
+    job.refresh_from_db()
+    assert (job.state, job.done) == ("done", 2)
+    assert job.error.startswith("1 row(s) were claimed by a runner that was lost")

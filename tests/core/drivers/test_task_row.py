@@ -46,8 +46,9 @@ def test_descriptive_columns_follow_meta_in_field_order() -> None:
 
 def test_columns_are_the_models_columns() -> None:
     model = {field.attname for field in TaskResult._meta.concrete_fields}
-    # The history's bookkeeping is written by its catch-up, never by a write.
-    assert set(TaskRow.COLUMNS) == model - {"id", "rolled_up", "history_mark"}
+    # The history's bookkeeping is written by its catch-up, and ``retry_of`` by the
+    # admin's Retry, never by a worker's write.
+    assert set(TaskRow.COLUMNS) == model - {"id", "rolled_up", "history_mark", "retry_of"}
 
 
 def test_values_follow_the_columns() -> None:

@@ -283,9 +283,15 @@ class TaskResultAdmin(_TaskResultAdminBase):
         own = [path("dashboard/", view, name="django_celery_results_dashboard")]
         return own + super().get_urls()
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        """The actions, without Django's ``delete_selected`` (``delete_tasks`` replaces it)."""
-        found = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        """The actions, without Django's ``delete_selected`` (``delete_tasks`` replaces it).
+
+        ``action_location`` is Django 6.1's (the list, or the change form); 5.2 has none.
+        """
+        if action_location is None:
+            found = super().get_actions(request)
+        else:
+            found = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
         found.pop("delete_selected", None)
         return found
 

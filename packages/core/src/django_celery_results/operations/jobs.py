@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app, shared_task
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -38,6 +37,9 @@ TASK_NAME = "django_celery_results.run_admin_job"
 CHUNK = 100
 #: Seconds one task runs a job before handing over to the next.
 SLICE = 20.0
+#: Django's admin log flags (``django.contrib.admin.models``, imported where used: a
+#: project without the admin still starts its workers, which register the job task).
+ADDITION, CHANGE = 1, 2
 #: States a job ends in.
 FINISHED = ("done", "cancelled", "failed")
 #: Longest list of selected ids a job keeps as its query (the rest are counted).
@@ -225,6 +227,8 @@ def audit(job: AdminJob, flag: int, message: str) -> None:
     if job.user_id is None:
         return
     try:
+        from django.contrib.admin.models import LogEntry
+
         LogEntry.objects.log_actions(
             job.user_id,
             AdminJob._default_manager.using(job._state.db).filter(pk=job.pk),

@@ -121,9 +121,7 @@ class TestConfiguration:
             "exception",
             "done",
             "worker_name",
-            "queue",
-            "waiting",
-            "processing",
+            "times",
         ]
         assert list(model_admin.list_filter) == [
             filters.StatusFilter,

@@ -45,7 +45,7 @@ def test_retry_sends_each_failure_once_and_links_both_ways(app: Celery) -> None:
     assert outcome.done == 1
     new_id = outcome.sent["f-1"]
     send_task.assert_called_once_with(
-        "proj.charge", args=["f-1"], kwargs={"n": 1}, task_id=new_id, queue="billing",
+        "proj.charge", args=("f-1",), kwargs={"n": 1}, task_id=new_id, queue="billing",
         exchange=None, routing_key="billing", serializer="json",
     )  # fmt: skip
     retry = TaskResult.objects.get(task_id=new_id)

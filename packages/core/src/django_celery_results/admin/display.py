@@ -48,10 +48,11 @@ def breakable(name: str | None, second: str | None = None) -> SafeString:
 
     ``second``, when given, follows on a line of its own in small print (a periodic task).
     """
-    if not name:
-        return format_html("{}", "-")
-    parts = re.split(r"(?<=[.@])", name)
-    shown = format_html_join(WBR, "{}", ((part,) for part in parts))
+    if name:
+        parts = re.split(r"(?<=[.@])", name)
+        shown = format_html_join(WBR, "{}", ((part,) for part in parts))
+    else:
+        shown = format_html("{}", "-")
     if second:
         return format_html('{}<br><small class="dcr-second">{}</small>', shown, second)
     return shown

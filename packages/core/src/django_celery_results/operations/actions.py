@@ -118,7 +118,7 @@ def retry(rows: Sequence[TaskResult], app: Any, *, succeeded: bool = False) -> O
             )
             app.send_task(
                 row.task_name,
-                args=call.args,
+                args=tuple(call.args),
                 kwargs=call.kwargs,
                 task_id=new_id,
                 queue=row.queue or None,

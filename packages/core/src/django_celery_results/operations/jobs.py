@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app, shared_task
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -114,7 +114,7 @@ def launch(job: AdminJob, *, inline: bool = False) -> None:
         run(job.pk, database, budget=None)
         return
     try:
-        run_admin_job.apply_async((job.pk, database))
+        run_admin_job.apply_async((job.pk,))
     except Exception as exc:  # the broker is down: say so on the job, release its key
         logger.exception("Admin job %s could not be sent to a worker", job.pk)
         finish(job.pk, database, "failed", error=f"It could not be sent to a worker: {exc}")
@@ -275,7 +275,11 @@ def selection_query(keys: Sequence[Any]) -> str:
 @shared_task(
     name=TASK_NAME, bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True
 )
-def run_admin_job(self: Any, job_id: int, database: str = "default") -> None:
-    """Run an admin job for a slice of time; a new task continues it."""
-    if run(job_id, database):
-        self.apply_async((job_id, database))
+def run_admin_job(self: Any, job_id: int) -> None:
+    """Run an admin job for a slice of time; a new task continues it.
+
+    The job lives beside the results it acts on: the database the project's routers pick
+    for task results, in the worker as in the admin that started it.
+    """
+    if run(job_id, router.db_for_write(TaskResult)):
+        self.apply_async((job_id,))

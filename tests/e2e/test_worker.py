@@ -25,6 +25,7 @@ from .conftest import (
     Worker,
     client_app,
     combo_params,
+    shared,
     wait_until,
 )
 
@@ -32,10 +33,10 @@ T = "demo_app.tasks."
 
 #: Every scenario runs on FULL and, with batched writes, on BATCHED; the smoke set on SMOKE.
 every = pytest.mark.parametrize(
-    "combo", combo_params(FULL + BATCHED + SMOKE), indirect=True, scope="module"
+    "combo", combo_params(FULL + shared(BATCHED) + shared(SMOKE)), indirect=True, scope="module"
 )
 full = pytest.mark.parametrize(
-    "combo", combo_params(FULL + BATCHED), indirect=True, scope="module"
+    "combo", combo_params(FULL + shared(BATCHED)), indirect=True, scope="module"
 )
 
 

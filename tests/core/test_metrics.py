@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -199,4 +200,13 @@ def test_pending_rows_no_live_worker_consumes(admin_client: Client, db_alias: st
         backlog = report.build(timezone.now() - timedelta(hours=1)).backlog
     assert backlog is not None
     assert backlog.unconsumed_queues == {"reports": 2}
+    assert not backlog.unconsumed_capped
     assert json.dumps(backlog.unconsumed_queues)
+    # A key counted only up to the bound says so: the total is a lower bound.
+    with (
+        override_settings(DJANGO_CELERY_RESULTS={"TRACK_PENDING": True}),
+        mock.patch.object(report, "MAX_BACKLOG", 1),
+    ):
+        capped = report.build(timezone.now() - timedelta(hours=1)).backlog
+    assert capped is not None
+    assert (capped.unconsumed, capped.unconsumed_capped) == (1, True)

@@ -129,6 +129,8 @@ class Backlog:
     unconsumed_queues: dict[str, int] = field(default_factory=dict)
     #: The routing keys were judged among the oldest 10,000 such rows only.
     unconsumed_partial: bool = False
+    #: A key's count stopped at :data:`MAX_BACKLOG`: the total is a lower bound ("+").
+    unconsumed_capped: bool = False
 
 
 @dataclass
@@ -406,20 +408,22 @@ def backlog(
 
 def unconsumed(
     pending: QuerySet[TaskResult], until: datetime, consumers: Consumers
-) -> tuple[int | None, dict[str, int], bool]:
+) -> tuple[int | None, dict[str, int], bool, bool]:
     """PENDING rows older than ``UNCONSUMED_AFTER`` no live worker consumes, by routing key.
 
-    Counted exactly, up to :data:`MAX_BACKLOG` per routing key; the keys are those of the
-    oldest such rows (``routing.unconsumed_keys``: the third value says the read stopped
-    at its bound). ``(None, {}, False)`` when routing keys cannot be judged (no worker
+    Counted exactly, up to :data:`MAX_BACKLOG` per routing key (the fourth value says a
+    count stopped there); the keys are those of the oldest such rows
+    (``routing.unconsumed_keys``: the third value says the read stopped at its bound).
+    ``(None, {}, False, False)`` when routing keys cannot be judged (no worker
     registered, or one consumes through a fanout or headers exchange).
     """
     if not consumers.judges:
-        return None, {}, False
+        return None, {}, False, False
     old = pending.filter(date_done__lt=until - app_settings().UNCONSUMED_AFTER)
     keys, partial = unconsumed_keys(old, consumers)
     by_key = {key: old.filter(queue=key).order_by()[:MAX_BACKLOG].count() for key in keys}
-    return sum(by_key.values()), by_key, partial
+    capped = any(count >= MAX_BACKLOG for count in by_key.values())
+    return sum(by_key.values()), by_key, partial, capped
 
 
 def _status(alias: str, behind: bool) -> HistoryStatus:

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import report
 from ..conf import app_settings
-from ..history.backlog import Sample
+from ..history.backlog import MAX_BACKLOG, Sample
 from ..history.windows import Bar
 from ..stats import Spread, TaskStats
 from . import display
@@ -201,6 +201,7 @@ def dashboard_view(model_admin: ModelAdmin[Any], request: HttpRequest) -> Templa
         "title": _("Task results dashboard"),
         "opts": model_admin.model._meta,
         "report": numbers,
+        "max_backlog": MAX_BACKLOG,
         "window": chosen,
         "window_label": label,
         "windows": [(key, name) for key, (_length, name) in WINDOWS.items()],

@@ -849,6 +849,7 @@ class TestOperatingPages:
     def test_the_job_page_shows_progress_and_cancel(self, admin_client: Client) -> None:
         job = AdminJob.objects.create(
             token="j" * 32, action="retry", state="running", total=10, done=4, skipped=1,
+            beat_at=timezone.now(),
             skipped_why=json.dumps({"no-call": 1}),
         )  # fmt: skip
         html = admin_client.get(
@@ -861,3 +862,14 @@ class TestOperatingPages:
         admin_client.post(reverse("admin:django_celery_results_adminjob_cancel", args=[job.pk]))
         job.refresh_from_db()
         assert job.state == "cancelling"
+
+
+@pytest.mark.django_db
+def test_a_stored_call_is_not_shown_to_viewers(admin_client: Client) -> None:
+    row = TaskResult.objects.create(
+        task_id="c-1", status="FAILURE", content_type="application/json",
+        meta=json.dumps({"children": [], "stored_call": {"body": '[["card 4111 1111"], {}]'}}),
+    )  # fmt: skip
+    html = admin_client.get(change_url(row)).content.decode()
+    assert "4111" not in html
+    assert "stored for Retry" in html

@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from django_celery_results.models import AdminJob, GroupResult, TaskResult
 
@@ -173,7 +174,9 @@ def test_retrying_needs_the_retry_permission(
 @pytest.mark.django_db
 @pytest.mark.parametrize("user", list(USERS))
 def test_cancelling_a_job_needs_its_action_permission(user: str) -> None:
-    job = AdminJob.objects.create(token="t" * 32, action="revoke", state="running")
+    job = AdminJob.objects.create(
+        token="t" * 32, action="revoke", state="running", beat_at=timezone.now()
+    )
     client_for(user).post(admin_url("adminjob_cancel", job.pk))
     job.refresh_from_db()
     assert (job.state == "cancelling") == has(user, "revoke_taskresult"), user

@@ -78,6 +78,7 @@ def test_a_failed_send_leaves_no_retry_row(app: Celery) -> None:
 
 
 def test_revoke_marks_tasks_not_started_revoked_at_once(app: Celery) -> None:
+    app.conf.task_track_started = True
     pending, running, done = (
         stored("PENDING", "p-1"),
         stored("STARTED", "r-2"),
@@ -106,3 +107,12 @@ def test_delete_deletes_the_rows(app: Celery) -> None:
     keep = stored("FAILURE", "x-3")
     assert actions.delete(rows).done == 2
     assert list(TaskResult.objects.values_list("pk", flat=True)) == [keep.pk]
+
+
+def test_without_track_started_a_pending_row_is_left_to_its_worker(app: Celery) -> None:
+    # A running task's row reads PENDING too: writing REVOKED would be wrong.
+    pending = stored("PENDING", "p-2")
+    with mock.patch.object(app.control, "revoke") as revoke:
+        assert actions.revoke([pending], app).done == 1
+    revoke.assert_called_once_with(["p-2"])
+    assert TaskResult.objects.get(task_id="p-2").status == "PENDING"

@@ -60,6 +60,8 @@ def test_pickle_is_never_decoded(app: Celery) -> None:
         ({"body": "[1, 2", "content_type": "application/json"}, "cannot be decoded"),
         ({"body": "[1, 2]", "content_type": "application/json"}, "not \\(args, kwargs\\)"),
         ({"body": "x", "content_type": "application/x-yaml", "serializer": "yaml"}, "not accept"),
+        # The stored serializer field is not trusted: the content type names the decoder.
+        ({"body": "x", "content_type": "application/x-yaml", "serializer": "json"}, "not accept"),
     ],
 )
 def test_a_broken_call_says_why(app: Celery, stored: Any, why: str) -> None:

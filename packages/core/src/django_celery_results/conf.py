@@ -99,6 +99,8 @@ class AppSettings:
     STORE_CALLS: bool | tuple[str, ...] = False
     #: Rows per second the admin's background jobs act on (retry, revoke, terminate, delete).
     ADMIN_ACTION_RATE: float = 50.0
+    #: Most rows one admin job may act on (its rows are fixed in one statement).
+    ADMIN_ACTION_MAX_ROWS: int = 1_000_000
 
 
 _SPAN = "a timedelta or a number of seconds"
@@ -160,6 +162,7 @@ _EXPECTED: dict[str, tuple[tuple[type, ...], str]] = {
     ),
     "STORE_CALLS": ((bool, list, tuple), "True, False or a list of task names"),
     "ADMIN_ACTION_RATE": ((int, float), "a number of rows per second > 0 and <= 100000"),
+    "ADMIN_ACTION_MAX_ROWS": ((int,), "a whole number from 1 to 100000000"),
 }
 #: Numeric keys: (smallest, largest, whether the smallest itself is refused).
 _RANGES: dict[str, tuple[float, float, bool]] = {
@@ -177,6 +180,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "UNCONSUMED_AFTER": (0, MAX_SPAN.total_seconds(), True),
     "METRICS_MAX_LABEL_VALUES": (1, 10_000, False),
     "ADMIN_ACTION_RATE": (0, 100_000, True),
+    "ADMIN_ACTION_MAX_ROWS": (1, 100_000_000, False),
 }
 _BATCH_KEYS: dict[str, tuple[tuple[type, ...], str, float]] = {
     "max_delay_ms": ((int, float), "a number of milliseconds > 0 and <= 60000", 60_000),

@@ -657,6 +657,8 @@ class AdminJob(models.Model):
     skipped_why = models.TextField(default="{}")
     error = models.TextField(default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    #: When a runner last counted a chunk: a running job silent for long lost its runner.
+    beat_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
 
     class Meta:
@@ -680,6 +682,8 @@ class AdminJobItem(models.Model):
     class Meta:
         """Table information."""
 
+        # A runner takes the job's items in order, a chunk at a time.
+        indexes = [models.Index(fields=["job", "id"], name="django_cele_job_item_idx")]
         verbose_name = _("admin job item")
         verbose_name_plural = _("admin job items")
 

@@ -252,7 +252,12 @@ class TaskResultAdmin(_TaskResultAdminBase):
         """The detail page's actions the user may take on ``task``, and why others can't."""
         shown = []
         for action, name in operate.NAMES.items():
-            if not operate.has_action_permission(request, action):
+            allowed = (
+                self.has_delete_permission(request, task)
+                if action == "delete"
+                else operate.has_action_permission(request, action)
+            )
+            if not allowed:
                 continue
             why = None
             if action == "retry":
@@ -401,8 +406,13 @@ class TaskResultAdmin(_TaskResultAdminBase):
     @admin.display(description=_("Task Meta Information"))
     @display.guarded
     def meta_data(self, obj: TaskResult) -> SafeString:
-        """The meta (children, and a custom state's fields), as indented JSON."""
-        return display.decoded(obj.meta, obj.content_type)
+        """The meta (children, and a custom state's fields), as indented JSON.
+
+        A stored call (``STORE_CALLS``) shows only as a note of its size.
+        """
+        return display.decoded(
+            display.meta_without_call(obj.meta, obj.content_type), obj.content_type
+        )
 
     @admin.display(description=_("Traceback"))
     @display.guarded

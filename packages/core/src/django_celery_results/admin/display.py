@@ -16,6 +16,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, gettext_lazy
 
+from ..operations.calls import META_KEY
+
 logger = logging.getLogger(__name__)
 Shown = TypeVar("Shown")
 
@@ -183,6 +185,27 @@ def decoded(text: str | None, content_type: str | None = "application/json") -> 
         return preformatted(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
     except (ValueError, TypeError, RecursionError):  # not JSON, or nested too deep to show
         return preformatted(text)
+
+
+def meta_without_call(text: str | None, content_type: str | None) -> str | None:
+    """A row's meta with its stored call (``STORE_CALLS``) replaced by a note of its size.
+
+    The call holds the task's real arguments, which Celery's display repr may mask on
+    purpose: viewing a result does not show them.
+    """
+    if not text or content_type not in (None, "application/json") or META_KEY not in text:
+        return text
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+    if not isinstance(value, dict) or META_KEY not in value:
+        return text
+    size = len(json.dumps(value[META_KEY]))
+    value[META_KEY] = gettext("(stored for Retry, %(size)d characters, not shown)") % {
+        "size": size
+    }
+    return json.dumps(value)
 
 
 def preformatted(text: str | None) -> SafeString:

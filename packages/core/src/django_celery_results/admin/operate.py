@@ -134,14 +134,28 @@ def _confirmed(
 ) -> HttpResponse:
     selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
     query = request.GET.urlencode() if across else jobs.selection_query(selected)
-    job, new = jobs.start(
-        queryset,
-        action=action,
-        options=options,
-        query=query or "",
-        token=request.POST[CONFIRM][:32],
-        user=request.user,
-    )
+    try:
+        job, new = jobs.start(
+            queryset,
+            action=action,
+            options=options,
+            query=query or "",
+            token=request.POST[CONFIRM][:32],
+            user=request.user,
+            # Hand-picked rows are the job's identity in full, not the ids it shows.
+            scope=None if across else ",".join(sorted(selected)),
+        )
+    except jobs.TooMany as refused:
+        model_admin.message_user(
+            request,
+            gettext(
+                "More than %(n)s task results match: nothing was started. Filter the list "
+                "further, or raise DJANGO_CELERY_RESULTS['ADMIN_ACTION_MAX_ROWS']."
+            )
+            % {"n": f"{refused.args[0]:,}"},
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(request.get_full_path())
     if not new:
         model_admin.message_user(
             request, gettext("This job was already started: here it is."), messages.WARNING

@@ -43,6 +43,7 @@ class Migration(migrations.Migration):
                 ('skipped_why', models.TextField(default='{}')),
                 ('error', models.TextField(default='')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('beat_at', models.DateTimeField(null=True)),
                 ('finished_at', models.DateTimeField(null=True)),
             ],
             options={
@@ -99,5 +100,9 @@ class Migration(migrations.Migration):
             model_name='adminjobitem',
             name='job',
             field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='django_celery_results.adminjob'),
+        ),
+        migrations.AddIndex(
+            model_name='adminjobitem',
+            index=models.Index(fields=['job', 'id'], name='django_cele_job_item_idx'),
         ),
     ]

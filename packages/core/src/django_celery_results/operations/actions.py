@@ -144,8 +144,10 @@ def revoke(
 ) -> Outcome:
     """Revoke the unfinished rows' tasks (terminating running ones if asked), in one broadcast.
 
-    A task not started yet shows REVOKED at once; workers skip it when it arrives (and
-    forget revokes on restart unless they run with ``--statedb``).
+    A task not started yet shows REVOKED at once, when the project tracks starts
+    (``task_track_started``: without it a running task's row reads PENDING too, and is
+    left for its worker to write); workers skip it when it arrives (and forget revokes on
+    restart unless they run with ``--statedb``).
     """
     outcome = Outcome()
     live = [row for row in rows if row.status not in states.READY_STATES]
@@ -162,7 +164,8 @@ def revoke(
         logger.exception("Revoking tasks %s failed", ids)
         outcome.failed += len(ids)
         return outcome
-    mark_revoked([row for row in live if row.status in NOT_STARTED], app)
+    if app.conf.task_track_started:
+        mark_revoked([row for row in live if row.status in NOT_STARTED], app)
     outcome.done += len(ids)
     return outcome
 

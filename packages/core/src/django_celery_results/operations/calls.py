@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from kombu.serialization import dumps, loads
+from kombu.serialization import dumps, loads, registry
 
 from ..conf import app_settings
 
@@ -82,11 +82,13 @@ def decode(app: Any, stored: Any) -> Call:
     if not isinstance(stored, dict) or "body" not in stored:
         raise ValueError("no call was stored for it (STORE_CALLS was off)")
     content_type = str(stored.get("content_type") or "")
-    if stored.get("serializer") == "pickle" or content_type == PICKLE:
+    # The serializer is named by the content type, through kombu's registry: the stored
+    # "serializer" field is not trusted to say what the bytes are.
+    name = registry.type_to_name.get(content_type)
+    if name == "pickle" or content_type == PICKLE or stored.get("serializer") == "pickle":
         raise ValueError("its call is stored as pickle, which the admin never decodes")
     accepted = set(app.conf.accept_content or ())
-    named = any(content_type == kind or content_type.endswith(f"/{kind}") for kind in accepted)
-    if not named and stored.get("serializer") not in accepted:
+    if name is None or not ({name, content_type} & accepted):
         raise ValueError(f"its call is stored as {content_type}, which workers do not accept")
     body = stored["body"]
     if stored.get("binary"):
@@ -96,7 +98,7 @@ def decode(app: Any, stored: Any) -> Call:
             body,
             content_type,
             str(stored.get("content_encoding") or "utf-8"),
-            accept=list(accepted | {content_type}),
+            accept=[content_type],
         )
         args, kwargs = decoded
     except Exception as exc:  # a broken payload is a reason, never a crash
@@ -108,5 +110,5 @@ def decode(app: Any, stored: Any) -> Call:
         kwargs,
         str(stored.get("exchange") or ""),
         str(stored.get("routing_key") or ""),
-        str(stored.get("serializer") or app.conf.task_serializer),
+        name,
     )

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from celery import current_app, shared_task
@@ -40,6 +41,9 @@ SLICE = 20.0
 #: Django's admin log flags (``django.contrib.admin.models``, imported where used: a
 #: project without the admin still starts its workers, which register the job task).
 ADDITION, CHANGE = 1, 2
+#: A running job with no chunk counted for this long lost its runner.
+LOST_AFTER = timedelta(seconds=3 * SLICE + 60)
+LOST_RUNNER = "Its runner was lost: no chunk was counted for minutes."
 #: States a job ends in.
 FINISHED = ("done", "cancelled", "failed")
 #: Longest list of selected ids a job keeps as its query (the rest are counted).
@@ -52,6 +56,10 @@ def key_of(action: str, options: dict[str, Any], query: str, database: str) -> s
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+class TooMany(ValueError):
+    """More rows match than ``ADMIN_ACTION_MAX_ROWS``: nothing was started."""
+
+
 def start(
     queryset: QuerySet[TaskResult],
     *,
@@ -60,14 +68,26 @@ def start(
     query: str,
     token: str,
     user: Any,
+    scope: str | None = None,
 ) -> tuple[AdminJob, bool]:
     """Fix the rows of ``queryset`` as a new job; return it and whether it is new.
 
-    A job with the same token, or the same key still running, is returned instead.
+    The job and its rows live in the database the routers pick for writing task results
+    (where the workers look for it). A job with the same token, or the same key
+    (``scope``, by default ``query``) still running, is returned instead; one whose
+    runner was lost is ended first. :class:`TooMany` when more rows match than
+    ``ADMIN_ACTION_MAX_ROWS``.
     """
-    database = queryset.db
+    database = router.db_for_write(TaskResult)
+    queryset = queryset.using(database)
+    limit = app_settings().ADMIN_ACTION_MAX_ROWS
+    if queryset.order_by()[: limit + 1].count() > limit:
+        raise TooMany(limit)
     jobs = AdminJob._default_manager.using(database)
-    key = key_of(action, options, query, database)
+    key = key_of(action, options, query if scope is None else scope, database)
+    running = ("running", "cancelling")
+    for stale in jobs.filter(key=key, state__in=running, beat_at__lt=timezone.now() - LOST_AFTER):
+        finish(stale.pk, database, "failed", error=LOST_RUNNER)
     try:
         with transaction.atomic(using=database):
             job = jobs.create(
@@ -78,6 +98,7 @@ def start(
                 query=query,
                 user_id=getattr(user, "pk", None),
                 username=str(getattr(user, "username", "") or ""),
+                beat_at=timezone.now(),
             )
             job.total = _fix_rows(job, queryset)
             job.save(update_fields=["total"])
@@ -126,7 +147,7 @@ def run(job_id: int, database: str, *, budget: float | None = SLICE) -> bool:
     job = jobs.filter(pk=job_id).first()
     if job is None or job.state in FINISHED:
         return False
-    jobs.filter(pk=job_id, state="queued").update(state="running")
+    jobs.filter(pk=job_id, state="queued").update(state="running", beat_at=timezone.now())
     options = json.loads(job.options or "{}")
     rate = app_settings().ADMIN_ACTION_RATE
     chunk = max(1, min(CHUNK, int(rate)))
@@ -137,6 +158,8 @@ def run(job_id: int, database: str, *, budget: float | None = SLICE) -> bool:
             return False
         started = time.monotonic()
         keys = claim(job_id, database, chunk)
+        if keys is None:  # another runner holds the next items: leave them to it
+            return True
         if not keys:
             finish(job_id, database, "done")
             return False
@@ -150,13 +173,19 @@ def run(job_id: int, database: str, *, budget: float | None = SLICE) -> bool:
         outcome.skipped["gone"] += len(keys) - len(rows)
         count(job_id, database, outcome)
         pause = started + len(keys) / rate - time.monotonic()
+        if deadline is not None:
+            pause = min(pause, deadline - time.monotonic())
         if pause > 0:
             time.sleep(pause)
     return True
 
 
-def claim(job_id: int, database: str, size: int) -> list[int]:
-    """Take up to ``size`` of the job's items (deleting them): each is acted on once."""
+def claim(job_id: int, database: str, size: int) -> list[int] | None:
+    """Take up to ``size`` of the job's items (deleting them): each is acted on once.
+
+    ``[]`` when none are left; None when another runner holds them (a redelivered task
+    beside its successor), so this one leaves the job to it.
+    """
     items = AdminJobItem._default_manager.using(database)
     for _ in range(5):
         with transaction.atomic(using=database):
@@ -169,7 +198,7 @@ def claim(job_id: int, database: str, size: int) -> list[int]:
             if deleted == len(chosen):
                 return [result for _, result in chosen]
             transaction.set_rollback(True)  # another runner took some: take others
-    return []
+    return None
 
 
 def count(job_id: int, database: str, outcome: Outcome) -> None:
@@ -192,12 +221,18 @@ def count(job_id: int, database: str, outcome: Outcome) -> None:
 
 
 def cancel(job: AdminJob) -> bool:
-    """Ask a running job to stop before its next chunk; False if it has finished."""
-    jobs = AdminJob._default_manager.using(job._state.db)
-    asked = jobs.filter(pk=job.pk, state__in=("queued", "running")).update(state="cancelling")
-    if asked and job.state == "queued":
-        # Nothing may ever run it (no worker): a queued job is cancelled at once.
-        finish(job.pk, job._state.db or "default", "cancelled")
+    """Ask a running job to stop before its next chunk; False if it has finished.
+
+    A job nothing runs (still queued, or its runner lost: no chunk counted for
+    :data:`LOST_AFTER`) is cancelled at once.
+    """
+    database = job._state.db or "default"
+    jobs = AdminJob._default_manager.using(database)
+    live = ("queued", "running", "cancelling")
+    asked = jobs.filter(pk=job.pk, state__in=live).update(state="cancelling")
+    stale = job.beat_at is None or job.beat_at < timezone.now() - LOST_AFTER
+    if asked and (job.state == "queued" or stale):
+        finish(job.pk, database, "cancelled")
     return bool(asked)
 
 
@@ -229,13 +264,15 @@ def audit(job: AdminJob, flag: int, message: str) -> None:
     try:
         from django.contrib.admin.models import LogEntry
 
-        LogEntry.objects.log_actions(
-            job.user_id,
-            AdminJob._default_manager.using(job._state.db).filter(pk=job.pk),
-            flag,
-            change_message=message,
-            single_object=True,
-        )
+        # A savepoint: a refused log entry must not spoil the request's transaction.
+        with transaction.atomic(using=router.db_for_write(LogEntry)):
+            LogEntry.objects.log_actions(
+                job.user_id,
+                AdminJob._default_manager.using(job._state.db).filter(pk=job.pk),
+                flag,
+                change_message=message,
+                single_object=True,
+            )
     except Exception:  # the log is a record, not a condition: the job's own row stays
         logger.exception("The admin log could not record job %s: %s", job.pk, message)
 
@@ -281,5 +318,10 @@ def run_admin_job(self: Any, job_id: int) -> None:
     The job lives beside the results it acts on: the database the project's routers pick
     for task results, in the worker as in the admin that started it.
     """
-    if run(job_id, router.db_for_write(TaskResult)):
-        self.apply_async((job_id,))
+    database = router.db_for_write(TaskResult)
+    try:
+        if run(job_id, database):
+            self.apply_async((job_id,))
+    except Exception as exc:  # a job whose runner fails ends, saying why: never "running"
+        logger.exception("Admin job %s failed", job_id)
+        finish(job_id, database, "failed", error=f"{type(exc).__name__}: {exc}")

@@ -23,7 +23,7 @@ from django_celery_results.models import Worker as WorkerRow
 from django_celery_results.testing.router import use_alias
 from django_celery_results.workers.lifeline import SETTLED
 
-from .conftest import Brokers, Combo, Worker, client_app, combo_params, wait_until
+from .conftest import Brokers, Combo, Worker, client_app, combo_params, shared, wait_until
 from .proxy import TcpProxy
 
 HEARTBEAT, GRACE = 0.5, 2.0
@@ -42,6 +42,7 @@ RABBITMQ = [
     Combo("postgres", "vendor", "rabbitmq", "prefork"),
     Combo("mysql", "vendor", "rabbitmq", "prefork"),
 ]
+#: Under .ci/run each version leg takes one of these (``shared``): both legs, both servers.
 SERVERS = [
     Combo("postgres", "vendor", "redis", "prefork"),
     Combo("mysql", "vendor", "redis", "prefork"),
@@ -184,7 +185,7 @@ def test_a_live_worker_s_long_task_is_never_settled_even_with_its_clock_off(
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-@combos(RABBITMQ)
+@combos(shared(RABBITMQ))
 def test_an_acks_late_task_ends_with_its_redelivered_run(cluster: Cluster, combo: Combo) -> None:
     """RabbitMQ requeues a lost worker's unacknowledged task: the other worker's run wins."""
     queue = f"e2e-{cluster.tag}-shared"
@@ -199,7 +200,7 @@ def test_an_acks_late_task_ends_with_its_redelivered_run(cluster: Cluster, combo
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-@combos(SERVERS)
+@combos(shared(SERVERS))
 def test_a_database_outage_declares_no_one_lost(cluster: Cluster, combo: Combo) -> None:
     """Every worker cut off from the database for 4x the grace: no task is settled."""
     proxy = TcpProxy(SERVER_PORTS[combo.alias])

@@ -14,9 +14,10 @@ Then ``bench/admin_pages.py`` runs under our Python and under upstream 2.6.0's
 virtualenv (the same one ``bench/run.py`` builds), logs a superuser in with Django's
 test client and times each page: the unfiltered list, by state, by task name, an id
 search (ours also: an id prefix, a term that is no id, a name prefix, an exception type,
-and a term that finds nothing and suggests names), a deep page (ours: the keyset cursor at the table's middle row; upstream: the
-page number at the middle, which is all it has), a detail page, our dashboard over each
-window (15 minutes to 30 days) and one ``/metrics`` scrape. Printed: median milliseconds
+and a term that finds nothing and suggests names), a deep page (ours: the keyset cursor
+at the table's middle row; upstream: the page number at the middle, which is all it
+has), a detail page, our dashboard over each window (15 minutes to 30 days) and one
+``/metrics`` scrape. Printed: median milliseconds
 per page, and full size over small for each.
 
 Before the pages are timed, the minutes from the newest seeded row to now are seeded at

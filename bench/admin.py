@@ -267,6 +267,11 @@ def prepare(
         f"({counted['rows'] / max(counted['s'], 1e-9):,.0f} rows/s)",
         flush=True,
     )
+    # As ``celery_results_history`` ends: counting rewrote every row, and a table left to
+    # autovacuum is timed while autovacuum works through it.
+    connection = server.connect(name)
+    server.refresh_statistics(connection.cursor())
+    connection.close()
     server.quiesce()
     return name
 

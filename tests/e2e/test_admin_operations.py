@@ -49,8 +49,13 @@ def worker(
 
 @pytest.fixture
 def sender(worker: Worker, combo: Combo) -> Iterator[Celery]:
-    """The sender's app, current and default (the live server's thread sends with it)."""
+    """The sender's app, current and default (the live server's thread sends with it).
+
+    Configured as the project's own app is (the demo tracks starts): the admin writes
+    REVOKED at once only for a project that tracks starts.
+    """
     with sender_app(worker, combo, {}) as app:
+        app.conf.task_track_started = True
         before = _state.default_app
         _state.default_app = app
         try:

@@ -146,9 +146,9 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
         # and its parent. A task sent on its own has neither (the usual, constant meta).
         if request is not None:
             group, parent = getattr(request, "group", None), getattr(request, "parent_id", None)
-            if group:
+            if group and isinstance(group, str):  # not a test's mock request's attribute
                 meta["group_id"] = group
-            if parent:
+            if parent and isinstance(parent, str):
                 meta["parent_id"] = parent
         if request is not None and app_settings().STORE_CALLS:
             call = calls.encode(self.app, request)

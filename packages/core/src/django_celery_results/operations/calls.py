@@ -49,7 +49,7 @@ def encode(app: Any, request: Any) -> dict[str, Any] | None:
     """The call of ``request`` (a worker's task request), or None when not wanted or unknown."""
     name = getattr(request, "task", None)
     args, kwargs = getattr(request, "args", None), getattr(request, "kwargs", None)
-    if not wanted(name) or args is None:
+    if not isinstance(name, str) or not wanted(name) or not isinstance(args, list | tuple):
         return None
     task = app.tasks.get(name)
     serializer = getattr(task, "serializer", None) or app.conf.task_serializer

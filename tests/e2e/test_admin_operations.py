@@ -20,7 +20,7 @@ from django_celery_results.testing.router import use_alias
 
 from .conftest import TIMEOUT, Brokers, Combo, Worker, combo_params, running_worker, sender_app
 from .conftest import wait_until as wait_for
-from .test_admin_browser import PASSWORD, T, browser, listed_ids, shoot  # noqa: F401 (fixtures)
+from .test_admin_browser import PASSWORD, T, browser, listed_ids, page, shoot  # noqa: F401 (fixtures)
 
 COMBOS = [
     Combo("default", "generic", "redis", "prefork"),
@@ -64,24 +64,6 @@ def sender(worker: Worker, combo: Combo) -> Iterator[Celery]:
             _state.default_app = before
 
 
-@pytest.fixture
-def page(browser: Any, live_server: Any, django_user_model: Any, combo: Combo) -> Any:  # noqa: F811
-    """A logged-in admin page, 1400 by 900 pixels."""
-    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
-    opened = context.new_page()
-    opened.set_default_timeout(TIMEOUT * 1000 / 3)
-    opened.goto(f"{live_server.url}/admin/login/")
-    opened.fill("#id_username", "admin")
-    opened.fill("#id_password", PASSWORD)
-    opened.click("input[type=submit]")
-    opened.wait_for_selector("#site-name")
-    try:
-        yield opened
-    finally:
-        context.close()
-
-
 def ran(app: Celery, worker: Worker, name: str) -> int:
     """How many ``name`` tasks the worker ran (its own count, ``inspect stats``)."""
     stats = app.control.inspect(timeout=5).stats() or {}
@@ -89,7 +71,11 @@ def ran(app: Celery, worker: Worker, name: str) -> int:
 
 
 def test_retry_from_the_detail_page_links_both_runs(
-    page: Any, live_server: Any, sender: Celery, worker: Worker, combo: Combo
+    page: Any,  # noqa: F811
+    live_server: Any,
+    sender: Celery,
+    worker: Worker,
+    combo: Combo,
 ) -> None:
     failed = sender.send_task(T + "fail", args=("retry me",))
     failed.get(timeout=TIMEOUT, propagate=False)
@@ -115,7 +101,11 @@ def test_retry_from_the_detail_page_links_both_runs(
 
 
 def test_a_success_is_retried_only_when_asked(
-    page: Any, live_server: Any, sender: Celery, worker: Worker, combo: Combo
+    page: Any,  # noqa: F811
+    live_server: Any,
+    sender: Celery,
+    worker: Worker,
+    combo: Combo,
 ) -> None:
     done = sender.send_task(T + "add", args=(2, 3))
     done.get(timeout=TIMEOUT)
@@ -139,7 +129,11 @@ def test_a_success_is_retried_only_when_asked(
 
 
 def test_revoke_shows_revoked_at_once_and_terminate_stops_a_running_task(
-    page: Any, live_server: Any, sender: Celery, worker: Worker, combo: Combo
+    page: Any,  # noqa: F811
+    live_server: Any,
+    sender: Celery,
+    worker: Worker,
+    combo: Combo,
 ) -> None:
     # PENDING: sent to a queue no worker reads (the row is the sender's PENDING row).
     with sender_app(worker, combo, {"TRACK_PENDING": True}) as tracking:
@@ -178,7 +172,7 @@ def test_revoke_shows_revoked_at_once_and_terminate_stops_a_running_task(
 
 
 def test_bulk_retry_of_every_matching_failure_at_a_rate(
-    page: Any,
+    page: Any,  # noqa: F811
     live_server: Any,
     sender: Celery,
     worker: Worker,

@@ -11,19 +11,21 @@ from django.urls import reverse
 LIST = "admin:django_celery_results_taskresult_changelist"
 
 
+def form(action: str, keys: list[int], across: bool) -> dict[str, Any]:
+    """The list's action form: the action, and the rows (or all of them, ``across``)."""
+    return {
+        "action": action,
+        "index": "0",
+        "select_across": "1" if across else "0",
+        "_selected_action": keys,
+    }
+
+
 def preview(
     client: Client, action: str, keys: list[int], *, across: bool = False, query: str = ""
 ) -> Any:
     """POST an action from the list: the preview page (or a refusal)."""
-    return client.post(
-        reverse(LIST) + query,
-        {
-            "action": action,
-            "index": "0",
-            "select_across": "1" if across else "0",
-            "_selected_action": keys,
-        },
-    )
+    return client.post(reverse(LIST) + query, form(action, keys, across))
 
 
 def confirm(
@@ -45,13 +47,6 @@ def confirm(
         token = found.group(1)
     return client.post(
         reverse(LIST) + query,
-        {
-            "action": action,
-            "index": "0",
-            "select_across": "1" if across else "0",
-            "_selected_action": keys,
-            "dcr_confirm": token,
-            **options,
-        },
+        {**form(action, keys, across), "dcr_confirm": token, **options},
         follow=True,
     )

@@ -193,3 +193,21 @@ def test_a_failing_runner_ends_its_job_failed(user: User) -> None:
     job.refresh_from_db()
     assert job.state == "failed"
     assert "database gone" in job.error
+
+
+def test_each_chunk_counted_is_a_heartbeat(app: Celery, user: User) -> None:
+    """A job that counts chunks is never taken for one whose runner was lost."""
+    add(2)
+    job, _ = start(user)
+    long_ago = timezone.now() - jobs.LOST_AFTER - timedelta(seconds=1)
+    AdminJob.objects.filter(pk=job.pk).update(state="running", beat_at=long_ago)
+    with (
+        override_settings(DJANGO_CELERY_RESULTS={"ADMIN_ACTION_RATE": 1}),
+        mock.patch.object(app.control, "revoke"),
+    ):
+        assert jobs.run(job.pk, "default", budget=0.5) is True
+    job.refresh_from_db()
+    assert job.beat_at is not None
+    assert job.beat_at > long_ago + jobs.LOST_AFTER
+    assert jobs.cancel(job)
+    assert AdminJob.objects.get(pk=job.pk).state == "cancelling"  # live: asked, not ended

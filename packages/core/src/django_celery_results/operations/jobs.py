@@ -209,6 +209,7 @@ def count(job_id: int, database: str, outcome: Outcome) -> None:
         done=F("done") + outcome.done,
         failed=F("failed") + outcome.failed,
         skipped=F("skipped") + skipped,
+        beat_at=timezone.now(),
     )
     if skipped:
         with transaction.atomic(using=database):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,22 +68,31 @@ def browser() -> Iterator[Any]:
             os.environ[ASYNC_UNSAFE] = before
 
 
-@pytest.fixture
-def page(browser: Any, live_server: Any, django_user_model: Any) -> Any:
-    """A logged-in admin page, 1400 by 900 pixels."""
-    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+@contextmanager
+def logged_in(
+    browser: Any, live_server: Any, user_model: Any, username: str, **options: Any
+) -> Iterator[Any]:
+    """A page logged in as a new superuser, in a browser context with ``options``."""
+    user_model.objects.create_superuser(username, f"{username}@example.com", PASSWORD)
+    context = browser.new_context(**{"viewport": {"width": 1400, "height": 900}, **options})
     opened = context.new_page()
     opened.set_default_timeout(TIMEOUT * 1000 / 3)
-    opened.goto(f"{live_server.url}/admin/login/")
-    opened.fill("#id_username", "admin")
-    opened.fill("#id_password", PASSWORD)
-    opened.click("input[type=submit]")
-    opened.wait_for_selector("#site-name")
     try:
+        opened.goto(f"{live_server.url}/admin/login/")
+        opened.fill("#id_username", username)
+        opened.fill("#id_password", PASSWORD)
+        opened.click("input[type=submit]")
+        opened.wait_for_selector("#site-name")
         yield opened
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, django_user_model: Any) -> Iterator[Any]:
+    """A logged-in admin page, 1400 by 900 pixels."""
+    with logged_in(browser, live_server, django_user_model, "admin", locale="en-US") as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -235,24 +245,14 @@ def test_dashboard_in_dark_mode_and_without_javascript(
     browser: Any, live_server: Any, results: dict[str, list[str]], django_user_model: Any
 ) -> None:
     catch_up()
-    django_user_model.objects.create_superuser("dark", "dark@example.com", PASSWORD)
-    context = browser.new_context(
-        viewport={"width": 1400, "height": 900}, color_scheme="dark", java_script_enabled=False
-    )
-    opened = context.new_page()
-    try:
-        opened.goto(f"{live_server.url}/admin/login/")
-        opened.fill("#id_username", "dark")
-        opened.fill("#id_password", PASSWORD)
-        opened.click("input[type=submit]")
+    dark = {"color_scheme": "dark", "java_script_enabled": False}
+    with logged_in(browser, live_server, django_user_model, "dark", **dark) as opened:
         opened.goto(f"{live_server.url}/admin/django_celery_results/taskresult/dashboard/")
         assert opened.inner_text("[data-figure=total]") != ""
         text = opened.eval_on_selector("#dcr-chart text", "e => getComputedStyle(e).fill")
         background = opened.eval_on_selector("body", "e => getComputedStyle(e).backgroundColor")
         assert text != background  # the axis labels follow the theme's text colour
         shoot(opened, "admin-dashboard-dark")
-    finally:
-        context.close()
 
 
 def test_dashboard_backlog_by_queue_and_its_trend(

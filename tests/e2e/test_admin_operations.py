@@ -20,7 +20,7 @@ from django_celery_results.testing.router import use_alias
 
 from .conftest import TIMEOUT, Brokers, Combo, Worker, combo_params, running_worker, sender_app
 from .conftest import wait_until as wait_for
-from .test_admin_browser import PASSWORD, T, browser, listed_ids, page, shoot  # noqa: F401 (fixtures)
+from .test_admin_browser import T, browser, listed_ids, logged_in, page, shoot  # noqa: F401 (fixtures)
 
 COMBOS = [
     Combo("default", "generic", "redis", "prefork"),
@@ -251,14 +251,8 @@ def test_the_russian_admin_fits_1440_pixels_without_breaking_words(
 ) -> None:
     failed = sender.send_task(T + "fail", args=("Недостаточно средств на карте",))
     failed.get(timeout=TIMEOUT, propagate=False)
-    django_user_model.objects.create_superuser("ru", "ru@example.com", PASSWORD)
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="ru-RU")
-    opened = context.new_page()
-    try:
-        opened.goto(f"{live_server.url}/admin/login/")
-        opened.fill("#id_username", "ru")
-        opened.fill("#id_password", PASSWORD)
-        opened.click("input[type=submit]")
+    russian = {"viewport": {"width": 1440, "height": 900}, "locale": "ru-RU"}
+    with logged_in(browser, live_server, django_user_model, "ru", **russian) as opened:
         opened.goto(f"{live_server.url}/admin/django_celery_results/taskresult/")
         assert "Задача" in opened.inner_text("#result_list thead") or "ID" in opened.inner_text(
             "#result_list thead"
@@ -272,5 +266,3 @@ def test_the_russian_admin_fits_1440_pixels_without_breaking_words(
         opened.goto(f"{live_server.url}/admin/django_celery_results/taskresult/{row.pk}/change/")
         assert opened.evaluate("document.documentElement.scrollWidth") <= 1440
         assert "Повторить" in opened.inner_text("#dcr-actions")
-    finally:
-        context.close()

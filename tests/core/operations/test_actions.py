@@ -43,7 +43,7 @@ def test_retry_sends_each_failure_once_and_links_both_ways(app: Celery) -> None:
     with mock.patch.object(app, "send_task") as send_task:
         outcome = actions.retry([failed], app)
     assert outcome.done == 1
-    new_id = outcome.sent["f-1"]
+    new_id = TaskResult.objects.get(retry_of="f-1").task_id
     send_task.assert_called_once_with(
         "proj.charge", args=("f-1",), kwargs={"n": 1}, task_id=new_id, queue="billing",
         exchange=None, routing_key="billing", serializer="json",

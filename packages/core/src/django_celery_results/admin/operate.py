@@ -8,7 +8,6 @@ background, whose progress the job's page shows.
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -236,7 +235,7 @@ class AdminJobAdmin(_AdminJobAdminBase):
             context.update(
                 job=obj,
                 percent=int(100 * handled / max(obj.total, 1)),
-                skipped_reasons=_reasons(obj),
+                skipped_reasons=jobs.skipped_reasons(obj),
                 can_cancel=obj.state in ("queued", "running")
                 and has_action_permission(request, obj.action),
                 running=obj.state not in jobs.FINISHED,
@@ -253,11 +252,3 @@ class AdminJobAdmin(_AdminJobAdminBase):
         return HttpResponseRedirect(
             reverse("admin:django_celery_results_adminjob_change", args=[job.pk])
         )
-
-
-def _reasons(job: AdminJob) -> list[tuple[str, int]]:
-    try:
-        why = json.loads(job.skipped_why or "{}")
-    except ValueError:
-        return []
-    return [(actions.SKIPPED.get(code, code), number) for code, number in sorted(why.items())]

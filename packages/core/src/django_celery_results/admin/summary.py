@@ -69,12 +69,12 @@ def summary(task: TaskResult, now: datetime) -> Summary:
     line = life.parse(task.lifeline)
     found.awaiting_redelivery = line is not None and line.mark == life.AWAITING
     database = task._state.db
-    ids = child_ids(task)
+    meta = stored_meta(task)
+    ids = child_ids(meta)
     if ids:
         table = TaskResult._default_manager.using(database)
         keys = dict(table.filter(task_id__in=ids).values_list("task_id", "pk"))
         found.children = [(child, keys.get(child)) for child in ids]
-    meta = stored_meta(task)
     group_id, parent_id = meta.get("group_id"), meta.get("parent_id")
     if isinstance(group_id, str) and group_id:
         saved = GroupResult._default_manager.using(database).filter(group_id=group_id)
@@ -106,8 +106,8 @@ def exception_of(task: TaskResult) -> tuple[str, str]:
 
 
 def stored_meta(task: TaskResult) -> dict[str, Any]:
-    """The row's meta, when it is a JSON object; empty otherwise (never decodes pickle)."""
-    if not task.meta or task.content_type != "application/json":
+    """The row's meta, read as JSON (which runs no code: pickle stays undecoded), or empty."""
+    if not task.meta:
         return {}
     try:
         meta = json.loads(task.meta)
@@ -116,13 +116,10 @@ def stored_meta(task: TaskResult) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def child_ids(task: TaskResult) -> list[str]:
-    """The ids of the child tasks Celery stored in the row's meta (JSON only)."""
-    if not task.meta:
-        return []
+def child_ids(meta: dict[str, Any]) -> list[str]:
+    """The ids of the child tasks Celery stored in a row's meta (``stored_meta``)."""
     try:
-        meta = json.loads(task.meta)
-        children = meta.get("children") or [] if isinstance(meta, dict) else []
+        children = meta.get("children") or []
         ids = []
         for child in children[:MAX_CHILDREN]:
             node = child[0] if isinstance(child, list | tuple) else child

@@ -150,8 +150,7 @@ class DatabaseBackend(NotifyWaits, TaskRows, BaseDictBackend):
                 meta["group_id"] = group
             if parent and isinstance(parent, str):
                 meta["parent_id"] = parent
-        if request is not None and app_settings().STORE_CALLS:
-            call = calls.encode(self.app, request)
+            call = calls.encode(self.app, request) if app_settings().STORE_CALLS else None
             if call is not None:
                 meta[calls.META_KEY] = call
         happened = timezone.now()

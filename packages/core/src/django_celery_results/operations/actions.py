@@ -53,28 +53,25 @@ class Outcome:
     failed: int = 0
     #: Skipped rows by reason (:data:`SKIPPED`'s codes, or a stored call's problem).
     skipped: Counter[str] = field(default_factory=Counter)
-    #: The task ids Retry sent, by the id of the run each retries.
-    sent: dict[str, str] = field(default_factory=dict)
-
-    def merge(self, other: Outcome) -> None:
-        """Add ``other``'s counts to these."""
-        self.done += other.done
-        self.failed += other.failed
-        self.skipped.update(other.skipped)
-        self.sent.update(other.sent)
 
 
 def why_not_retried(row: TaskResult, app: Any, *, succeeded: bool = False) -> str | None:
     """Why ``row`` cannot be retried (a :data:`SKIPPED` code or a reason), or None."""
+    return retriable_call(row, app, succeeded=succeeded)[1]
+
+
+def retriable_call(
+    row: TaskResult, app: Any, *, succeeded: bool = False
+) -> tuple[calls.Call | None, str | None]:
+    """The call to send ``row``'s task again with, or why there is none (decoded once)."""
     if row.status == states.SUCCESS and not succeeded:
-        return "succeeded"
+        return None, "succeeded"
     if row.status not in RETRIABLE and row.status != states.SUCCESS:
-        return "unfinished"
+        return None, "unfinished"
     try:
-        stored_call(row, app)
+        return stored_call(row, app), None
     except ValueError as exc:
-        return str(exc)
-    return None
+        return None, str(exc)
 
 
 def stored_call(row: TaskResult, app: Any) -> calls.Call:
@@ -100,11 +97,10 @@ def retry(rows: Sequence[TaskResult], app: Any, *, succeeded: bool = False) -> O
     """
     outcome = Outcome()
     for row in rows:
-        why = why_not_retried(row, app, succeeded=succeeded)
-        if why is not None:
-            outcome.skipped[why] += 1
+        call, why = retriable_call(row, app, succeeded=succeeded)
+        if call is None:
+            outcome.skipped[why or "no-call"] += 1
             continue
-        call = stored_call(row, app)
         new_id = uuid()
         table = TaskResult._default_manager.using(row._state.db)
         try:
@@ -134,7 +130,6 @@ def retry(rows: Sequence[TaskResult], app: Any, *, succeeded: bool = False) -> O
             outcome.failed += 1
             continue
         logger.info("Task %s retried as %s", row.task_id, new_id)
-        outcome.sent[row.task_id] = new_id
         outcome.done += 1
     return outcome
 

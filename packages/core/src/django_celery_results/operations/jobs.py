@@ -286,10 +286,18 @@ def describe_start(job: AdminJob) -> str:
     )
 
 
+def skipped_reasons(job: AdminJob) -> list[tuple[str, int]]:
+    """Why the job skipped rows, in words, with how many each (unreadable: none)."""
+    try:
+        why = json.loads(job.skipped_why or "{}")
+    except ValueError:
+        return []
+    return [(str(SKIPPED.get(code, code)), number) for code, number in sorted(why.items())]
+
+
 def describe_end(job: AdminJob) -> str:
     """The admin log's line for a job's end: the outcome."""
-    why = json.loads(job.skipped_why or "{}")
-    reasons = "; ".join(f"{SKIPPED.get(code, code)}: {n}" for code, n in sorted(why.items()))
+    reasons = "; ".join(f"{reason}: {n}" for reason, n in skipped_reasons(job))
     text = (
         f"{job.action} {job.state}: {job.done} done, {job.skipped} skipped, "
         f"{job.failed} failed of {job.total}"
